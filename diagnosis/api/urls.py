@@ -1,0 +1,21 @@
+from django.contrib.auth.decorators import login_not_required
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from . import views
+
+app_name = "api"
+
+
+def token_view(view_class):
+    # The API authenticates with tokens inside DRF, so the site-wide login redirect must not apply.
+    return login_not_required(view_class.as_view())
+
+
+urlpatterns = [
+    path("patients/", token_view(views.PatientList), name="patient_list"),
+    path("patients/<uuid:patient_id>/", token_view(views.PatientDetail), name="patient_detail"),
+    path("patients/<uuid:patient_id>/scans/", token_view(views.PatientScans), name="patient_scans"),
+    path("scans/<uuid:scan_id>/", token_view(views.ScanDetail), name="scan_detail"),
+    path("schema/", token_view(SpectacularAPIView), name="schema"),
+]

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class DiagnosisConfig(AppConfig):
+    name = "diagnosis"
+    verbose_name = "Clinical"
+
+    def ready(self):
+        from . import roles
+
+        post_migrate.connect(roles.ensure_role_groups, sender=self)

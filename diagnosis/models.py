@@ -1,0 +1,156 @@
+"""The clinical domain: sites, patients, scans, AI predictions, reviews and the audit trail."""
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Site(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    code = models.SlugField(max_length=32, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class StaffProfile(models.Model):
+    """Ties a login to the site whose patients it may see."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
+
+    def __str__(self):
+        return f"{self.user} at {self.site or 'no site'}"
+
+
+class Patient(models.Model):
+    class Sex(models.TextChoices):
+        FEMALE = "F", "Female"
+        MALE = "M", "Male"
+        OTHER = "O", "Other"
+        UNKNOWN = "U", "Unknown"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="patients")
+    medical_record_number = models.CharField("medical record number", max_length=64)
+    family_name = models.CharField(max_length=150)
+    given_name = models.CharField(max_length=150)
+    date_of_birth = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "medical_record_number"], name="unique_mrn_per_site"),
+        ]
+
+    def __str__(self):
+        return f"{self.family_name.upper()}, {self.given_name} ({self.medical_record_number})"
+
+
+class Scan(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="scans")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    # The stored name is generated; the client's filename is never kept (it often holds a patient name).
+    stored_name = models.CharField(max_length=200, unique=True)
+    file_format = models.CharField(max_length=8)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+
+    def __str__(self):
+        return f"scan {self.id} ({self.status})"
+
+    @property
+    def is_pending(self):
+        return self.status in {self.Status.QUEUED, self.Status.PROCESSING}
+
+    @property
+    def latest_prediction(self):
+        return max(self.predictions.all(), key=lambda prediction: prediction.created_at, default=None)
+
+
+class Prediction(models.Model):
+    """What one model version said about one scan. Decision support, not a diagnosis."""
+
+    scan = models.ForeignKey(Scan, on_delete=models.PROTECT, related_name="predictions")
+    model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="predictions")
+    label = models.CharField(max_length=64)
+    probabilities = models.JSONField()
+    positive_probability = models.FloatField()
+    threshold = models.FloatField()
+    heatmap_name = models.CharField(max_length=200, blank=True)
+    inference_ms = models.FloatField()
+    queue_to_result_ms = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["scan", "model_version"], name="one_prediction_per_scan_and_version"),
+        ]
+
+    @property
+    def is_positive(self):
+        return self.label == self.model_version.positive_class
+
+    @property
+    def latest_review(self):
+        return max(self.reviews.all(), key=lambda review: review.created_at, default=None)
+
+
+class Review(models.Model):
+    prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    agrees = models.BooleanField()
+    note = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class AuditEvent(models.Model):
+    """Who did or saw what, to which patient's data. Rows are only ever added."""
+
+    class Action(models.TextChoices):
+        PATIENT_CREATED = "patient.created", "Patient registered"
+        PATIENT_VIEWED = "patient.viewed", "Patient record viewed"
+        SCAN_UPLOADED = "scan.uploaded", "Scan uploaded"
+        SCAN_IMAGE_VIEWED = "scan.image_viewed", "Scan image viewed"
+        HEATMAP_VIEWED = "scan.heatmap_viewed", "Heatmap viewed"
+        PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=32, choices=Action.choices)
+    patient = models.ForeignKey(Patient, null=True, on_delete=models.PROTECT, related_name="+")
+    scan = models.ForeignKey(Scan, null=True, on_delete=models.PROTECT, related_name="+")
+    via = models.CharField(max_length=8, default="web")
+    ip_address = models.GenericIPAddressField(null=True)
+
+    class Meta:
+        ordering = ["-at"]

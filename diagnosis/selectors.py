@@ -1,0 +1,54 @@
+"""Reads, already scoped to what the user may see. The HTML views and the API both come here."""
+from django.db.models import Prefetch, Q
+
+from . import roles
+from .models import Patient, Prediction, Scan
+
+
+def patients_visible_to(user):
+    """The one rule for who sees which patients: administrators all sites, clinicians their own site."""
+    if not roles.is_clinical_staff(user):
+        return Patient.objects.none()
+    if roles.is_administrator(user):
+        return Patient.objects.all()
+    site = roles.site_of(user)
+    if site is None:
+        return Patient.objects.none()
+    return Patient.objects.filter(site=site)
+
+
+def search_patients(user, query=""):
+    patients = patients_visible_to(user).select_related("site")
+    query = query.strip()
+    if query:
+        patients = patients.filter(
+            Q(medical_record_number__iexact=query)
+            | Q(medical_record_number__istartswith=query)
+            | Q(family_name__icontains=query)
+            | Q(given_name__icontains=query)
+        )
+    return patients
+
+
+def scans_visible_to(user):
+    return Scan.objects.filter(patient__in=patients_visible_to(user))
+
+
+def _with_results(scans):
+    predictions = Prediction.objects.select_related("model_version").prefetch_related("reviews__reviewer")
+    return scans.select_related("patient", "uploaded_by").prefetch_related(Prefetch("predictions", queryset=predictions))
+
+
+def patient_history(patient):
+    """Every scan of the patient with its results, newest first."""
+    return _with_results(patient.scans.all()).order_by("-uploaded_at")
+
+
+def scan_for(user, scan_id):
+    return _with_results(scans_visible_to(user)).get(pk=scan_id)
+
+
+def prediction_for(user, prediction_id):
+    return Prediction.objects.select_related("scan__patient", "model_version").get(
+        pk=prediction_id, scan__in=scans_visible_to(user)
+    )

@@ -1,0 +1,138 @@
+"""Model versions and the jobs that train them.
+
+A ModelVersion is immutable once registered: only its status moves (candidate -> active ->
+retired, and back to active on a rollback). Every Prediction points at the version that made it.
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ImmutableVersionError(Exception):
+    pass
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
+    artifact_path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    backbone = models.CharField(max_length=32)
+    input_size = models.PositiveIntegerField()
+    preprocessing = models.JSONField()
+    class_names = models.JSONField()
+    positive_class = models.CharField(max_length=64)
+    threshold = models.FloatField()
+    metrics = models.JSONField(default=dict)
+    evaluation_set = models.CharField(max_length=500, blank=True)
+    dataset_fingerprint = models.CharField(max_length=64, blank=True)
+    split_counts = models.JSONField(default=dict)
+    training_params = models.JSONField(default=dict)
+    library_versions = models.JSONField(default=dict)
+    trained_on_synthetic_data = models.BooleanField(default=False)
+    record = models.JSONField(default=dict)
+    training_job = models.ForeignKey("TrainingJob", null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="exactly_one_active_model_version"),
+        ]
+        permissions = [("manage_models", "Can train, evaluate, promote and roll back model versions")]
+
+    def __str__(self):
+        return f"v{self.pk} {self.backbone}"
+
+    @property
+    def label(self):
+        return f"v{self.pk}"
+
+    @property
+    def headline_metrics(self):
+        """The figures shown beside every result: held-out test metrics at the stored threshold."""
+        split = self.metrics.get("test") or {}
+        figures = {"evaluated_on": self.metrics.get("evaluated_on", "test split"), "n": split.get("n")}
+        for name in ("sensitivity", "specificity", "roc_auc"):
+            value = split.get(name)
+            if isinstance(value, dict):
+                figures[name] = {"value": value.get("value"), "ci_low": value.get("ci_low"), "ci_high": value.get("ci_high")}
+            elif value is not None:
+                figures[name] = {"value": value, "ci_low": None, "ci_high": None}
+        return figures
+
+    def save(self, *args, **kwargs):
+        if self.pk and kwargs.get("update_fields") != ["status"]:
+            raise ImmutableVersionError("A registered model version cannot be changed; register a new one.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableVersionError("Model versions are kept for the record; retire it instead.")
+
+
+class Promotion(models.Model):
+    """Who switched the active version, when, and from which to which (promote and rollback alike)."""
+
+    from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    is_rollback = models.BooleanField(default=False)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+
+class TrainingJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Source(models.TextChoices):
+        FOLDER = "folder", "Dataset folder"
+        REVIEWED_SCANS = "reviewed_scans", "Reviewed scans"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.FOLDER)
+    dataset_path = models.CharField(max_length=500)
+    parameters = models.JSONField(default=dict)
+    parent_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+    epoch = models.PositiveIntegerField(default=0)
+    total_epochs = models.PositiveIntegerField(default=0)
+    current_metrics = models.JSONField(default=dict)
+    history = models.JSONField(default=list)
+    log_tail = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"training job {self.pk}"
+
+    @property
+    def is_finished(self):
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED}
+
+    @property
+    def progress_percent(self):
+        if not self.total_epochs:
+            return 0
+        return round(100 * self.epoch / self.total_epochs)
