@@ -115,6 +115,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "diagnosis:patient_list"

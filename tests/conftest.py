@@ -1,0 +1,148 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+from diagnosis import roles
+from diagnosis.models import Patient, Site, StaffProfile
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_storage(tmp_path_factory):
+    """Scans, heatmaps, models and datasets of the test session live in a throw-away folder."""
+    root = tmp_path_factory.mktemp("portal-data")
+    for setting, folder in (("SCAN_STORAGE_DIR", "scans"), ("MODEL_STORE_DIR", "models"), ("DATASETS_ROOT", "datasets")):
+        path = root / folder
+        path.mkdir()
+        setattr(settings, setting, path)
+    return root
+
+
+def stored_files():
+    return sorted(path for path in Path(settings.SCAN_STORAGE_DIR).rglob("*") if path.is_file())
+
+
+def make_user(username, group=None, site=None):
+    user = User.objects.create_user(username=username, password="not-used-in-tests-1")
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+        user.is_staff = group == roles.ADMINISTRATORS
+        user.save()
+    StaffProfile.objects.create(user=user, site=site)
+    return user
+
+
+@pytest.fixture
+def site_a(db):
+    return Site.objects.create(name="St Elsewhere", code="ste")
+
+
+@pytest.fixture
+def site_b(db):
+    return Site.objects.create(name="County General", code="cg")
+
+
+@pytest.fixture
+def clinician(site_a):
+    return make_user("dr_a", roles.CLINICIANS, site_a)
+
+
+@pytest.fixture
+def other_site_clinician(site_b):
+    return make_user("dr_b", roles.CLINICIANS, site_b)
+
+
+@pytest.fixture
+def administrator(site_a):
+    return make_user("admin_a", roles.ADMINISTRATORS, site_a)
+
+
+@pytest.fixture
+def user_without_role(site_a):
+    return make_user("no_role", None, site_a)
+
+
+@pytest.fixture
+def patient(site_a, clinician):
+    return Patient.objects.create(site=site_a, medical_record_number="MRN-0001", family_name="Okafor", given_name="Ada", created_by=clinician)
+
+
+@pytest.fixture
+def clinician_client(client, clinician):
+    client.force_login(clinician)
+    return client
+
+
+def database_url():
+    """The URL of the database the tests use (the test database once pytest-django made it)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, private_storage):
+    """A real `celery worker` process, on the configured broker, against the test database."""
+    with django_db_blocker.unblock():
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url(),
+            PORTAL_SCAN_DIR=str(settings.SCAN_STORAGE_DIR),
+            PORTAL_MODEL_DIR=str(settings.MODEL_STORE_DIR),
+            PORTAL_DATASETS_ROOT=str(settings.DATASETS_ROOT),
+            PYTHONUNBUFFERED="1",
+        )
+    celery = [sys.executable, "-m", "celery", "-A", "portal"]
+    subprocess.run([*celery, "purge", "-f", "-Q", "inference,training"], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
+    log_path = private_storage / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*celery, "worker", "--queues", "inference,training", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}@%h"],
+            env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + 90
+    while b" ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"The Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+    process.log_path = log_path
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(condition, timeout=180, interval=0.5, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def clinician_scan(clinician, patient):
+    """A scan accepted through the service (no worker needed: it stays queued)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from diagnosis import services
+    from tests.images import png_bytes
+
+    (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+    return scan

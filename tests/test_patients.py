@@ -1,0 +1,65 @@
+import pytest
+from django.urls import reverse
+
+from diagnosis.models import AuditEvent, Patient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_clinician_registers_a_patient_at_their_own_site(clinician_client, clinician, site_a):
+    response = clinician_client.post(
+        reverse("diagnosis:patient_create"),
+        {"medical_record_number": "  MRN-77 ", "family_name": "Nguyen", "given_name": "Linh", "date_of_birth": "1961-04-02", "sex": "F"},
+    )
+    patient = Patient.objects.get()
+    assert response.status_code == 302 and response.url == reverse("diagnosis:patient_detail", args=[patient.pk])
+    assert (patient.site, patient.medical_record_number, patient.created_by) == (site_a, "MRN-77", clinician)
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PATIENT_CREATED, patient=patient).exists()
+
+
+def test_duplicate_medical_record_number_is_refused_clearly(clinician_client, patient):
+    response = clinician_client.post(
+        reverse("diagnosis:patient_create"), {"medical_record_number": "mrn-0001", "family_name": "X", "given_name": "Y", "sex": "U"}
+    )
+    assert response.status_code == 400
+    assert b"already registered" in response.content
+    assert Patient.objects.count() == 1
+
+
+def test_missing_fields_are_reported(clinician_client):
+    response = clinician_client.post(reverse("diagnosis:patient_create"), {"medical_record_number": "", "family_name": "", "given_name": "", "sex": "U"})
+    assert response.status_code == 400
+    assert response.content.count(b"This field is required.") == 3
+
+
+@pytest.mark.parametrize("query, expected", [("okaf", True), ("ADA", True), ("MRN-0001", True), ("mrn-00", True), ("Smith", False)])
+def test_search_by_name_or_mrn(clinician_client, patient, query, expected):
+    response = clinician_client.get(reverse("diagnosis:patient_list"), {"q": query})
+    assert (b"OKAFOR" in response.content) is expected
+
+
+def test_patient_page_is_logged(clinician_client, clinician, patient):
+    assert clinician_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).status_code == 200
+    assert AuditEvent.objects.filter(actor=clinician, patient=patient, action=AuditEvent.Action.PATIENT_VIEWED).count() == 1
+
+
+def test_api_registers_a_patient(client, clinician, site_a):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=clinician)
+    response = client.post(
+        reverse("api:patient_list"),
+        {"medical_record_number": "API-1", "family_name": "Costa", "given_name": "Rui", "sex": "M"},
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["site"] == "ste"
+    duplicate = client.post(
+        reverse("api:patient_list"),
+        {"medical_record_number": "api-1", "family_name": "Costa", "given_name": "Rui"},
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+        content_type="application/json",
+    )
+    assert duplicate.status_code == 400
+    assert "already registered" in str(duplicate.json())

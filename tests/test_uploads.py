@@ -1,0 +1,126 @@
+"""Uploads are validated by decoding them; anything refused leaves no row and no file behind."""
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from diagnosis import services
+from diagnosis.models import AuditEvent, Scan
+from tests.conftest import stored_files
+from tests.images import chest_like, dicom_bytes, jpeg_bytes, png_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client, patient, *files):
+    return client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": list(files)})
+
+
+def test_png_upload_is_stored_privately_under_a_generated_name(clinician_client, clinician, patient):
+    files_before = stored_files()
+    response = upload(clinician_client, patient, SimpleUploadedFile("Okafor_Ada_chest.png", png_bytes(), content_type="image/png"))
+    assert response.status_code == 302
+    scan = Scan.objects.get()
+    assert (scan.status, scan.file_format, scan.width, scan.height, scan.uploaded_by) == ("queued", "png", 128, 128, clinician)
+    new_files = sorted(set(stored_files()) - set(files_before))
+    assert len(new_files) == 1
+    assert "Okafor" not in str(new_files[0]) and new_files[0].name == scan.stored_name.split("/")[-1]
+    assert new_files[0].stat().st_mode & 0o077 == 0, "scan files must not be readable by other system users"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SCAN_UPLOADED, scan=scan).exists()
+
+
+def test_jpeg_and_several_files_at_once(clinician_client, patient):
+    response = upload(
+        clinician_client, patient,
+        SimpleUploadedFile("a.jpg", jpeg_bytes(seed=1)), SimpleUploadedFile("b.png", png_bytes(seed=2)),
+    )
+    assert response.status_code == 302
+    assert sorted(Scan.objects.values_list("file_format", flat=True)) == ["jpeg", "png"]
+
+
+def test_dicom_upload_is_accepted(clinician_client, patient):
+    response = upload(clinician_client, patient, SimpleUploadedFile("study.dcm", dicom_bytes(chest_like(128)), content_type="application/dicom"))
+    assert response.status_code == 302
+    assert Scan.objects.get().file_format == "dicom"
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("empty.png", b"", b"is empty"),
+        ("notes.png", b"Patient is coughing, please review.\n" * 20, b"not a PNG, JPEG or DICOM image"),
+        ("corrupt.png", png_bytes()[:300], b"damaged or incomplete"),
+        ("corrupt.jpg", jpeg_bytes()[:400], b"damaged or incomplete"),
+        ("tiny.png", png_bytes(size=16), b"at least 64 pixels"),
+    ],
+)
+def test_bad_files_get_a_clear_error_and_leave_nothing_behind(clinician_client, patient, name, data, message):
+    files_before = stored_files()
+    response = upload(clinician_client, patient, SimpleUploadedFile(name, data, content_type="image/png"))
+    assert response.status_code == 400
+    assert message in response.content
+    assert not Scan.objects.exists()
+    assert stored_files() == files_before
+
+
+def test_one_bad_file_among_several_rejects_all_and_names_it(clinician_client, patient):
+    files_before = stored_files()
+    response = upload(
+        clinician_client, patient,
+        SimpleUploadedFile("good.png", png_bytes()), SimpleUploadedFile("bad.png", b"not an image at all, just text"),
+    )
+    assert response.status_code == 400
+    assert b"File 2 (bad.png)" in response.content
+    assert not Scan.objects.exists() and stored_files() == files_before
+
+
+def test_no_file_chosen(clinician_client, patient):
+    response = clinician_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {})
+    assert response.status_code == 400
+    assert b"Choose at least one X-ray image" in response.content
+
+
+def test_oversized_file_is_refused(clinician_client, patient, settings):
+    settings.SCAN_MAX_UPLOAD_BYTES = 1000
+    response = upload(clinician_client, patient, SimpleUploadedFile("big.png", png_bytes(size=256)))
+    assert response.status_code == 400
+    assert b"the limit is" in response.content
+    assert not Scan.objects.exists()
+
+
+def test_too_many_pixels_is_refused_before_decoding(clinician_client, patient, settings):
+    settings.SCAN_MAX_PIXELS = 100 * 100
+    response = upload(clinician_client, patient, SimpleUploadedFile("big.png", png_bytes(size=128)))
+    assert response.status_code == 400
+    assert b"more than the 10,000 pixels" in response.content
+
+
+def test_api_upload_returns_202_and_errors_as_json(client, clinician, patient):
+    from rest_framework.authtoken.models import Token
+
+    auth = {"HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=clinician).key}"}
+    url = reverse("api:patient_scans", args=[patient.pk])
+    accepted = client.post(url, {"image": SimpleUploadedFile("x.png", png_bytes())}, **auth)
+    assert accepted.status_code == 202
+    assert accepted.json()["status"] == "queued"
+    refused = client.post(url, {"image": SimpleUploadedFile("x.png", b"GIF89a not really")}, **auth)
+    assert refused.status_code == 400
+    assert "not a PNG, JPEG or DICOM" in refused.json()["error"]
+    missing = client.post(url, {}, **auth)
+    assert missing.status_code == 400 and "error" in missing.json()
+    assert Scan.objects.count() == 1
+
+
+def test_failed_database_write_removes_the_stored_file(clinician, patient, monkeypatch):
+    """If the transaction fails after the file was written, the file must not be orphaned."""
+    files_before = stored_files()
+
+    def broken_audit(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "record_audit", broken_audit)
+    with pytest.raises(RuntimeError):
+        services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+    assert stored_files() == files_before
+    assert not Scan.objects.exists()
