@@ -120,6 +120,10 @@ class TrainingJob(models.Model):
     log_tail = models.TextField(blank=True)
     failure_reason = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # What the dataset check found before the job was queued: {"classes": {"covid": 950, ...}, ...}.
+    dataset_summary = models.JSONField(default=dict)
+    # When the task was handed to the broker; empty while the broker was unreachable (the sweep re-sends it).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -136,3 +140,33 @@ class TrainingJob(models.Model):
         if not self.total_epochs:
             return 0
         return round(100 * self.epoch / self.total_epochs)
+
+    @property
+    def version(self):
+        """The candidate version this job registered, if it succeeded."""
+        return self.versions.first()
+
+
+class Evaluation(models.Model):
+    """One version measured on one evaluation set, identified by the fingerprint of its files.
+
+    Versions are immutable, so measurements live here; every version measured on the same
+    fingerprint can be compared side by side.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations")
+    dataset_path = models.CharField(max_length=500)
+    dataset_fingerprint = models.CharField(max_length=64)
+    n_images = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "dataset_fingerprint"], name="one_evaluation_per_version_and_dataset"),
+        ]
+
+    def __str__(self):
+        return f"{self.version.label} on {self.dataset_path}"

@@ -1,4 +1,12 @@
-from .models import ModelVersion, Promotion, TrainingJob
+"""Reads of the model lifecycle: versions, evaluations, jobs, and the dataset folders they use."""
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
+
+from .models import Evaluation, ModelVersion, Promotion, TrainingJob
 
 
 class NoActiveModelVersion(Exception):
@@ -17,11 +25,26 @@ def active_version_or_none():
 
 
 def versions_for_comparison():
-    return ModelVersion.objects.select_related("training_job", "created_by", "parent").order_by("-id")
+    """Newest first, each marked whether it was active before (promoting it again is a rollback)."""
+    was_active = Exists(Promotion.objects.filter(to_version=OuterRef("pk")))
+    return ModelVersion.objects.select_related("training_job", "created_by", "parent").annotate(was_active=was_active).order_by("-id")
+
+
+def version(version_id):
+    return versions_for_comparison().get(pk=version_id)
+
+
+def has_been_active(version):
+    """A version that was active before comes back by a rollback, not a first promotion."""
+    return Promotion.objects.filter(to_version=version).exists()
 
 
 def promotion_history():
     return Promotion.objects.select_related("from_version", "to_version", "actor")
+
+
+def promotions_of(version):
+    return promotion_history().filter(Q(to_version=version) | Q(from_version=version))
 
 
 def training_jobs():
@@ -30,3 +53,138 @@ def training_jobs():
 
 def can_manage_models(user):
     return user.is_authenticated and user.has_perm("ml.manage_models")
+
+
+# --- figures --------------------------------------------------------------------------------
+
+def figure(value):
+    """One metric as {value, ci_low, ci_high}, whichever shape the engine wrote it in."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return {"value": float(value), "ci_low": None, "ci_high": None}
+    if isinstance(value, dict):
+        ci = value.get("ci") or value.get("ci95") or [value.get("ci_low"), value.get("ci_high")]
+        low, high = (list(ci) + [None, None])[:2]
+        return {"value": value.get("value", value.get("estimate")), "ci_low": low, "ci_high": high}
+    return None
+
+
+COMPARED_METRICS = [
+    ("roc_auc", "ROC AUC"),
+    ("sensitivity", "Sensitivity"),
+    ("specificity", "Specificity"),
+    ("ppv", "PPV"),
+    ("npv", "NPV"),
+]
+
+
+def evaluation_figures(metrics):
+    """The compared metrics of one evaluation, in table order, each with its 95% CI."""
+    return [(key, label, figure(metrics.get(key))) for key, label in COMPARED_METRICS]
+
+
+def roc_points(metrics):
+    """(false positive rates, true positive rates) of an evaluation, or None if it holds no curve."""
+    curve = metrics.get("roc_curve") or metrics.get("roc") or {}
+    if isinstance(curve, dict):
+        fpr, tpr = curve.get("fpr"), curve.get("tpr")
+    else:
+        pairs = list(curve)
+        fpr, tpr = [point[0] for point in pairs], [point[1] for point in pairs]
+    return (list(fpr), list(tpr)) if fpr and tpr else None
+
+
+@dataclass
+class ComparedVersion:
+    version: ModelVersion
+    evaluation: Evaluation | None
+
+    @property
+    def figures(self):
+        return evaluation_figures(self.evaluation.metrics) if self.evaluation else []
+
+
+def comparison(fingerprint):
+    """Every version beside its measurement on the evaluation set with this fingerprint (or none)."""
+    evaluations = {}
+    if fingerprint:
+        evaluations = {e.version_id: e for e in Evaluation.objects.filter(dataset_fingerprint=fingerprint)}
+    return [ComparedVersion(version, evaluations.get(version.pk)) for version in versions_for_comparison()]
+
+
+def evaluations_of(version):
+    return Evaluation.objects.filter(version=version).select_related("created_by")
+
+
+# --- dataset folders ----------------------------------------------------------------------
+
+def datasets_root():
+    return Path(settings.DATASETS_ROOT)
+
+
+def snapshots_dir():
+    return datasets_root() / "snapshots"
+
+
+def visible_entries(folder):
+    return sorted(entry for entry in Path(folder).iterdir() if not entry.name.startswith("."))
+
+
+def display_path(path):
+    """A dataset path as administrators know it: relative to the datasets folder when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(datasets_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def dataset_folders():
+    """Folders an administrator may train on: those directly in the datasets folder, and snapshots."""
+    root = datasets_root()
+    if not root.is_dir():
+        return []
+    folders = [entry.name for entry in visible_entries(root) if entry.is_dir() and entry.name != "snapshots"]
+    if snapshots_dir().is_dir():
+        folders += [f"snapshots/{entry.name}" for entry in visible_entries(snapshots_dir()) if entry.is_dir()]
+    return folders
+
+
+def evaluation_set():
+    """The folder every version is measured on (ML_EVALUATION_SET, relative to the datasets folder
+    unless absolute; default `evaluation`), or None when it is not there."""
+    name = getattr(settings, "ML_EVALUATION_SET", "evaluation")
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() else datasets_root() / path
+    return path.resolve() if path.is_dir() else None
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_fingerprints = {}  # (path, file stats) -> fingerprint; hashing is skipped while nothing changed
+
+
+def dataset_fingerprint(path):
+    """sha256 over every file's relative path and content, so the same images give the same value
+    wherever the folder was copied to. The file stats key a cache, so a page load only stats files."""
+    path = Path(path).resolve()
+    files = sorted(
+        file for file in path.rglob("*") if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts)
+    )
+    stats = tuple((str(file.relative_to(path)), file.stat().st_size, file.stat().st_mtime_ns) for file in files)
+    key = (str(path), hashlib.sha256(repr(stats).encode()).hexdigest())
+    if key not in _fingerprints:
+        digest = hashlib.sha256()
+        for file, (relative, *_rest) in zip(files, stats):
+            digest.update(relative.encode() + b"\0" + file_sha256(file).encode() + b"\n")
+        _fingerprints[key] = digest.hexdigest()
+    return _fingerprints[key]

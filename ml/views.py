@@ -1,20 +1,207 @@
-from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
+"""Administrator pages for model versions and training jobs: parse, call one service or selector, render.
 
-from . import selectors
+Every view here is for administrators only; anyone else gets 403 before the request is looked at
+(so a clinician gets 403, not 405, from a POST-only address too).
+"""
+import io
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from . import selectors, services
+from .forms import PromoteForm, TrainingJobForm
+from .models import ModelVersion, TrainingJob
 
 
 def administrators_only(view):
+    @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not selectors.can_manage_models(request.user):
             raise PermissionDenied("Only administrators manage model versions.")
         return view(request, *args, **kwargs)
 
-    wrapper.__name__ = view.__name__
     return wrapper
+
+
+def _evaluation_set():
+    """(display name, fingerprint) of the configured evaluation set, or (None, None)."""
+    path = selectors.evaluation_set()
+    if path is None:
+        return None, None
+    return selectors.display_path(path), selectors.dataset_fingerprint(path)
+
+
+def _version_or_404(version_id):
+    try:
+        return selectors.version(version_id)
+    except ModelVersion.DoesNotExist:
+        raise Http404("No such model version.")
 
 
 @administrators_only
 def version_list(request):
-    context = {"versions": selectors.versions_for_comparison(), "promotions": selectors.promotion_history()[:20]}
+    """All versions side by side on the shared evaluation set, with their ROC curves in one plot."""
+    evaluation_set, fingerprint = _evaluation_set()
+    rows = selectors.comparison(fingerprint)
+    context = {
+        "rows": rows,
+        "evaluation_set": evaluation_set,
+        "fingerprint": fingerprint,
+        "has_curves": any(row.evaluation and selectors.roc_points(row.evaluation.metrics) for row in rows),
+        "metric_labels": [label for _key, label in selectors.COMPARED_METRICS],
+        "promotions": selectors.promotion_history()[:20],
+        "jobs": selectors.training_jobs()[:5],
+    }
     return render(request, "ml/version_list.html", context)
+
+
+@administrators_only
+def roc_plot(request):
+    """The ROC curves of every version measured on the current evaluation set, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    evaluation_set, fingerprint = _evaluation_set()
+    figure = Figure(figsize=(6, 6), dpi=100)
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], linestyle=":", color="#999999", label="chance")
+    for row in selectors.comparison(fingerprint):
+        points = row.evaluation and selectors.roc_points(row.evaluation.metrics)
+        if not points:
+            continue
+        version = row.version
+        auc = selectors.figure(row.evaluation.metrics.get("roc_auc"))
+        label = f"{version.label} {version.backbone}"
+        if auc and auc["value"] is not None:
+            label += f" (AUC {auc['value']:.3f})"
+        if version.trained_on_synthetic_data:
+            label += " DEMO"
+        if version.status == ModelVersion.Status.ACTIVE:
+            label += " — active"
+        active = version.status == ModelVersion.Status.ACTIVE
+        axes.plot(*points, linewidth=3 if active else 1.5, linestyle="-" if not version.trained_on_synthetic_data else "--", label=label)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel("False positive rate (1 − specificity)")
+    axes.set_ylabel("True positive rate (sensitivity)")
+    axes.set_title(f"ROC on {evaluation_set}" if evaluation_set else "No evaluation set configured")
+    axes.legend(loc="lower right", fontsize="small")
+    axes.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@administrators_only
+def version_detail(request, version_id):
+    version = _version_or_404(version_id)
+    context = {
+        "version": version,
+        "evaluations": [(evaluation, selectors.evaluation_figures(evaluation.metrics)) for evaluation in selectors.evaluations_of(version)],
+        "promotions": selectors.promotions_of(version),
+        "evaluation_set": _evaluation_set()[0],
+    }
+    return render(request, "ml/version_detail.html", context)
+
+
+@administrators_only
+def version_promote(request, version_id):
+    """GET asks for confirmation, showing what changes; POST switches the active version."""
+    version = _version_or_404(version_id)
+    form = PromoteForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            promotion = services.promote_version(version.pk, actor=request.user, reason=form.cleaned_data["reason"])
+        except services.PromotionError as error:
+            messages.error(request, str(error))
+            return redirect("ml:version_detail", version_id=version.pk)
+        verb = "Rolled back to" if promotion.is_rollback else "Promoted"
+        messages.success(request, f"{verb} {version.label}: new scans are analysed by it from now on.")
+        return redirect("ml:version_list")
+    evaluation_set, fingerprint = _evaluation_set()
+    active = selectors.active_version_or_none()
+    compared = {row.version.pk: row for row in selectors.comparison(fingerprint) if row.version.pk in {version.pk, getattr(active, "pk", None)}}
+    context = {
+        "version": version,
+        "active": active,
+        "target_row": compared.get(version.pk),
+        "active_row": compared.get(getattr(active, "pk", None)),
+        "is_rollback": version.was_active,
+        "evaluation_set": evaluation_set,
+        "metric_labels": [label for _key, label in selectors.COMPARED_METRICS],
+        "form": form,
+    }
+    return render(request, "ml/version_promote.html", context, status=400 if form.errors else 200)
+
+
+@administrators_only
+@require_POST
+def version_evaluate(request, version_id):
+    version = _version_or_404(version_id)
+    if selectors.evaluation_set() is None:
+        messages.error(request, "No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set ML_EVALUATION_SET.")
+    else:
+        services.enqueue_evaluation(version.pk)
+        messages.success(request, f"{version.label} will be evaluated on {_evaluation_set()[0]} by the training worker.")
+    return redirect("ml:version_detail", version_id=version.pk)
+
+
+@administrators_only
+def job_list(request):
+    return render(request, "ml/job_list.html", {"jobs": selectors.training_jobs()[:100]})
+
+
+@administrators_only
+def job_create(request):
+    form = TrainingJobForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = services.start_training_job(
+                actor=request.user, source=data["source"], dataset=data["dataset"], backbone=data["backbone"],
+                epochs=data["epochs"], image_size=data["image_size"], weights=data["weights"], batch_size=data["batch_size"],
+            )
+        except services.TrainingRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, f"Training job {job.pk} is queued.")
+            return redirect("ml:job_detail", job_id=job.pk)
+    context = {"form": form, "dataset_folders": selectors.dataset_folders(), "datasets_root": selectors.datasets_root()}
+    return render(request, "ml/job_form.html", context, status=400 if form.errors else 200)
+
+
+@administrators_only
+def job_detail(request, job_id):
+    job = get_object_or_404(selectors.training_jobs(), pk=job_id)
+    return render(request, "ml/job_detail.html", {"job": job})
+
+
+@administrators_only
+def job_progress(request, job_id):
+    """The progress panel alone; the job page polls it until the job has finished."""
+    job = get_object_or_404(selectors.training_jobs(), pk=job_id)
+    return render(request, "ml/_job_progress.html", {"job": job})
+
+
+@administrators_only
+@require_POST
+def job_cancel(request, job_id):
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    try:
+        job = services.cancel_training_job(job.pk, actor=request.user)
+    except services.TrainingRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        if job.status == TrainingJob.Status.CANCELLED:
+            messages.success(request, f"Training job {job.pk} was cancelled before it started.")
+        else:
+            messages.success(request, f"Training job {job.pk} will stop at the worker's next check.")
+    return redirect("ml:job_detail", job_id=job.pk)

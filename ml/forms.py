@@ -1,0 +1,49 @@
+from django import forms
+
+from .models import TrainingJob
+from .services import BACKBONE_MIN_IMAGE_SIZE, MAX_EPOCHS, MAX_IMAGE_SIZE, default_weights
+
+
+class TrainingJobForm(forms.Form):
+    """Types only; whether the data and settings can be trained on is decided by start_training_job."""
+
+    source = forms.ChoiceField(
+        label="Data", choices=TrainingJob.Source.choices, initial=TrainingJob.Source.FOLDER, widget=forms.RadioSelect
+    )
+    dataset = forms.CharField(
+        label="Dataset folder",
+        required=False,
+        max_length=500,
+        help_text="A folder in the datasets folder with one sub-folder of images per class, e.g. covid/ and normal/.",
+        widget=forms.TextInput(attrs={"list": "dataset-folders", "autocomplete": "off"}),
+    )
+    backbone = forms.ChoiceField(choices=[(name, name) for name in BACKBONE_MIN_IMAGE_SIZE], initial="xception")
+    epochs = forms.IntegerField(min_value=1, max_value=MAX_EPOCHS, initial=10)
+    image_size = forms.IntegerField(
+        label="Image size (pixels)", min_value=32, max_value=MAX_IMAGE_SIZE, initial=299,
+        help_text="Xception needs at least 71, InceptionV3 at least 75.",
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=512, initial=16)
+    weights = forms.CharField(
+        label="Starting weights",
+        max_length=500,
+        help_text="imagenet (downloaded by the worker), none (random), or the path of a weights file on the training machine.",
+        widget=forms.TextInput(attrs={"list": "weight-choices", "autocomplete": "off"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["weights"].initial = default_weights()
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("source") == TrainingJob.Source.FOLDER and not cleaned.get("dataset"):
+            self.add_error("dataset", "Choose a dataset folder.")
+        return cleaned
+
+
+class PromoteForm(forms.Form):
+    reason = forms.CharField(
+        required=False, max_length=500, label="Reason (kept in the promotion record)",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. better sensitivity on the evaluation set"}),
+    )

@@ -1,0 +1,78 @@
+"""Fixtures for the model lifecycle tests: administrators, dataset folders and registered versions."""
+import hashlib
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from diagnosis import roles
+from ml import services
+from tests.conftest import make_user
+from tests.images import png_bytes
+
+
+@pytest.fixture
+def admin_client(client, administrator):
+    client.force_login(administrator)
+    return client
+
+
+def make_dataset(name, classes, size=96, root=None):
+    """A class-folder dataset of small PNG X-ray look-alikes under the datasets folder."""
+    folder = Path(root or settings.DATASETS_ROOT) / name
+    shutil.rmtree(folder, ignore_errors=True)
+    for index, (label, count) in enumerate(classes.items()):
+        (folder / label).mkdir(parents=True)
+        for number in range(count):
+            (folder / label / f"{label}-{number}.png").write_bytes(png_bytes(size, seed=index * 1000 + number))
+    return folder
+
+
+@pytest.fixture
+def dataset_folder():
+    made = []
+
+    def make(classes, name=None):
+        folder = make_dataset(name or f"set-{uuid.uuid4().hex[:6]}", classes)
+        made.append(folder)
+        return folder
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def engine_like_record(sha256, *, synthetic=False, auc=0.9, backbone="xception"):
+    return {
+        "sha256": sha256,
+        "backbone": backbone,
+        "preprocessing": {"image_size": 71, "color": "grayscale->rgb", "normalisation": backbone},
+        "class_names": ["covid", "normal"],
+        "positive_class": "covid",
+        "threshold": 0.5,
+        "metrics": {"test": {"n": 10, "roc_auc": {"value": auc, "ci_low": auc - 0.1, "ci_high": min(1.0, auc + 0.05)}}},
+        "dataset": {"fingerprint": "f" * 64, "split_counts": {"train": {"covid": 6, "normal": 6}}},
+        "synthetic": synthetic,
+    }
+
+
+@pytest.fixture
+def make_version():
+    """Register a version whose artifact is a small stand-in file (promotion checks its sha256;
+    nothing in these tests loads it as a model)."""
+
+    def make(**kwargs):
+        data = uuid.uuid4().bytes * 64
+        path = Path(settings.MODEL_STORE_DIR) / "stand-ins" / f"{uuid.uuid4().hex}.keras"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return services.register_version(artifact_path=path, record=engine_like_record(hashlib.sha256(data).hexdigest(), **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def second_administrator(site_a):
+    return make_user("admin_b", roles.ADMINISTRATORS, site_a)

@@ -1,0 +1,110 @@
+"""Starting training jobs: the data is checked before anything is queued, and refusals say what to fix."""
+import pytest
+from django.urls import reverse
+
+from ml import services
+from ml.models import TrainingJob
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"source": "folder", "backbone": "xception", "epochs": 2, "image_size": 71, "batch_size": 4, "weights": "none"}
+
+
+def start(admin_client, **fields):
+    return admin_client.post(reverse("ml:job_create"), {**FORM, **fields})
+
+
+def test_a_missing_folder_is_refused_before_anything_is_queued(admin_client):
+    response = start(admin_client, dataset="no-such-folder")
+    assert response.status_code == 400
+    assert "The dataset folder “no-such-folder” does not exist" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_one_class_folder_is_refused_before_anything_is_queued(admin_client, dataset_folder):
+    folder = dataset_folder({"covid": 4})
+    (folder / "normal").mkdir()  # an empty class folder does not count
+    response = start(admin_client, dataset=folder.name)
+    assert response.status_code == 400
+    assert "holds images of one class only (covid/); training needs at least two class folders" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_folder_of_loose_images_is_refused(admin_client, dataset_folder):
+    folder = dataset_folder({"covid": 2, "normal": 2})
+    for image in list(folder.rglob("*.png")):
+        image.rename(folder / image.name)
+    for sub in [folder / "covid", folder / "normal"]:
+        sub.rmdir()
+    response = start(admin_client, dataset=folder.name)
+    assert "holds no class folders with images" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_damaged_or_foreign_files_are_named_in_the_refusal(admin_client, dataset_folder):
+    folder = dataset_folder({"covid": 3, "normal": 3})
+    (folder / "covid" / "covid-1.png").write_bytes((folder / "covid" / "covid-1.png").read_bytes()[:200])
+    (folder / "normal" / "notes.txt").write_text("not an image")
+    content = start(admin_client, dataset=folder.name).content.decode()
+    assert "covid/covid-1.png: The PNG file is damaged" in content
+    assert "normal/notes.txt is not a PNG, JPEG or DICOM image" in content
+    assert not TrainingJob.objects.exists()
+
+
+@pytest.mark.parametrize("dataset", ["../", "/etc", "..", "."])
+def test_folders_outside_the_datasets_folder_are_refused(admin_client, dataset):
+    response = start(admin_client, dataset=dataset)
+    assert response.status_code == 400
+    assert "datasets folder" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"backbone": "xception", "image_size": 64}, "xception needs an image size between 71 and 1024 pixels"),
+        ({"weights": "/no/such/weights.h5"}, "The weights file “/no/such/weights.h5” does not exist"),
+    ],
+)
+def test_settings_the_backbone_cannot_use_are_refused(admin_client, dataset_folder, fields, message):
+    folder = dataset_folder({"covid": 2, "normal": 2})
+    response = start(admin_client, dataset=folder.name, **fields)
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_good_folder_queues_a_job_with_what_was_checked(admin_client, administrator, dataset_folder, django_capture_on_commit_callbacks):
+    folder = dataset_folder({"covid": 3, "normal": 2})
+    sent = []
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = start(admin_client, dataset=folder.name)
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302 and response.url == reverse("ml:job_detail", args=[job.pk])
+    assert job.status == TrainingJob.Status.QUEUED and job.created_by == administrator
+    assert job.dataset_path == folder.name
+    assert job.dataset_summary["classes"] == {"covid": 3, "normal": 2}
+    assert job.parameters == {"backbone": "xception", "epochs": 2, "image_size": 71, "batch_size": 4, "weights": "none", "seed": 42}
+    assert job.total_epochs == 2
+    assert len(callbacks) == 1  # the task is sent only once the job row is committed
+    page = admin_client.get(response.url).content.decode()
+    assert "Waiting for the training worker" in page and "covid 3, normal 2" in page
+
+
+def test_cancelling_a_queued_job_ends_it_at_once(admin_client, dataset_folder):
+    folder = dataset_folder({"covid": 2, "normal": 2})
+    job = services.start_training_job(actor=None, dataset=folder.name, epochs=1, image_size=71, weights="none", enqueue=False)
+    response = admin_client.post(reverse("ml:job_cancel", args=[job.pk]))
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.CANCELLED and job.finished_at
+    assert services.execute_training_job(job.pk) is None  # a late delivery of its task does nothing
+    response = admin_client.post(reverse("ml:job_cancel", args=[job.pk]), follow=True)
+    assert "has already cancelled" in response.content.decode()
+
+
+def test_cancelling_a_running_job_asks_its_worker_to_stop(admin_client, dataset_folder):
+    job = TrainingJob.objects.create(dataset_path="x", parameters={}, status=TrainingJob.Status.RUNNING, total_epochs=3)
+    admin_client.post(reverse("ml:job_cancel", args=[job.pk]))
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.RUNNING and job.cancel_requested
+    assert "Stopping at the next check" in admin_client.get(reverse("ml:job_progress", args=[job.pk])).content.decode()
