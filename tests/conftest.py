@@ -1,7 +1,9 @@
 import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -91,39 +93,60 @@ def database_url():
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def worker_environment():
+    """What a worker subprocess needs to share the test database and storage with the tests."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        PORTAL_SCAN_DIR=str(settings.SCAN_STORAGE_DIR),
+        PORTAL_MODEL_DIR=str(settings.MODEL_STORE_DIR),
+        PORTAL_DATASETS_ROOT=str(settings.DATASETS_ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+CELERY = [sys.executable, "-m", "celery", "-A", "portal"]
+
+
+def start_celery_worker(log_path, queues="inference,training", extra_env=None):
+    """Start `celery worker` as its own process group and wait until it says it is ready."""
+    env = {**worker_environment(), **(extra_env or {})}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*CELERY, "worker", "--queues", queues, "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
+            env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    process.log_path = Path(log_path)
+    deadline = time.monotonic() + 120
+    while b" ready." not in process.log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"The Celery worker did not start:\n{process.log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+    return process
+
+
+def stop_celery_worker(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, private_storage):
     """A real `celery worker` process, on the configured broker, against the test database."""
     with django_db_blocker.unblock():
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=database_url(),
-            PORTAL_SCAN_DIR=str(settings.SCAN_STORAGE_DIR),
-            PORTAL_MODEL_DIR=str(settings.MODEL_STORE_DIR),
-            PORTAL_DATASETS_ROOT=str(settings.DATASETS_ROOT),
-            PYTHONUNBUFFERED="1",
-        )
-    celery = [sys.executable, "-m", "celery", "-A", "portal"]
-    subprocess.run([*celery, "purge", "-f", "-Q", "inference,training"], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
-    log_path = private_storage / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*celery, "worker", "--queues", "inference,training", "--concurrency", "1", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}@%h"],
-            env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    deadline = time.monotonic() + 90
-    while b" ready." not in log_path.read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"The Celery worker did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    process.log_path = log_path
+        env = worker_environment()
+    subprocess.run([*CELERY, "purge", "-f", "-Q", "inference,training"], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
+    with django_db_blocker.unblock():
+        process = start_celery_worker(private_storage / "worker.log")
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_celery_worker(process)
 
 
 def wait_for(condition, timeout=180, interval=0.5, message="condition"):
@@ -146,3 +169,52 @@ def clinician_scan(clinician, patient):
 
     (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     return scan
+
+
+@pytest.fixture(scope="session")
+def tiny_model_artifact(tmp_path_factory):
+    """A small Xception trained once per session by the project's own training code on generated images."""
+    from ml.engine.synthetic import make_synthetic_dataset
+    from ml.engine.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    make_synthetic_dataset(root / "data", n_per_class=12, image_size=96, seed=3)
+    return train(root / "data", root / "artifact", TrainConfig.demo(epochs=2))
+
+
+@pytest.fixture
+def active_model_version(db, tiny_model_artifact):
+    from ml import services
+
+    version = services.register_version(artifact_path=tiny_model_artifact.artifact_path, record=tiny_model_artifact.record)
+    services.promote_version(version.pk, reason="test")
+    version.refresh_from_db()
+    return version
+
+
+@pytest.fixture
+def broker_outage():
+    """A context in which the web side's Celery client points at a closed port, as if the broker had died."""
+    from contextlib import contextmanager
+
+    from portal.celery import app
+
+    def connect_to(url):
+        # Celery prefers the CELERY_BROKER_URL environment variable over its configuration.
+        os.environ["CELERY_BROKER_URL"] = url
+        app.conf.broker_url = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    @contextmanager
+    def outage():
+        original_setting, original_environment = app.conf.broker_url, os.environ.get("CELERY_BROKER_URL")
+        connect_to("redis://127.0.0.1:9/0")
+        try:
+            yield
+        finally:
+            connect_to(original_setting)
+            if original_environment is None:
+                del os.environ["CELERY_BROKER_URL"]
+
+    return outage
