@@ -1,0 +1,12 @@
+# One image for the web server, both workers and beat; docker-compose.yml picks the role
+# with the same bin/portal entry points that `make run` uses.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORTAL_PYTHON=python PORTAL_DATA_DIR=/data
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN useradd --create-home --uid 1000 portal && mkdir -p /data && chown portal /data
+USER portal
+EXPOSE 8000
+CMD ["bin/portal", "web"]

@@ -1,0 +1,39 @@
+"""First-run setup, safe to repeat: roles, a site, the first administrator, a demo model."""
+import secrets
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+
+from diagnosis import roles
+from diagnosis.models import Site, StaffProfile
+from ml.demo import ensure_demo_model
+
+
+class Command(BaseCommand):
+    help = "Create the roles, a first site and administrator (password printed once) and a demo model version if none exist."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-demo-model", action="store_true", help="Do not train the demo model.")
+
+    def handle(self, *args, no_demo_model=False, **options):
+        roles.ensure_role_groups()
+        site = Site.objects.first() or Site.objects.create(name="Main hospital", code="main")
+        if not User.objects.exists():
+            self._create_first_administrator(site)
+        if not no_demo_model:
+            version = ensure_demo_model(progress=lambda line: self.stdout.write(line))
+            if version is not None:
+                self.stdout.write(self.style.WARNING(
+                    f"Registered and activated demo model {version.label}: trained on synthetic images, labelled DEMO wherever its output appears."
+                ))
+
+    def _create_first_administrator(self, site):
+        password = secrets.token_urlsafe(12)
+        user = User.objects.create_user("admin", password=password, is_staff=True)
+        user.groups.add(Group.objects.get(name=roles.ADMINISTRATORS))
+        StaffProfile.objects.create(user=user, site=site)
+        self.stdout.write(self.style.SUCCESS(
+            "\n  First administrator created (this password is shown only once):\n"
+            f"    username: admin\n    password: {password}\n"
+            "  Lost it? `.venv/bin/python manage.py changepassword admin`\n"
+        ))
