@@ -1,7 +1,9 @@
 from django import forms
 
+from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
+
 from .models import TrainingJob
-from .services import BACKBONE_MIN_IMAGE_SIZE, MAX_EPOCHS, MAX_IMAGE_SIZE, default_weights
+from .services import MAX_EPOCHS, MAX_IMAGE_SIZE, default_weights
 
 
 class TrainingJobForm(forms.Form):
@@ -17,7 +19,7 @@ class TrainingJobForm(forms.Form):
         help_text="A folder in the datasets folder with one sub-folder of images per class, e.g. covid/ and normal/.",
         widget=forms.TextInput(attrs={"list": "dataset-folders", "autocomplete": "off"}),
     )
-    backbone = forms.ChoiceField(choices=[(name, name) for name in BACKBONE_MIN_IMAGE_SIZE], initial="xception")
+    backbone = forms.ChoiceField(choices=[(name, name) for name in BACKBONES], initial=DEFAULT_BACKBONE)
     epochs = forms.IntegerField(min_value=1, max_value=MAX_EPOCHS, initial=10)
     image_size = forms.IntegerField(
         label="Image size (pixels)", min_value=32, max_value=MAX_IMAGE_SIZE, initial=299,

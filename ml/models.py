@@ -12,6 +12,19 @@ class ImmutableVersionError(Exception):
     pass
 
 
+def metric_figure(value):
+    """One metric as {value, ci_low, ci_high}, from a bare number or the engine's
+    {"value": v, "ci": [low, high]} (or an explicit ci_low / ci_high)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return {"value": float(value), "ci_low": None, "ci_high": None}
+    if isinstance(value, dict):
+        low, high = (list(value.get("ci") or [value.get("ci_low"), value.get("ci_high")]) + [None, None])[:2]
+        return {"value": value.get("value"), "ci_low": low, "ci_high": high}
+    return None
+
+
 class ModelVersion(models.Model):
     class Status(models.TextChoices):
         CANDIDATE = "candidate", "Candidate"
@@ -56,15 +69,17 @@ class ModelVersion(models.Model):
 
     @property
     def headline_metrics(self):
-        """The figures shown beside every result: held-out test metrics at the stored threshold."""
-        split = self.metrics.get("test") or {}
-        figures = {"evaluated_on": self.metrics.get("evaluated_on", "test split"), "n": split.get("n")}
+        """The figures shown beside every result: held-out test metrics at the stored threshold.
+
+        The engine's record holds them flat ({"split": "test", "sensitivity": {"value", "ci"}, ...});
+        rows written before it nest them under "test"."""
+        split = self.metrics.get("test") or self.metrics
+        evaluated_on = self.metrics.get("evaluated_on") or split.get("split") or "test"
+        figures = {"evaluated_on": f"{evaluated_on} split" if evaluated_on in ("test", "validation") else evaluated_on, "n": split.get("n")}
         for name in ("sensitivity", "specificity", "roc_auc"):
-            value = split.get(name)
-            if isinstance(value, dict):
-                figures[name] = {"value": value.get("value"), "ci_low": value.get("ci_low"), "ci_high": value.get("ci_high")}
-            elif value is not None:
-                figures[name] = {"value": value, "ci_low": None, "ci_high": None}
+            value = metric_figure(split.get(name))
+            if value is not None:
+                figures[name] = value
         return figures
 
     def save(self, *args, **kwargs):
@@ -122,7 +137,8 @@ class TrainingJob(models.Model):
     cancel_requested = models.BooleanField(default=False)
     # What the dataset check found before the job was queued: {"classes": {"covid": 950, ...}, ...}.
     dataset_summary = models.JSONField(default=dict)
-    # When the task was handed to the broker; empty while the broker was unreachable (the sweep re-sends it).
+    # When the job was handed to a runner (the broker, or manage.py train running it in-process);
+    # empty while the broker was unreachable, and the sweep re-sends it.
     enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -137,6 +153,8 @@ class TrainingJob(models.Model):
 
     @property
     def progress_percent(self):
+        if self.status == self.Status.SUCCEEDED:
+            return 100  # early stopping may end training before the last planned epoch
         if not self.total_epochs:
             return 0
         return round(100 * self.epoch / self.total_epochs)

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
-from .models import Evaluation, ModelVersion, Promotion, TrainingJob
+from .models import Evaluation, ModelVersion, Promotion, TrainingJob, metric_figure
 
 
 class NoActiveModelVersion(Exception):
@@ -57,17 +57,7 @@ def can_manage_models(user):
 
 # --- figures --------------------------------------------------------------------------------
 
-def figure(value):
-    """One metric as {value, ci_low, ci_high}, whichever shape the engine wrote it in."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return {"value": float(value), "ci_low": None, "ci_high": None}
-    if isinstance(value, dict):
-        ci = value.get("ci") or value.get("ci95") or [value.get("ci_low"), value.get("ci_high")]
-        low, high = (list(ci) + [None, None])[:2]
-        return {"value": value.get("value", value.get("estimate")), "ci_low": low, "ci_high": high}
-    return None
+figure = metric_figure
 
 
 COMPARED_METRICS = [
@@ -162,29 +152,18 @@ def evaluation_set():
     return path.resolve() if path.is_dir() else None
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-_fingerprints = {}  # (path, file stats) -> fingerprint; hashing is skipped while nothing changed
+_fingerprints = {}  # (path, file stats) -> fingerprint; hashing is skipped while no file changed
 
 
 def dataset_fingerprint(path):
-    """sha256 over every file's relative path and content, so the same images give the same value
-    wherever the folder was copied to. The file stats key a cache, so a page load only stats files."""
-    path = Path(path).resolve()
-    files = sorted(
-        file for file in path.rglob("*") if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts)
-    )
-    stats = tuple((str(file.relative_to(path)), file.stat().st_size, file.stat().st_mtime_ns) for file in files)
-    key = (str(path), hashlib.sha256(repr(stats).encode()).hexdigest())
+    """The engine's content fingerprint of the images an evaluation reads from this folder (their
+    relative paths and bytes), so the same images give the same value wherever the folder lives.
+    Keyed by the files' sizes and times, so a page load only stats the files."""
+    from ml.engine.data import content_fingerprint, evaluation_samples
+
+    samples, _description = evaluation_samples(path)
+    stats = [(sample.relpath, sample.path.stat().st_size, sample.path.stat().st_mtime_ns) for sample in samples]
+    key = (str(Path(path).resolve()), hashlib.sha256(repr(stats).encode()).hexdigest())
     if key not in _fingerprints:
-        digest = hashlib.sha256()
-        for file, (relative, *_rest) in zip(files, stats):
-            digest.update(relative.encode() + b"\0" + file_sha256(file).encode() + b"\n")
-        _fingerprints[key] = digest.hexdigest()
+        _fingerprints[key] = content_fingerprint(samples)
     return _fingerprints[key]

@@ -6,12 +6,10 @@ thing is done one way whichever door it came in by. TensorFlow is imported only 
 functions that train, evaluate or predict; the web process never loads it.
 """
 import csv
-import hashlib
 import logging
 import os
 import shutil
 import threading
-import time
 import traceback
 import uuid
 from collections import deque
@@ -24,6 +22,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from ml.engine.backbones import BACKBONES
 from ml.engine.images import ImageDecodeError, detect_format, load_image_file
 
 from . import runtime, selectors
@@ -31,8 +30,6 @@ from .models import Evaluation, ModelVersion, Promotion, TrainingJob
 
 logger = logging.getLogger(__name__)
 
-# The backbones the engine can build, and the smallest input each accepts (Keras' own limits).
-BACKBONE_MIN_IMAGE_SIZE = {"xception": 71, "inceptionv3": 75, "resnet50": 32, "vgg16": 32}
 MAX_IMAGE_SIZE = 1024
 MAX_EPOCHS = 500
 MANIFEST_FIELDS = ["filename", "label", "patient_id", "origin"]
@@ -64,6 +61,10 @@ def heartbeat_timeout():
     """A running job whose heartbeat is older than this was abandoned by its worker."""
     value = getattr(settings, "ML_TRAINING_HEARTBEAT_TIMEOUT", timedelta(minutes=2))
     return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def training_seed():
+    return int(getattr(settings, "ML_TRAINING_SEED", 42))
 
 
 def default_weights():
@@ -110,11 +111,15 @@ def register_version(*, artifact_path, record, created_by=None, training_job=Non
 
 def verify_artifact(version):
     """The artifact a version points at must be there, byte for byte, before it may serve anyone."""
+    from ml.engine.artifact import ArtifactIntegrityError, verify_artifact as verify
+
     path = runtime.artifact_path(version)
-    if not path.is_file():
-        raise PromotionError(f"The model file of {version.label} is missing ({path}); it cannot be made active.")
-    if selectors.file_sha256(path) != version.sha256:
-        raise PromotionError(f"The model file of {version.label} does not match its recorded sha256; it cannot be made active.")
+    try:
+        verify(path, expected_sha256=version.sha256)
+    except FileNotFoundError:
+        raise PromotionError(f"The model file of {version.label} is missing ({path}); it cannot be made active.") from None
+    except ArtifactIntegrityError as error:
+        raise PromotionError(f"The model file of {version.label} does not match its recorded sha256; it cannot be made active. ({error})") from error
 
 
 def promote_version(version_id, *, actor=None, reason=""):
@@ -151,17 +156,18 @@ def promote_version(version_id, *, actor=None, reason=""):
 
 @dataclass(frozen=True)
 class DatasetCheck:
-    """A dataset folder that passed the check: where it is and how many images each class holds."""
+    """A dataset folder that passed the check: where it is, its classes, and how it will be split."""
 
     path: Path
     classes: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
 
     @property
     def n_images(self):
         return sum(self.classes.values())
 
     def summary(self):
-        return {"path": selectors.display_path(self.path), "classes": dict(self.classes), "n_images": self.n_images}
+        return {"path": selectors.display_path(self.path), "classes": dict(self.classes), "n_images": self.n_images, **self.details}
 
 
 def resolve_dataset_path(name, *, allow_outside_root=False):
@@ -178,47 +184,78 @@ def resolve_dataset_path(name, *, allow_outside_root=False):
     return path
 
 
-def check_dataset_folder(name, *, allow_outside_root=False):
-    """Refuse, with a message an administrator can act on, a folder that training would choke on.
-
-    The folder must exist and hold at least two class folders (one per label, e.g. covid/ and
-    normal/) of images. Every file is identified by its first bytes; the first few of each class
-    (ML_DATASET_CHECK_SAMPLE) are decoded in full with the decoder training uses, so a folder of
-    damaged or misnamed files is caught before a worker spends an hour on it.
-    """
+def _existing_folder(name, allow_outside_root):
     path = resolve_dataset_path(name, allow_outside_root=allow_outside_root)
     shown = selectors.display_path(path)
     if not path.exists():
         raise TrainingRefused(f"The dataset folder “{shown}” does not exist in {selectors.datasets_root()}.")
     if not path.is_dir():
         raise TrainingRefused(f"“{shown}” is a file, not a dataset folder.")
-    sample_size = int(getattr(settings, "ML_DATASET_CHECK_SAMPLE", 20))
-    classes, problems = {}, []
-    for folder in (entry for entry in selectors.visible_entries(path) if entry.is_dir()):
-        images = []
-        for file in (entry for entry in selectors.visible_entries(folder) if entry.is_file()):
-            with open(file, "rb") as handle:
-                head = handle.read(256)
-            if detect_format(head) is None:
-                problems.append(f"{folder.name}/{file.name} is not a PNG, JPEG or DICOM image")
-                continue
-            images.append(file)
-        for file in images[:sample_size]:
-            try:
-                load_image_file(file)
-            except (ImageDecodeError, OSError) as error:
-                problems.append(f"{folder.name}/{file.name}: {error}")
-        if images:
-            classes[folder.name] = len(images)
-    if problems:
-        listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise TrainingRefused(f"The dataset folder “{shown}” holds files that cannot be used: {listed}. Remove or replace them.")
+    return path, shown
+
+
+def _check_class_folders(folder, shown):
+    """At least two class folders of images, each image recognisable by its first bytes, and the
+    first few of each class (ML_DATASET_CHECK_SAMPLE) decodable by the decoder training uses.
+    Returns {class: number of images}."""
+    from ml.engine.data import list_class_folders
+
+    classes = list_class_folders(folder)
     if len(classes) < 2:
         found = f"images of one class only ({next(iter(classes))}/)" if classes else "no class folders with images"
         raise TrainingRefused(
             f"The dataset folder “{shown}” holds {found}; training needs at least two class folders of images, "
             f"e.g. {shown}/covid/ and {shown}/normal/."
         )
+    sample_size = int(getattr(settings, "ML_DATASET_CHECK_SAMPLE", 20))
+    problems = []
+    for label, files in classes.items():
+        for index, file in enumerate(files):
+            where = f"{file.relative_to(folder).as_posix()}"
+            try:
+                if index < sample_size:
+                    load_image_file(file)
+                else:
+                    with open(file, "rb") as handle:
+                        if detect_format(handle.read(256)) is None:
+                            raise ImageDecodeError("The file is not a PNG, JPEG or DICOM image.")
+            except (ImageDecodeError, OSError) as error:
+                problems.append(f"{where}: {error}")
+    if problems:
+        listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise TrainingRefused(f"The dataset folder “{shown}” holds files that cannot be read: {listed}. Remove or replace them.")
+    return {label: len(files) for label, files in classes.items()}
+
+
+def check_dataset_folder(name, *, allow_outside_root=False, seed=None):
+    """Refuse, with a message an administrator can act on, a folder that training would choke on.
+
+    The folder must exist and hold at least two class folders of images (`<class>/`, or
+    `train/<class>/` and `test/<class>/`), readable by the decoder training uses, and be large
+    enough for the engine to split it into train, validation and test (the same split, with the
+    same seed, that training will make).
+    """
+    from ml.engine.data import discover_dataset
+
+    path, shown = _existing_folder(name, allow_outside_root)
+    split_layout = (path / "train").is_dir() and (path / "test").is_dir()
+    for folder, label in ([(path / "train", f"{shown}/train"), (path / "test", f"{shown}/test")] if split_layout else [(path, shown)]):
+        _check_class_folders(folder, label)
+    try:
+        dataset = discover_dataset(path, seed=training_seed() if seed is None else seed)
+    except ValueError as error:
+        raise TrainingRefused(f"The dataset folder “{shown}” cannot be split for training: {error}") from error
+    split_counts = dataset.split_counts()
+    classes = {name: sum(split_counts[split][name] for split in split_counts) for name in dataset.class_names}
+    details = {"layout": dataset.layout, "split_counts": split_counts, "grouped_by_patient": dataset.grouped_by_patient, "warnings": dataset.warnings}
+    return DatasetCheck(path=path, classes=classes, details=details)
+
+
+def check_evaluation_folder(name, *, allow_outside_root=False):
+    """An evaluation set needs the same readable class folders, but is never split."""
+    path, shown = _existing_folder(name, allow_outside_root)
+    folder = path / "test" if (path / "test").is_dir() else path
+    classes = _check_class_folders(folder, shown if folder == path else f"{shown}/test")
     return DatasetCheck(path=path, classes=classes)
 
 
@@ -272,9 +309,9 @@ def export_dataset_snapshot(rows):
 # --- training jobs ------------------------------------------------------------------------
 
 def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
-    if backbone not in BACKBONE_MIN_IMAGE_SIZE:
-        raise TrainingRefused(f"Unknown backbone “{backbone}”; choose one of {', '.join(BACKBONE_MIN_IMAGE_SIZE)}.")
-    smallest = BACKBONE_MIN_IMAGE_SIZE[backbone]
+    if backbone not in BACKBONES:
+        raise TrainingRefused(f"Unknown backbone “{backbone}”; choose one of {', '.join(BACKBONES)}.")
+    smallest = BACKBONES[backbone].min_size
     if not smallest <= int(image_size) <= MAX_IMAGE_SIZE:
         raise TrainingRefused(f"{backbone} needs an image size between {smallest} and {MAX_IMAGE_SIZE} pixels; {image_size} was given.")
     if not 1 <= int(epochs) <= MAX_EPOCHS:
@@ -294,7 +331,7 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
 
 
 def start_training_job(
-    *, actor, source=TrainingJob.Source.FOLDER, dataset="", backbone="xception", epochs=10, image_size=299,
+    *, actor, source=TrainingJob.Source.FOLDER, dataset="", backbone="xception", epochs=10, image_size=None,
     weights=None, batch_size=16, seed=None, enqueue=True, allow_outside_root=False,
 ):
     """Check everything a worker would need, then record the job and queue it once committed.
@@ -304,6 +341,8 @@ def start_training_job(
     other dataset folder (and removed again if refused).
     """
     weights = default_weights() if weights is None else weights
+    if image_size is None and backbone in BACKBONES:
+        image_size = BACKBONES[backbone].default_size
     resolved_weights = _check_parameters(backbone=backbone, epochs=epochs, image_size=image_size, weights=weights, batch_size=batch_size)
     snapshot = None
     if source == TrainingJob.Source.REVIEWED_SCANS:
@@ -312,8 +351,9 @@ def start_training_job(
         allow_outside_root = False
     elif source != TrainingJob.Source.FOLDER:
         raise TrainingRefused(f"Unknown data source “{source}”.")
+    seed = training_seed() if seed is None else int(seed)
     try:
-        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root)
+        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed)
     except TrainingRefused as refusal:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
@@ -321,7 +361,7 @@ def start_training_job(
         raise
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
-        "weights": resolved_weights or "none", "seed": int(seed) if seed is not None else int(getattr(settings, "ML_TRAINING_SEED", 42)),
+        "weights": resolved_weights or "none", "seed": seed,
     }
     with transaction.atomic():
         job = TrainingJob.objects.create(
@@ -331,6 +371,8 @@ def start_training_job(
             dataset_summary=check.summary(),
             created_by=actor if actor is not None and actor.is_authenticated else None,
             total_epochs=int(epochs),
+            # A job the caller runs itself (manage.py train) is never sent to the broker by the sweep.
+            enqueued_at=None if enqueue else timezone.now(),
         )
         if enqueue:
             transaction.on_commit(lambda: enqueue_training_job(job.pk))
@@ -476,9 +518,10 @@ def _claim(job_id):
     return job
 
 
-def _epoch_line(epoch, total_epochs, metrics, seconds):
-    figures = " · ".join(f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, (int, float)))
-    return f"epoch {epoch}/{total_epochs} · {figures} ({seconds:.1f} s)"
+def _epoch_line(epoch, total_epochs, metrics):
+    seconds = metrics.get("epoch_seconds")
+    figures = " · ".join(f"{name} {value:.4f}" for name, value in metrics.items() if name != "epoch_seconds")
+    return f"epoch {epoch}/{total_epochs} · {figures}" + (f" ({seconds:.1f} s)" if seconds is not None else "")
 
 
 def execute_training_job(job_id, *, on_progress=None):
@@ -499,7 +542,7 @@ def execute_training_job(job_id, *, on_progress=None):
     heartbeat.start()
     output_dir = Path(settings.MODEL_STORE_DIR) / "jobs" / f"job-{job.pk}-{uuid.uuid4().hex[:8]}"
     try:
-        _train(job, output_dir, heartbeat, on_progress)
+        _train(job, output_dir, heartbeat, log_tail, on_progress)
     finally:
         heartbeat.stop()
         job_logger.removeHandler(log_tail)
@@ -508,22 +551,20 @@ def execute_training_job(job_id, *, on_progress=None):
     return TrainingJob.objects.get(pk=job.pk)
 
 
-def _train(job, output_dir, heartbeat, on_progress):
+def _train(job, output_dir, heartbeat, log_tail, on_progress):
     params = job.parameters
     history = []
-    epoch_started = [time.monotonic()]
 
     def on_epoch_end(epoch, total_epochs, metrics):
+        # The engine logs each epoch itself (that line reaches the job's log tail); here the row
+        # gets the figures the progress bar and the table show.
         metrics = {name: float(value) for name, value in metrics.items() if isinstance(value, (int, float))}
-        line = _epoch_line(epoch, total_epochs, metrics, time.monotonic() - epoch_started[0])
-        epoch_started[0] = time.monotonic()
         history.append({"epoch": epoch, **metrics})
-        logger.info(line)
         TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.RUNNING).update(
             epoch=epoch, total_epochs=total_epochs, current_metrics=metrics, history=history, heartbeat_at=timezone.now()
         )
         if on_progress:
-            on_progress(line)
+            on_progress(_epoch_line(epoch, total_epochs, metrics))
 
     try:
         from ml.engine.train import TrainConfig, TrainingCancelled, train
@@ -550,16 +591,18 @@ def _train(job, output_dir, heartbeat, on_progress):
         with transaction.atomic():
             if not _finish(job.pk, TrainingJob.Status.SUCCEEDED, epoch=len(history) or job.total_epochs):
                 transaction.set_rollback(True)
+                shutil.rmtree(output_dir, ignore_errors=True)
                 logger.warning("Training job %s ended after it was marked %s; its model is not registered",
                                job.pk, TrainingJob.objects.get(pk=job.pk).status)
                 return
             version = register_version(artifact_path=result.artifact_path, record=result.record, created_by=job.created_by, training_job=job)
+            logger.info("Training job %s registered candidate %s", job.pk, version.label)
+            TrainingJob.objects.filter(pk=job.pk).update(log_tail=log_tail.text())
     except Exception as error:
         shutil.rmtree(output_dir, ignore_errors=True)
         logger.error("Training job %s failed:\n%s", job.pk, traceback.format_exc())
         _finish(job.pk, TrainingJob.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
         return
-    logger.info("Training job %s registered candidate %s", job.pk, version.label)
     if on_progress:
         on_progress(f"registered candidate {version.label}")
     if selectors.evaluation_set() is not None:
@@ -581,21 +624,21 @@ def evaluate_version(version, *, data_dir=None, actor=None, allow_outside_root=F
         if data_dir is None:
             raise EvaluationError("No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set ML_EVALUATION_SET.")
     try:
-        check = check_dataset_folder(data_dir, allow_outside_root=allow_outside_root)
+        check = check_evaluation_folder(data_dir, allow_outside_root=allow_outside_root)
     except TrainingRefused as refusal:
         raise EvaluationError(str(refusal)) from refusal
     fingerprint = selectors.dataset_fingerprint(check.path)
     existing = Evaluation.objects.filter(version=version, dataset_fingerprint=fingerprint).first()
     if existing is not None:
         return existing
-    try:
-        verify_artifact(version)
-    except PromotionError as error:
-        raise EvaluationError(str(error)) from error
+    from ml.engine.artifact import ArtifactIntegrityError
     from ml.engine.evaluate import evaluate_artifact
 
-    manifest = check.path / "manifest.csv"
-    metrics = evaluate_artifact(runtime.artifact_path(version), check.path, manifest=manifest if manifest.is_file() else None)
+    try:
+        metrics = evaluate_artifact(runtime.artifact_path(version), check.path, expected_sha256=version.sha256)
+    except (ArtifactIntegrityError, FileNotFoundError, ValueError) as error:
+        raise EvaluationError(f"{version.label} cannot be evaluated on {selectors.display_path(check.path)}: {error}") from error
+    fingerprint = metrics.get("dataset_fingerprint") or fingerprint
     try:
         with transaction.atomic():
             return Evaluation.objects.create(

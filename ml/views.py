@@ -27,12 +27,18 @@ def administrators_only(view):
     return wrapper
 
 
-def _evaluation_set():
-    """(display name, fingerprint) of the configured evaluation set, or (None, None)."""
+def _evaluation_set(request=None):
+    """(display name, fingerprint) of the configured evaluation set, or (None, None). A folder the
+    engine cannot read is reported on the page rather than breaking it."""
     path = selectors.evaluation_set()
     if path is None:
         return None, None
-    return selectors.display_path(path), selectors.dataset_fingerprint(path)
+    try:
+        return selectors.display_path(path), selectors.dataset_fingerprint(path)
+    except (ValueError, OSError) as error:
+        if request is not None:
+            messages.error(request, f"The evaluation set {selectors.display_path(path)} cannot be read: {error}")
+        return None, None
 
 
 def _version_or_404(version_id):
@@ -45,7 +51,7 @@ def _version_or_404(version_id):
 @administrators_only
 def version_list(request):
     """All versions side by side on the shared evaluation set, with their ROC curves in one plot."""
-    evaluation_set, fingerprint = _evaluation_set()
+    evaluation_set, fingerprint = _evaluation_set(request)
     rows = selectors.comparison(fingerprint)
     context = {
         "rows": rows,

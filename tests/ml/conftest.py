@@ -1,5 +1,6 @@
 """Fixtures for the model lifecycle tests: administrators, dataset folders and registered versions."""
 import hashlib
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -45,14 +46,17 @@ def dataset_folder():
 
 
 def engine_like_record(sha256, *, synthetic=False, auc=0.9, backbone="xception"):
+    """The keys of an ml.engine.train record that register_version reads, in the engine's shapes."""
     return {
         "sha256": sha256,
         "backbone": backbone,
-        "preprocessing": {"image_size": 71, "color": "grayscale->rgb", "normalisation": backbone},
+        "input_size": 71,
+        "preprocessing": {"backbone": backbone, "image_size": 71, "normalisation": backbone},
         "class_names": ["covid", "normal"],
         "positive_class": "covid",
         "threshold": 0.5,
-        "metrics": {"test": {"n": 10, "roc_auc": {"value": auc, "ci_low": auc - 0.1, "ci_high": min(1.0, auc + 0.05)}}},
+        "metrics": {"split": "test", "n": 10, "roc_auc": {"value": auc, "ci": [auc - 0.1, min(1.0, auc + 0.05)]}},
+        "evaluation_set": "test split of a stand-in dataset",
         "dataset": {"fingerprint": "f" * 64, "split_counts": {"train": {"covid": 6, "normal": 6}}},
         "synthetic": synthetic,
     }
@@ -68,7 +72,9 @@ def make_version():
         path = Path(settings.MODEL_STORE_DIR) / "stand-ins" / f"{uuid.uuid4().hex}.keras"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        return services.register_version(artifact_path=path, record=engine_like_record(hashlib.sha256(data).hexdigest(), **kwargs))
+        record = engine_like_record(hashlib.sha256(data).hexdigest(), **kwargs)
+        path.with_suffix(".json").write_text(json.dumps(record))
+        return services.register_version(artifact_path=path, record=record)
 
     return make
 

@@ -41,13 +41,23 @@ def test_a_folder_of_loose_images_is_refused(admin_client, dataset_folder):
     assert not TrainingJob.objects.exists()
 
 
-def test_damaged_or_foreign_files_are_named_in_the_refusal(admin_client, dataset_folder):
+def test_damaged_or_foreign_files_are_named_in_the_refusal(admin_client, dataset_folder, settings):
+    settings.ML_DATASET_CHECK_SAMPLE = 1  # the first image of each class is decoded, the rest identified by their first bytes
     folder = dataset_folder({"covid": 3, "normal": 3})
-    (folder / "covid" / "covid-1.png").write_bytes((folder / "covid" / "covid-1.png").read_bytes()[:200])
-    (folder / "normal" / "notes.txt").write_text("not an image")
+    (folder / "covid" / "covid-0.png").write_bytes((folder / "covid" / "covid-0.png").read_bytes()[:200])
+    (folder / "normal" / "zz-renamed.jpg").write_text("a text file with an image's name")
+    (folder / "normal" / "notes.txt").write_text("not an image, and not named like one: training ignores it")
     content = start(admin_client, dataset=folder.name).content.decode()
-    assert "covid/covid-1.png: The PNG file is damaged" in content
-    assert "normal/notes.txt is not a PNG, JPEG or DICOM image" in content
+    assert "covid/covid-0.png: The PNG file is damaged or incomplete" in content
+    assert "normal/zz-renamed.jpg: The file is not a PNG, JPEG or DICOM image." in content
+    assert "notes.txt" not in content
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_folder_too_small_to_split_is_refused(admin_client, dataset_folder):
+    folder = dataset_folder({"covid": 2, "normal": 2})
+    content = start(admin_client, dataset=folder.name).content.decode()
+    assert f"The dataset folder “{folder.name}” cannot be split for training: The val split has no images" in content
     assert not TrainingJob.objects.exists()
 
 
@@ -67,31 +77,32 @@ def test_folders_outside_the_datasets_folder_are_refused(admin_client, dataset):
     ],
 )
 def test_settings_the_backbone_cannot_use_are_refused(admin_client, dataset_folder, fields, message):
-    folder = dataset_folder({"covid": 2, "normal": 2})
+    folder = dataset_folder({"covid": 8, "normal": 8})
     response = start(admin_client, dataset=folder.name, **fields)
     assert response.status_code == 400 and message in response.content.decode()
     assert not TrainingJob.objects.exists()
 
 
 def test_a_good_folder_queues_a_job_with_what_was_checked(admin_client, administrator, dataset_folder, django_capture_on_commit_callbacks):
-    folder = dataset_folder({"covid": 3, "normal": 2})
-    sent = []
+    folder = dataset_folder({"covid": 9, "normal": 8})
     with django_capture_on_commit_callbacks() as callbacks:
         response = start(admin_client, dataset=folder.name)
     job = TrainingJob.objects.get()
     assert response.status_code == 302 and response.url == reverse("ml:job_detail", args=[job.pk])
     assert job.status == TrainingJob.Status.QUEUED and job.created_by == administrator
     assert job.dataset_path == folder.name
-    assert job.dataset_summary["classes"] == {"covid": 3, "normal": 2}
+    assert job.dataset_summary["classes"] == {"covid": 9, "normal": 8}
+    assert job.dataset_summary["layout"] == "class-folders"
+    assert sum(job.dataset_summary["split_counts"]["test"].values()) >= 2
     assert job.parameters == {"backbone": "xception", "epochs": 2, "image_size": 71, "batch_size": 4, "weights": "none", "seed": 42}
     assert job.total_epochs == 2
     assert len(callbacks) == 1  # the task is sent only once the job row is committed
     page = admin_client.get(response.url).content.decode()
-    assert "Waiting for the training worker" in page and "covid 3, normal 2" in page
+    assert "Waiting for the training worker" in page and "covid 9, normal 8" in page
 
 
 def test_cancelling_a_queued_job_ends_it_at_once(admin_client, dataset_folder):
-    folder = dataset_folder({"covid": 2, "normal": 2})
+    folder = dataset_folder({"covid": 8, "normal": 8})
     job = services.start_training_job(actor=None, dataset=folder.name, epochs=1, image_size=71, weights="none", enqueue=False)
     response = admin_client.post(reverse("ml:job_cancel", args=[job.pk]))
     assert response.status_code == 302

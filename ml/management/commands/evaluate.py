@@ -1,0 +1,55 @@
+"""Measure a model version on a dataset folder and keep the result, as the portal does."""
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ml import selectors, services
+from ml.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a model version on a dataset folder (default: the configured evaluation set): ROC AUC, sensitivity, "
+        "specificity, PPV and NPV with 95% confidence intervals. The evaluation is stored for the comparison page."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--version", type=int, required=True, help="Model version id.")
+        parser.add_argument("--data", default=None, help="Dataset folder (relative to the datasets folder, or absolute).")
+        parser.add_argument("--json", dest="json_file", default=None, metavar="FILE", help="Also write every metric as JSON to FILE.")
+
+    def handle(self, *args, version, data, json_file, **options):
+        try:
+            model_version = ModelVersion.objects.get(pk=version)
+        except ModelVersion.DoesNotExist:
+            raise CommandError(f"Model version {version} does not exist.") from None
+        try:
+            evaluation = services.evaluate_version(model_version, data_dir=data, allow_outside_root=True)
+        except services.EvaluationError as error:
+            raise CommandError(str(error)) from error
+        metrics = evaluation.metrics
+        if model_version.trained_on_synthetic_data:
+            self.stdout.write(self.style.WARNING(f"DEMO: {model_version.label} was trained on synthetic images; its results have no clinical meaning."))
+        self.stdout.write(f"{model_version.label} ({model_version.backbone} {model_version.input_size}px, threshold {model_version.threshold:.3f}) "
+                          f"on {evaluation.dataset_path}, n={evaluation.n_images}, fingerprint {evaluation.dataset_fingerprint[:12]}")
+        for _key, label, figure in selectors.evaluation_figures(metrics):
+            self.stdout.write(f"  {label:<12} {_format(figure)}")
+        for source, figures in (metrics.get("per_source") or {}).items():
+            self.stdout.write(f"  source {source}: n={figures.get('n')}, " + ", ".join(
+                f"{name} {_format(selectors.figure(figures.get(name)))}" for name in ("sensitivity", "specificity")
+            ))
+        if json_file:
+            with open(json_file, "w") as handle:
+                handle.write(json.dumps({"version": model_version.pk, "evaluation": evaluation.pk, "dataset": evaluation.dataset_path,
+                                          "demo": model_version.trained_on_synthetic_data, "metrics": metrics}, indent=2, sort_keys=True))
+            self.stdout.write(f"Wrote {json_file}")
+
+
+def _format(figure):
+    if not figure or figure.get("value") is None:
+        return "—"
+    text = f"{figure['value']:.3f}"
+    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
+        text += f" (95% CI {figure['ci_low']:.3f}–{figure['ci_high']:.3f})"
+    return text
+

@@ -1,0 +1,54 @@
+"""Train a model version from the shell, with the same checks and code path as the portal's form."""
+from django.core.management.base import BaseCommand, CommandError
+
+from ml import services
+from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
+from ml.models import TrainingJob
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a model on a dataset folder (one sub-folder per class, or train/ and test/), print a line per epoch, "
+        "register the result as a candidate model version and print its id. The run is recorded as a training job."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", required=True, help="Dataset folder: relative to the datasets folder, or an absolute path.")
+        parser.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=sorted(BACKBONES))
+        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--image-size", type=int, default=None, help="Input size in pixels (default: the backbone's, 299 for Xception).")
+        parser.add_argument("--weights", default=None, help="imagenet, none, or a weights file (default: ML_DEFAULT_WEIGHTS, imagenet).")
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--activate", action="store_true", help="Promote the new version to active when training succeeds.")
+
+    def handle(self, *args, data, backbone, epochs, image_size, weights, batch_size, seed, activate, **options):
+        try:
+            job = services.start_training_job(
+                actor=None, dataset=data, backbone=backbone, epochs=epochs, image_size=image_size, weights=weights,
+                batch_size=batch_size, seed=seed, enqueue=False, allow_outside_root=True,
+            )
+        except services.TrainingRefused as refusal:
+            raise CommandError(str(refusal)) from refusal
+        classes = ", ".join(f"{name} {count}" for name, count in job.dataset_summary["classes"].items())
+        self.stdout.write(f"Training job {job.pk}: {backbone} {job.parameters['image_size']}px, {epochs} epochs, weights {job.parameters['weights']}, on {job.dataset_path} ({classes})")
+        job = services.execute_training_job(job.pk, on_progress=self.stdout.write)
+        if job is None or job.status != TrainingJob.Status.SUCCEEDED:
+            status = job.get_status_display().lower() if job else "not run"
+            raise CommandError(f"Training job {getattr(job, 'pk', '?')} {status}: {getattr(job, 'failure_reason', '')}")
+        version = job.version
+        if version.trained_on_synthetic_data:
+            self.stdout.write(self.style.WARNING(f"DEMO: {version.label} was trained on synthetic images; its results have no clinical meaning."))
+        figures = version.headline_metrics
+        self.stdout.write(f"Held-out {figures['evaluated_on']} (n={figures['n']}): " + ", ".join(
+            f"{name} {figure['value']:.3f}" for name, figure in figures.items() if isinstance(figure, dict) and figure.get("value") is not None
+        ))
+        if activate:
+            try:
+                services.promote_version(version.pk, reason="manage.py train --activate")
+            except services.PromotionError as error:
+                raise CommandError(str(error)) from error
+            self.stdout.write(self.style.SUCCESS(f"Registered and activated {version.label}."))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Registered candidate {version.label}; promote it on the model versions page to use it."))
+        self.stdout.write(f"version id: {version.pk}")

@@ -1,0 +1,106 @@
+"""Training on the scans clinicians reviewed: exported as a dataset snapshot with a manifest, then
+checked and queued like any dataset folder."""
+import csv
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils.module_loading import import_string
+
+from diagnosis import services as clinical
+from diagnosis.models import Patient, Prediction
+from ml.models import TrainingJob
+from tests.images import png_bytes
+
+pytestmark = pytest.mark.django_db
+
+REAL_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
+
+
+@pytest.fixture(autouse=True)
+def reviewed_scans_provider(settings):
+    try:
+        import_string(REAL_PROVIDER)
+        settings.ML_REVIEWED_SCANS_PROVIDER = REAL_PROVIDER
+    except ImportError:
+        settings.ML_REVIEWED_SCANS_PROVIDER = "tests.ml.reviewed_scans.reviewed_scans_for_training"
+
+
+def scan_with_result(clinician, site, number, label, agrees):
+    patient = Patient.objects.create(site=site, medical_record_number=f"MRN-{number:03}", family_name=f"Family{number}", given_name="Given")
+    (scan,) = clinical.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes(96, seed=number))])
+    return scan, patient
+
+
+def review(clinician, scan, version, label, agrees):
+    prediction = Prediction.objects.create(
+        scan=scan, model_version=version, label=label, probabilities={label: 0.9}, positive_probability=0.9 if label == "covid" else 0.1,
+        threshold=0.5, inference_ms=1, queue_to_result_ms=1,
+    )
+    if agrees is not None:
+        clinical.review_prediction(actor=clinician, prediction=prediction, agrees=agrees)
+    return prediction
+
+
+def snapshot_folders():
+    snapshots = django_settings.DATASETS_ROOT / "snapshots"
+    return sorted(snapshots.iterdir()) if snapshots.exists() else []
+
+
+FORM = {"source": "reviewed_scans", "backbone": "xception", "epochs": 1, "image_size": 71, "batch_size": 4, "weights": "none"}
+
+
+def test_reviewed_scans_become_a_snapshot_with_a_manifest_and_a_queued_job(admin_client, clinician, site_a, make_version):
+    version = make_version()
+    expected = {}
+    for number in range(18):
+        # AI said covid for the first 10; the clinician disagreed with 2 of those and 1 normal.
+        ai_label = "covid" if number < 10 else "normal"
+        agrees = number not in (0, 1, 12)
+        scan, patient = scan_with_result(clinician, site_a, number, ai_label, agrees)
+        review(clinician, scan, version, ai_label, agrees)
+        expected[scan.stored_name.split("/")[-1]] = (ai_label if agrees else {"covid": "normal", "normal": "covid"}[ai_label], str(patient.pk))
+    unreviewed, _ = scan_with_result(clinician, site_a, 99, "covid", None)
+    review(clinician, unreviewed, version, "covid", None)
+
+    response = admin_client.post(reverse("ml:job_create"), FORM)
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302
+    assert job.source == TrainingJob.Source.REVIEWED_SCANS and job.status == TrainingJob.Status.QUEUED
+    assert job.dataset_path.startswith("snapshots/")
+    assert job.dataset_summary["classes"] == {"covid": 9, "normal": 9}
+    assert job.dataset_summary["grouped_by_patient"] is True
+
+    folder = django_settings.DATASETS_ROOT / job.dataset_path
+    with open(folder / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["filename", "label", "patient_id", "origin"]
+    assert {row["filename"].split("/")[-1]: (row["label"], row["patient_id"]) for row in rows} == expected
+    assert all(row["origin"] == site_a.code and (folder / row["filename"]).is_file() for row in rows)
+    assert all(row["filename"].startswith(row["label"] + "/") for row in rows)
+    manifest = (folder / "manifest.csv").read_text()
+    assert "MRN-" not in manifest and "Family" not in manifest  # pseudonymous: patient UUIDs, never names or MRNs
+
+
+def test_no_reviewed_scans_is_refused_and_leaves_nothing_behind(admin_client):
+    snapshots_before = snapshot_folders()
+    response = admin_client.post(reverse("ml:job_create"), FORM)
+    assert snapshot_folders() == snapshots_before
+    assert response.status_code == 400
+    assert "No scans have been reviewed yet" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_reviews_of_one_class_only_are_refused_and_the_snapshot_removed(admin_client, clinician, site_a, make_version):
+    version = make_version()
+    for number in range(4):
+        scan, _ = scan_with_result(clinician, site_a, number, "covid", True)
+        review(clinician, scan, version, "covid", True)
+    snapshots_before = snapshot_folders()
+    response = admin_client.post(reverse("ml:job_create"), FORM)
+    content = response.content.decode()
+    assert response.status_code == 400
+    assert "The reviewed scans cannot be used for training yet." in content and "images of one class only (covid/)" in content
+    assert not TrainingJob.objects.exists()
+    assert snapshot_folders() == snapshots_before
