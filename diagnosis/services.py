@@ -54,18 +54,20 @@ def register_patient(*, actor, site, medical_record_number, family_name, given_n
     return patient
 
 
-def validate_upload(uploaded_file, *, label="The file"):
-    """Decode the whole image; its name and Content-Type prove nothing."""
+def validate_upload(uploaded_file, *, label=None):
+    """Decode the whole image; its name and Content-Type prove nothing. `label` names the file
+    in the message when several were sent."""
+    prefix = f"{label}: " if label else ""
     if uploaded_file.size == 0:
-        raise ScanRejected(f"{label} is empty.")
+        raise ScanRejected(f"{prefix}The file is empty.")
     limit = settings.SCAN_MAX_UPLOAD_BYTES
     if uploaded_file.size > limit:
-        raise ScanRejected(f"{label} is {uploaded_file.size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.")
+        raise ScanRejected(f"{prefix}The file is {uploaded_file.size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.")
     data = b"".join(uploaded_file.chunks())
     try:
         image = decode_image_bytes(data, max_pixels=settings.SCAN_MAX_PIXELS, min_side=settings.SCAN_MIN_SIDE)
     except ImageDecodeError as error:
-        raise ScanRejected(f"{label}: {error}") from error
+        raise ScanRejected(f"{prefix}{error}") from error
     return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height)
 
 
@@ -82,7 +84,7 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
         raise ScanRejected(f"Upload at most {settings.SCAN_MAX_FILES_PER_UPLOAD} images at a time.")
     several = len(uploaded_files) > 1
     images = [
-        validate_upload(upload, label=f"File {index} ({upload.name})" if several else "The file")
+        validate_upload(upload, label=f"File {index} ({upload.name})" if several else None)
         for index, upload in enumerate(uploaded_files, start=1)
     ]
     stored_names = []

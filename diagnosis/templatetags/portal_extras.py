@@ -5,7 +5,15 @@ register = template.Library()
 
 @register.filter
 def percent(value):
-    return "—" if value is None else f"{100 * float(value):.1f}%"
+    """A probability as a percentage; the extremes say so rather than round to a false 0% or 100%."""
+    if value is None:
+        return "—"
+    value = 100 * float(value)
+    if 0 < value < 0.1:
+        return "<0.1%"
+    if 99.9 < value < 100:
+        return ">99.9%"
+    return f"{value:.1f}%"
 
 
 @register.filter
