@@ -1,13 +1,15 @@
 """Measure a model version on a dataset folder and keep the result, as the portal does."""
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ml import selectors, services
 from ml.models import ModelVersion
 
+from ._base import VersionOptionCommand
 
-class Command(BaseCommand):
+
+class Command(VersionOptionCommand):
     help = (
         "Evaluate a model version on a dataset folder (default: the configured evaluation set): ROC AUC, sensitivity, "
         "specificity, PPV and NPV with 95% confidence intervals. The evaluation is stored for the comparison page."

@@ -1,13 +1,15 @@
 """Classify image files with one model version: one JSON line per image, as the worker would answer."""
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ml import selectors, services
 from ml.models import ModelVersion
 
+from ._base import VersionOptionCommand
 
-class Command(BaseCommand):
+
+class Command(VersionOptionCommand):
     help = "Predict with a model version (default: the active one); prints one JSON line per image (PNG, JPEG or DICOM)."
 
     def add_arguments(self, parser):
