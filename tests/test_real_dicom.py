@@ -1,0 +1,48 @@
+"""The five real DICOM chest radiographs in ../shared/data/dicom go through the upload path.
+Skipped where that folder is absent (a fresh clone without the shared data)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from diagnosis import services
+from diagnosis.models import Scan
+from ml.engine.images import decode_image_bytes
+
+DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.skipif(not DICOM_DIR.is_dir(), reason=f"real DICOM samples not present at {DICOM_DIR}"),
+]
+
+
+def dicom_files():
+    return sorted(DICOM_DIR.glob("*.dcm")) if DICOM_DIR.is_dir() else []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", dicom_files(), ids=lambda path: path.name[:40])
+def test_real_dicom_is_accepted(clinician, patient, path):
+    (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("study.dcm", path.read_bytes())])
+    scan = Scan.objects.get(pk=scan.pk)
+    assert scan.file_format == "dicom" and min(scan.width, scan.height) >= 440
+
+
+def test_monochrome1_comes_out_as_the_inverse_of_its_monochrome2_twin():
+    (original,) = DICOM_DIR.glob("siim_acr_cr_chest_pa_1.2.276*.dcm")
+    (inverted,) = DICOM_DIR.glob("siim_acr_cr_chest_pa_FAKE_MONOCHROME1*.dcm")
+    a = decode_image_bytes(original.read_bytes()).pixels.astype(int)
+    b = decode_image_bytes(inverted.read_bytes()).pixels.astype(int)
+    assert np.array_equal(a + b, np.full_like(a, 255))
+
+
+def test_monochrome1_radiographs_show_bone_bright():
+    """In a chest film the mediastinum (centre) is brighter than the lungs either side of it."""
+    for path in [*DICOM_DIR.glob("barre_CR-MONO1*.dcm"), *DICOM_DIR.glob("nema_wg04*.dcm")]:
+        pixels = decode_image_bytes(path.read_bytes()).pixels.astype(float)
+        height, width = pixels.shape
+        rows = slice(height // 3, 2 * height // 3)
+        centre = pixels[rows, int(width * 0.45):int(width * 0.55)].mean()
+        lungs = (pixels[rows, int(width * 0.2):int(width * 0.3)].mean() + pixels[rows, int(width * 0.7):int(width * 0.8)].mean()) / 2
+        assert centre > lungs, path.name
