@@ -1,0 +1,116 @@
+"""The one preprocessing path from a decoded X-ray to the model's input tensor.
+
+Every image arrives as a 2-D uint8 grayscale array (`ml.engine.images`). `prepare_batch` turns a
+list of them into the float32 batch the model takes, in two stages that the training pipeline
+also uses, in the same order, with augmentation (training only) slotted between them:
+
+1. `resize_images`: TF's own `tf.image.resize` (bilinear, antialiased) stretches each image to the
+   square input size and rounds back to uint8. Stretching, not padding: padding would give the
+   non-square films (mostly from one source) black borders the others lack, a shortcut a model
+   could learn. Rounding to uint8 lets the training pipeline keep decoded images compactly in
+   memory and still feed the model exactly what inference feeds it.
+2. `to_model_input`: replicate the grey channel to RGB (the ImageNet backbones take 3 channels)
+   and apply the backbone's own `keras.applications.<module>.preprocess_input`.
+
+The `PreprocessingSpec` holding these choices is stored in every model's record, and the
+predictor rebuilds its preprocessing from that record, never from defaults.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .backbones import get_backbone, resolve_image_size
+
+GRAYSCALE_TO_RGB = "grayscale-replicated-to-rgb"
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreprocessingSpec:
+    backbone: str = "xception"
+    image_size: int = 299
+    colour: str = GRAYSCALE_TO_RGB
+    normalisation: str = "xception"  # keras.applications.<module of this backbone>.preprocess_input
+    resize_method: str = "bilinear"
+    antialias: bool = True
+    aspect: str = "stretch"
+    resized_dtype: str = "uint8"
+    version: int = SPEC_VERSION
+
+    @classmethod
+    def for_backbone(cls, backbone: str = "xception", image_size: int | None = None) -> PreprocessingSpec:
+        spec = get_backbone(backbone)
+        return cls(backbone=spec.name, image_size=resolve_image_size(spec.name, image_size), normalisation=spec.name)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreprocessingSpec:
+        known = {field.name for field in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown preprocessing fields {sorted(unknown)}: this model needs a newer engine.")
+        spec = cls(**data)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if self.version != SPEC_VERSION:
+            raise ValueError(f"Preprocessing spec version {self.version} is not supported (this engine knows {SPEC_VERSION}).")
+        if self.colour != GRAYSCALE_TO_RGB:
+            raise ValueError(f"Unsupported colour handling {self.colour!r}.")
+        if self.aspect != "stretch" or self.resized_dtype != "uint8":
+            raise ValueError("Unsupported resize settings in the preprocessing spec.")
+        get_backbone(self.normalisation)
+        resolve_image_size(self.backbone, self.image_size)
+
+
+def _check_image(image: np.ndarray, index: int) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(
+            f"Image {index} must be a 2-D uint8 grayscale array (from ml.engine.images); got {image.dtype} {image.shape}."
+        )
+    return image
+
+
+def resize_images(images: list[np.ndarray], spec: PreprocessingSpec) -> np.ndarray:
+    """Stage 1: uint8 (H, W) arrays of any sizes -> uint8 (N, S, S, 1)."""
+    import tensorflow as tf
+
+    size = (spec.image_size, spec.image_size)
+    out = np.empty((len(images), spec.image_size, spec.image_size, 1), dtype=np.uint8)
+    for index, image in enumerate(images):
+        image = _check_image(image, index)
+        resized = tf.image.resize(image[:, :, None].astype(np.float32), size, method=spec.resize_method, antialias=spec.antialias)
+        out[index] = np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+    return out
+
+
+def to_model_input(batch, spec: PreprocessingSpec):
+    """Stage 2: (N, S, S, 1) grey values 0-255 (uint8 or float, numpy or tf) -> float32 (N, S, S, 3).
+
+    Written in TF ops so the training tf.data pipeline can map it; numpy in, tf Tensor out.
+    """
+    import tensorflow as tf
+
+    x = tf.cast(batch, tf.float32)
+    x = tf.concat([x, x, x], axis=-1)
+    return get_backbone(spec.normalisation).preprocess_input()(x)
+
+
+def prepare_batch(images: list[np.ndarray], spec: PreprocessingSpec, augment=None) -> np.ndarray:
+    """uint8 grayscale (H, W) arrays -> float32 (N, S, S, 3), what the model takes.
+
+    `augment` (a Keras layer, training only) is applied between the two stages, where the training
+    pipeline applies it; the predictor and evaluation never pass it.
+    """
+    if len(images) == 0:
+        return np.zeros((0, spec.image_size, spec.image_size, 3), dtype=np.float32)
+    batch = resize_images(images, spec).astype(np.float32)
+    if augment is not None:
+        batch = augment(batch, training=True)
+    return np.asarray(to_model_input(batch, spec), dtype=np.float32)
