@@ -1,0 +1,132 @@
+"""Command line for the engine, without Django:
+
+    python -m ml.engine.cli train --data DIR --out DIR [--preset cpu-scratch] [--epochs N] [--image-size S] ...
+    python -m ml.engine.cli evaluate --artifact OUT/model.keras --data DIR [--plots DIR] [--json FILE]
+    python -m ml.engine.cli predict --artifact OUT/model.keras IMAGE... [--gradcam-dir DIR]
+    python -m ml.engine.cli synthetic --out DIR [--n-per-class 40] [--image-size 128] [--seed 0]
+
+`manage.py train` / `evaluate` wrap the same library functions for the portal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="train a model on a dataset folder")
+    p.add_argument("--data", required=True, help="DIR/<class>/* or DIR/train|test/<class>/*")
+    p.add_argument("--out", required=True, help="output folder for model.keras, model.json, plots")
+    p.add_argument("--preset", default=None, help="demo | cpu-scratch | imagenet-transfer (then overridden by flags)")
+    p.add_argument("--backbone")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--weights", help="imagenet | none | PATH of a no-top weights file")
+    p.add_argument("--trainable", choices=["auto", "head", "top", "all"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--fine-tune-epochs", type=int)
+    p.add_argument("--fine-tune-layers", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--patience", type=int, dest="early_stopping_patience")
+    p.add_argument("--reduce-lr-patience", type=int)
+    p.add_argument("--target-sensitivity", type=float)
+    p.add_argument("--positive-class")
+    p.add_argument("--manifest", help="CSV with filename,patient_id[,origin]; default details.csv/manifest.csv in DIR")
+    p.add_argument("--save-h5", action="store_true", default=None)
+    p.add_argument("--no-augmentation", action="store_true")
+    return p
+
+
+def config_from_args(args):
+    from .data import Augmentation
+    from .train import TrainConfig
+
+    config = TrainConfig.preset(args.preset) if args.preset else TrainConfig()
+    names = ["backbone", "image_size", "weights", "trainable", "epochs", "fine_tune_epochs", "fine_tune_layers", "batch_size",
+             "learning_rate", "seed", "early_stopping_patience", "reduce_lr_patience", "target_sensitivity", "positive_class",
+             "manifest", "save_h5"]
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if args.no_augmentation:
+        overrides["augmentation"] = Augmentation(0, 0, 0, 0, False)
+    return config.with_overrides(**overrides)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.engine.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    e = sub.add_parser("evaluate", help="measure a saved model on a folder")
+    e.add_argument("--artifact", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--manifest")
+    e.add_argument("--sha256", help="refuse unless the artifact has this sha256")
+    e.add_argument("--plots", help="folder for ROC / confusion / reliability PNGs")
+    e.add_argument("--json", help="write all metrics here")
+    pr = sub.add_parser("predict", help="classify image files")
+    pr.add_argument("--artifact", required=True)
+    pr.add_argument("--sha256")
+    pr.add_argument("--gradcam-dir", help="write a Grad-CAM overlay PNG per image here")
+    pr.add_argument("images", nargs="+")
+    s = sub.add_parser("synthetic", help="write a synthetic demo dataset")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n-per-class", type=int, default=40)
+    s.add_argument("--image-size", type=int, default=128)
+    s.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "synthetic":
+        from .synthetic import make_synthetic_dataset
+
+        print(make_synthetic_dataset(args.out, n_per_class=args.n_per_class, image_size=args.image_size, seed=args.seed))
+        return 0
+    if args.command == "train":
+        from .train import train
+
+        config = config_from_args(args)
+        logging.getLogger(__name__).info("Config: %s", json.dumps(config.to_dict(), default=str))
+        result = train(args.data, args.out, config)
+        print(json.dumps({"artifact": str(result.artifact_path), "sha256": result.sha256, "threshold": result.record["threshold"],
+                          "test": {k: result.metrics[k] for k in ("roc_auc", "sensitivity", "specificity", "accuracy")}}, indent=2))
+        return 0
+    if args.command == "evaluate":
+        from .evaluate import evaluate_artifact, headline
+
+        metrics = evaluate_artifact(args.artifact, args.data, manifest=args.manifest, expected_sha256=args.sha256, plots_dir=args.plots)
+        if args.json:
+            Path(args.json).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        print(f"{metrics['evaluation_set']}: n={metrics['n']} {headline(metrics)}")
+        for source, m in metrics.get("per_source", {}).items():
+            print(f"  {source}: n={m['n']} {headline(m)}")
+        return 0
+    if args.command == "predict":
+        from .images import ImageDecodeError, load_image_file
+        from .predictor import Predictor
+
+        predictor = Predictor.load(args.artifact, expected_sha256=args.sha256)
+        status = 0
+        for name in args.images:
+            try:
+                pixels = load_image_file(name)
+            except (ImageDecodeError, OSError) as error:
+                print(json.dumps({"image": name, "error": str(error)}))
+                status = 1
+                continue
+            result = predictor.predict([pixels])[0]
+            if args.gradcam_dir:
+                folder = Path(args.gradcam_dir)
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"{Path(name).stem}_gradcam.png"
+                target.write_bytes(predictor.gradcam_overlay_png(pixels, predictor.gradcam(pixels)))
+                result["gradcam"] = str(target)
+            print(json.dumps({"image": name, **result}))
+        return status
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
