@@ -1,0 +1,131 @@
+"""Model-quality benchmark on a real chest X-ray folder (e.g. ../shared/data/cxr-dev).
+
+Trains with ml.engine.train (patient-grouped split from the folder's details.csv), then writes,
+next to the artifact in --out:
+  train.log            the training log
+  model.keras/.json    the artifact and its record (metrics with 95% CIs, per source)
+  test_*.png           ROC, confusion matrix and reliability plots of the test split
+  gradcam/*.png        Grad-CAM overlays of a few test images from each source
+  summary.md           the tables that docs/engine.md quotes
+
+    nice -n 10 .venv/bin/python bench/train_cxr.py --data ../shared/data/cxr-dev --out /work/runs/cxr-128 \
+        --preset cpu-scratch
+
+Write --out outside the repository: the overlays are derived from research-licensed images.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ml.engine.cli import _train_parser, config_from_args  # noqa: E402
+
+
+def fmt(item) -> str:
+    if not item or item.get("value") is None:
+        return "n/a"
+    low, high = item.get("ci", [None, None])
+    if low is None:
+        return f"{item['value']:.3f}"
+    return f"{item['value']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def summary_markdown(record: dict) -> str:
+    m, choice = record["metrics"], record["threshold_selection"]
+    counts = record["dataset"]["split_counts"]
+    lines = [
+        f"Split ({record['dataset']['layout']}, grouped by patient: {record['dataset']['grouped_by_patient']}): "
+        + "; ".join(f"{split} " + ", ".join(f"{c} {n}" for c, n in per.items()) for split, per in counts.items()),
+        "",
+        f"Threshold {record['threshold']:.4f}, chosen on validation for sensitivity >= {choice['target_sensitivity']} "
+        f"(validation sensitivity {choice['achieved_sensitivity']:.3f}, specificity {choice['specificity']:.3f}; "
+        f"{choice['n_positive']} positive / {choice['n_negative']} negative validation images).",
+        "",
+        f"| test split | n | ROC AUC | sensitivity | specificity | PPV | NPV | accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| all | {m['n']} | {fmt(m['roc_auc'])} | {fmt(m['sensitivity'])} | {fmt(m['specificity'])} | {fmt(m['ppv'])} | "
+        f"{fmt(m['npv'])} | {fmt(m['accuracy'])} |",
+    ]
+    for source, s in m.get("per_source", {}).items():
+        classes = ", ".join(f"{c} {n}" for c, n in s["classes"].items())
+        lines.append(f"| {source} ({classes}) | {s['n']} | {fmt(s['roc_auc'])} | {fmt(s['sensitivity'])} | "
+                     f"{fmt(s['specificity'])} | {fmt(s['ppv'])} | {fmt(s['npv'])} | {fmt(s['accuracy'])} |")
+    cm = m["confusion_matrix"]
+    lines += ["", f"Confusion matrix (rows true, columns predicted, {cm['labels']}): {cm['matrix']}",
+              f"Calibration: ECE {m['calibration']['ece']:.3f} (10 bins)."]
+    training = record["training"]
+    seconds = [h["epoch_seconds"] for h in training["history"]]
+    lines += ["", f"Training: {training['epochs_run']} epochs, best epoch {training['best_epoch']} "
+              f"(val loss {training['best_val_loss']:.4f}), {training['seconds']:.0f} s in all, "
+              f"{sum(seconds) / len(seconds):.0f} s per epoch on average."]
+    return "\n".join(lines) + "\n"
+
+
+def gradcam_examples(artifact: Path, data_dir: Path, out_dir: Path, per_source: int) -> list[dict]:
+    from ml.engine.data import find_manifest, read_manifest
+    from ml.engine.evaluate import source_name
+    from ml.engine.images import load_image_file
+    from ml.engine.predictor import Predictor
+
+    predictor = Predictor.load(artifact)
+    splits = json.loads(artifact.with_suffix(".splits.json").read_text())  # written by train() beside model.keras
+    manifest = find_manifest(data_dir)
+    rows = read_manifest(manifest) if manifest else {}
+    chosen: dict[str, list[str]] = {}
+    for relpath in splits["test"]:
+        source = source_name(rows.get(relpath, {}).get("origin", ""))
+        if len(chosen.setdefault(source, [])) < per_source:
+            chosen[source].append(relpath)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source, relpaths in chosen.items():
+        for relpath in relpaths:
+            pixels = load_image_file(data_dir / relpath)
+            result = predictor.predict([pixels])[0]
+            heat = predictor.gradcam(pixels)
+            name = relpath.replace("/", "__").rsplit(".", 1)[0] + "_gradcam.png"
+            (out_dir / name).write_bytes(predictor.gradcam_overlay_png(pixels, heat, max_side=512))
+            written.append({"file": name, "image": relpath, "source": source, "label": result["label"],
+                            "p_positive": round(result["positive_probability"], 4)})
+    (out_dir / "index.json").write_text(json.dumps(written, indent=1))
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    train_parser = _train_parser(sub)
+    train_parser.add_argument("--gradcam-per-source", type=int, default=3)
+    train_parser.add_argument("--skip-training", action="store_true", help="only redo summary and Grad-CAM for --out")
+    args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=[logging.FileHandler(out / "train.log"), logging.StreamHandler()])
+    artifact = out / "model.keras"
+    if not args.skip_training:
+        from ml.engine.train import train
+
+        config = config_from_args(args)
+        logging.info("Command: %s", " ".join(sys.argv))
+        logging.info("Config: %s", json.dumps(config.to_dict(), default=str))
+        started = time.monotonic()
+        result = train(args.data, out, config)
+        artifact = result.artifact_path
+        logging.info("Training finished in %.0f s", time.monotonic() - started)
+    record = json.loads(artifact.with_suffix(".json").read_text())
+    (out / "summary.md").write_text(summary_markdown(record))
+    examples = gradcam_examples(artifact, Path(args.data).resolve(), out / "gradcam", args.gradcam_per_source)
+    logging.info("Grad-CAM overlays: %s", json.dumps(examples))
+    print((out / "summary.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.engine.data import (
+    Sample,
+    class_weights,
+    content_fingerprint,
+    discover_dataset,
+    evaluation_samples,
+    find_manifest,
+    grouped_stratified_split,
+)
+from ml.engine.synthetic import make_synthetic_dataset
+
+from .conftest import write_png
+
+REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "cxr-dev"
+
+
+def tiny_png_folder(root: Path, counts: dict) -> Path:
+    for label, n in counts.items():
+        for i in range(n):
+            write_png(root / label / f"{label}_{i:03d}.png", np.full((8, 8), i % 256, np.uint8))
+    return root
+
+
+def write_manifest(path: Path, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "label", "patient_id", "origin"])
+        writer.writerows(rows)
+
+
+def assert_patients_in_one_split(dataset):
+    where = {}
+    for split in ("train", "val", "test"):
+        for sample in dataset.split(split):
+            if sample.patient_id:
+                assert where.setdefault(sample.patient_id, split) == split, f"{sample.patient_id} is in {where[sample.patient_id]} and {split}"
+    return where
+
+
+def test_patient_grouped_split_never_puts_a_patient_in_two_splits(tmp_path):
+    # 120 covid + 80 normal images; patients hold 1 to 5 images; a quarter have no patient id.
+    root = tiny_png_folder(tmp_path / "data", {"covid": 120, "normal": 80})
+    rng = np.random.default_rng(0)
+    rows, patient = [], 0
+    for label, n in (("covid", 120), ("normal", 80)):
+        i = 0
+        while i < n:
+            size = int(rng.integers(1, 6))
+            patient += 1
+            for j in range(i, min(n, i + size)):
+                pid = "" if patient % 4 == 0 else f"P{patient:03d}"
+                rows.append([f"{label}/{label}_{j:03d}.png", label, pid, "site-a" if j % 2 else "site-b (x)"])
+            i += size
+    write_manifest(root / "details.csv", rows)
+    for seed in range(5):
+        dataset = discover_dataset(root, seed=seed)
+        assert dataset.grouped_by_patient and dataset.manifest.name == "details.csv"
+        where = assert_patients_in_one_split(dataset)
+        assert len(set(where.values())) == 3
+        counts = dataset.split_counts()
+        assert sum(sum(c.values()) for c in counts.values()) == 200
+        # stratified: each held-out split has about 15% of each class
+        for split in ("val", "test"):
+            assert abs(counts[split]["covid"] - 18) <= 5 and abs(counts[split]["normal"] - 12) <= 5
+
+
+def test_train_test_layout_carves_validation_from_train_by_patient(tmp_path):
+    root = tmp_path / "data"
+    tiny_png_folder(root / "train", {"normal": 30, "covid": 30})
+    tiny_png_folder(root / "test", {"normal": 5, "covid": 5})
+    rows = [[f"train/{label}/{label}_{i:03d}.png", label, f"{label}-{i // 3}", ""] for label in ("covid", "normal") for i in range(30)]
+    write_manifest(root / "manifest.csv", rows)
+    dataset = discover_dataset(root, val_fraction=0.2, seed=3)
+    assert dataset.layout == "train-test"
+    assert dataset.class_names == ["covid", "normal"]  # sorted folder names = output order
+    assert {s.relpath.split("/")[0] for s in dataset.test} == {"test"}
+    assert {s.relpath.split("/")[0] for s in dataset.train + dataset.val} == {"train"}
+    assert_patients_in_one_split(dataset)
+    assert dataset.split_counts()["val"] == {"covid": 6, "normal": 6}
+
+
+def test_manifest_without_patient_or_origin_columns_is_ignored(tmp_path):
+    root = tiny_png_folder(tmp_path / "data", {"a": 10, "b": 10})
+    (root / "manifest.csv").write_text("filename,label,source_repo\na/a_000.png,a,x\n")
+    assert find_manifest(root) is None
+    (root / "details.csv").write_text("filename,label,patient_id\na/a_000.png,a,P1\n")
+    assert find_manifest(root).name == "details.csv"
+
+
+def test_split_of_a_tiny_folder_keeps_every_class_in_train_and_validation(tmp_path):
+    root = tiny_png_folder(tmp_path / "data", {"covid": 6, "normal": 6})
+    counts = discover_dataset(root).split_counts()
+    assert all(counts[split][c] >= 1 for split in ("train", "val", "test") for c in ("covid", "normal"))
+    with pytest.raises(ValueError):
+        discover_dataset(tiny_png_folder(tmp_path / "one", {"covid": 5}))
+
+
+def test_grouped_split_assigns_mixed_label_patients_whole():
+    samples = [Sample(Path(f"/x/{i}"), f"{label}/{i}.png", label, "P1" if i < 4 else "") for i, label in
+               enumerate(["covid", "normal", "covid", "covid"] + ["normal"] * 20 + ["covid"] * 20)]
+    parts = grouped_stratified_split(samples, {"val": 0.2, "test": 0.2}, seed=1)
+    holders = [name for name, members in parts.items() if any(s.patient_id == "P1" for s in members)]
+    assert len(holders) == 1 and sum(s.patient_id == "P1" for s in parts[holders[0]]) == 4
+
+
+def test_fingerprint_depends_on_content_not_location(tmp_path):
+    a = tiny_png_folder(tmp_path / "a", {"covid": 3, "normal": 3})
+    b = tiny_png_folder(tmp_path / "b", {"covid": 3, "normal": 3})
+    fa = content_fingerprint(evaluation_samples(a)[0])
+    assert fa == content_fingerprint(evaluation_samples(b)[0])
+    write_png(b / "normal" / "normal_000.png", np.full((8, 8), 77, np.uint8))
+    assert fa != content_fingerprint(evaluation_samples(b)[0])
+
+
+def test_synthetic_dataset_is_marked_and_has_a_manifest(tmp_path):
+    root = make_synthetic_dataset(tmp_path / "syn", n_per_class=10, image_size=64, seed=0)
+    dataset = discover_dataset(root)
+    assert dataset.synthetic and dataset.grouped_by_patient
+    assert Counter(s.label for s in dataset.train + dataset.val + dataset.test) == {"covid": 10, "normal": 10}
+    assert_patients_in_one_split(dataset)
+    assert not discover_dataset(tiny_png_folder(tmp_path / "plain", {"covid": 6, "normal": 6})).synthetic
+
+
+def test_class_weights_only_when_unbalanced():
+    assert class_weights([0, 1, 0, 1], 2) is None
+    weights = class_weights([0, 0, 0, 1], 2)
+    assert weights == pytest.approx({0: 4 / 6, 1: 2.0})
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/cxr-dev is not on this machine")
+def test_real_dataset_split_is_grouped_by_patient_and_stratified():
+    dataset = discover_dataset(REAL_DATA, seed=42)
+    assert dataset.class_names == ["covid", "normal"] and dataset.grouped_by_patient
+    assert_patients_in_one_split(dataset)
+    counts = dataset.split_counts()
+    assert counts["test"]["covid"] == counts["test"]["normal"] == 142
+    assert {s.origin.split(" (")[0] for s in dataset.test} >= {"BIMCV-COVID19+", "COVID-CXNet web/literature collection"}

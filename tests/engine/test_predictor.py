@@ -1,0 +1,71 @@
+import io
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.engine.model import backbone_of, build_model
+from ml.engine.predictor import Predictor
+from ml.engine.preprocessing import PreprocessingSpec, prepare_batch
+from ml.engine.synthetic import make_chest_image, signal_region
+
+
+def test_predict_returns_the_contract_and_applies_the_threshold(predictor):
+    rng = np.random.default_rng(3)
+    images = [make_chest_image(rng, 100, opacities=i < 3) for i in range(6)] + [np.zeros((60, 90), np.uint8)]
+    results = predictor.predict(images)
+    assert len(results) == len(images)
+    for result in results:
+        assert set(result) == {"label", "probabilities", "positive_probability", "threshold"}
+        assert list(result["probabilities"]) == predictor.class_names
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert result["positive_probability"] == result["probabilities"][predictor.positive_class]
+        assert result["threshold"] == predictor.threshold
+        assert (result["label"] == "covid") == (result["positive_probability"] >= predictor.threshold)
+
+
+def test_batches_of_any_size_share_one_compiled_graph(predictor):
+    rng = np.random.default_rng(4)
+    for n in (1, 3, 5):
+        predictor.predict([make_chest_image(rng, 80) for _ in range(n)])
+    assert predictor._forward.experimental_get_tracing_count() == 1
+
+
+def test_gradcam_heatmap_and_overlay_at_the_image_resolution(predictor):
+    image = make_chest_image(np.random.default_rng(5), 160, opacities=True)[:, 20:140]  # 160 x 120
+    heatmap = predictor.gradcam(image)
+    assert heatmap.shape == image.shape and heatmap.dtype == np.float32
+    assert 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+    png = predictor.gradcam_overlay_png(image, heatmap)
+    overlay = Image.open(io.BytesIO(png))
+    assert overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == (120, 160)
+    big = np.zeros((1500, 1000), np.uint8)
+    assert Image.open(io.BytesIO(predictor.gradcam_overlay_png(big, np.zeros(big.shape, np.float32)))).size == (683, 1024)
+
+
+def test_gradcam_equals_the_class_activation_map_of_the_backbone_last_conv_layer():
+    """With global average pooling and a dense head, Grad-CAM reduces to CAM (Zhou et al. 2016):
+    the map is relu(sum_k w_k A_k) with w_k the class's dense weight, centred over classes, for
+    channel k of the last conv layer. Computed here independently of Predictor.gradcam, through
+    the nested backbone, on an untrained Xception with a random head."""
+    keras.utils.set_random_seed(0)
+    model = build_model("xception", 2, 71, weights=None, trainable="all")
+    spec = PreprocessingSpec.for_backbone("xception", 71)
+    record = {"preprocessing": spec.to_dict(), "class_names": ["covid", "normal"], "positive_class": "covid", "threshold": 0.5}
+    predictor = Predictor(model, record)
+    image = make_chest_image(np.random.default_rng(6), 90, opacities=True)[:, :80]
+    base = backbone_of(model)
+    conv = keras.Model(base.input, base.get_layer("block14_sepconv2_act").output)(prepare_batch([image], spec), training=False)
+    conv = np.asarray(conv)[0]
+    kernel = np.asarray(model.get_layer("logits").kernel)
+    maxima = []
+    for index, name in enumerate(record["class_names"]):
+        weights = (kernel[:, index] - kernel.mean(axis=1)) / (conv.shape[0] * conv.shape[1])
+        cam = np.maximum((conv * weights).sum(axis=-1), 0)
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        expected = np.asarray(keras.ops.image.resize(cam[None, :, :, None], image.shape, interpolation="bilinear"))[0, :, :, 0]
+        heatmap = predictor.gradcam(image, class_name=name)
+        assert np.allclose(heatmap, np.clip(expected, 0, 1), atol=1e-4)
+        maxima.append(heatmap.max())
+    assert max(maxima) > 0.5  # a real map, not all zeros (bilinear resizing lowers the peak a little)
