@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ModelVersion, Promotion, TrainingJob
+from .models import Evaluation, ModelVersion, Promotion, TrainingJob
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,4 +28,9 @@ class PromotionAdmin(ReadOnlyAdmin):
 
 @admin.register(TrainingJob)
 class TrainingJobAdmin(ReadOnlyAdmin):
-    list_display = ["id", "status", "source", "dataset_path", "epoch", "total_epochs", "created_by", "created_at"]
+    list_display = ["id", "status", "source", "dataset_path", "epoch", "total_epochs", "created_by", "created_at", "heartbeat_at"]
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "version", "dataset_path", "n_images", "created_at"]

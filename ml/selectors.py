@@ -1,5 +1,6 @@
 """Reads of the model lifecycle: versions, evaluations, jobs, and the dataset folders they use."""
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,11 +122,20 @@ def visible_entries(folder):
     return sorted(entry for entry in Path(folder).iterdir() if not entry.name.startswith("."))
 
 
+def dataset_path(name):
+    """The absolute path of a dataset folder named relative to the datasets folder (or absolute).
+
+    `..` is collapsed but symbolic links are kept, so a large dataset linked into the datasets
+    folder counts as inside it, while `../elsewhere` does not."""
+    path = Path(name).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else datasets_root().resolve() / path))
+
+
 def display_path(path):
     """A dataset path as administrators know it: relative to the datasets folder when inside it."""
-    path = Path(path)
+    path = dataset_path(path)
     try:
-        return str(path.resolve().relative_to(datasets_root().resolve()))
+        return str(path.relative_to(datasets_root().resolve()))
     except ValueError:
         return str(path)
 
@@ -147,9 +157,8 @@ def evaluation_set():
     name = getattr(settings, "ML_EVALUATION_SET", "evaluation")
     if not name:
         return None
-    path = Path(name).expanduser()
-    path = path if path.is_absolute() else datasets_root() / path
-    return path.resolve() if path.is_dir() else None
+    path = dataset_path(name)
+    return path if path.is_dir() else None
 
 
 _fingerprints = {}  # (path, file stats) -> fingerprint; hashing is skipped while no file changed

@@ -175,8 +175,7 @@ def resolve_dataset_path(name, *, allow_outside_root=False):
     if not name:
         raise TrainingRefused("Choose a dataset folder.")
     root = selectors.datasets_root().resolve()
-    path = Path(name).expanduser()
-    path = (path if path.is_absolute() else root / path).resolve()
+    path = selectors.dataset_path(name)
     if not allow_outside_root and not path.is_relative_to(root):
         raise TrainingRefused(f"The dataset folder must be inside the datasets folder ({root}); “{name}” is not.")
     if path == root:

@@ -91,12 +91,17 @@ def roc_plot(request):
         if version.status == ModelVersion.Status.ACTIVE:
             label += " — active"
         active = version.status == ModelVersion.Status.ACTIVE
-        axes.plot(*points, linewidth=3 if active else 1.5, linestyle="-" if not version.trained_on_synthetic_data else "--", label=label)
+        (line,) = axes.plot(*points, linewidth=3 if active else 1.5, linestyle="--" if version.trained_on_synthetic_data else "-", label=label)
+        # Where the version's own threshold puts it on its curve.
+        sensitivity = selectors.figure(row.evaluation.metrics.get("sensitivity"))
+        specificity = selectors.figure(row.evaluation.metrics.get("specificity"))
+        if sensitivity and specificity and None not in (sensitivity["value"], specificity["value"]):
+            axes.scatter([1 - specificity["value"]], [sensitivity["value"]], color=line.get_color(), edgecolors="black", zorder=3)
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
     axes.set_xlabel("False positive rate (1 − specificity)")
     axes.set_ylabel("True positive rate (sensitivity)")
-    axes.set_title(f"ROC on {evaluation_set}" if evaluation_set else "No evaluation set configured")
+    axes.set_title(f"ROC on {evaluation_set} (dots: each version's threshold)" if evaluation_set else "No evaluation set configured")
     axes.legend(loc="lower right", fontsize="small")
     axes.grid(alpha=0.3)
     buffer = io.BytesIO()

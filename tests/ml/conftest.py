@@ -2,6 +2,7 @@
 import hashlib
 import json
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from django.conf import settings
 
 from diagnosis import roles
 from ml import services
-from tests.conftest import make_user
+from tests.conftest import CELERY, PROJECT_ROOT, make_user, start_celery_worker, stop_celery_worker, worker_environment
 from tests.images import png_bytes
 
 
@@ -82,3 +83,17 @@ def make_version():
 @pytest.fixture
 def second_administrator(site_a):
     return make_user("admin_b", roles.ADMINISTRATORS, site_a)
+
+
+OWN_TRAINING_QUEUE = "training-test-own-worker"
+
+
+@pytest.fixture
+def own_training_worker(settings, private_storage, transactional_db):
+    """A training worker of its own, on a queue of its own (ML_TRAINING_QUEUE), so a test can kill
+    it, or leave a job half done, without touching the shared worker."""
+    settings.ML_TRAINING_QUEUE = OWN_TRAINING_QUEUE
+    subprocess.run([*CELERY, "purge", "-f", "-Q", OWN_TRAINING_QUEUE], env=worker_environment(), cwd=PROJECT_ROOT, capture_output=True, timeout=60)
+    process = start_celery_worker(private_storage / f"own-training-worker-{uuid.uuid4().hex[:6]}.log", queues=OWN_TRAINING_QUEUE)
+    yield process
+    stop_celery_worker(process)

@@ -1,9 +1,12 @@
 """Starting training jobs: the data is checked before anything is queued, and refusals say what to fix."""
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
 
 from ml import services
 from ml.models import TrainingJob
+from tests.ml.conftest import make_dataset
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +122,32 @@ def test_cancelling_a_running_job_asks_its_worker_to_stop(admin_client, dataset_
     job.refresh_from_db()
     assert job.status == TrainingJob.Status.RUNNING and job.cancel_requested
     assert "Stopping at the next check" in admin_client.get(reverse("ml:job_progress", args=[job.pk])).content.decode()
+
+
+def test_a_dataset_linked_into_the_datasets_folder_is_inside_it(admin_client, dataset_folder, tmp_path, settings):
+    elsewhere = make_dataset("linked-source", {"covid": 8, "normal": 8}, root=tmp_path)
+    link = settings.DATASETS_ROOT / f"linked-{tmp_path.name}"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    try:
+        assert link.name in admin_client.get(reverse("ml:job_create")).content.decode()  # offered in the form's list
+        response = start(admin_client, dataset=link.name)
+        assert response.status_code == 302
+        assert TrainingJob.objects.get().dataset_path == link.name
+    finally:
+        link.unlink()
+
+
+REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cxr-dev"
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real chest X-rays not present at {REAL_DATA}")
+def test_the_real_development_set_passes_the_check_with_its_patient_manifest(settings):
+    link = settings.DATASETS_ROOT / "cxr-dev-link"
+    link.symlink_to(REAL_DATA, target_is_directory=True)
+    try:
+        check = services.check_dataset_folder(link.name)
+    finally:
+        link.unlink()
+    assert check.classes == {"covid": 950, "normal": 950}
+    assert check.details["grouped_by_patient"] is True and check.details["layout"] == "class-folders"

@@ -1,35 +1,24 @@
-"""A worker that dies mid-job (SIGKILL, OOM, lost machine) leaves its job `failed` with a reason,
-found by the abandoned-job sweep that beat runs every minute; a live job is left alone."""
+"""The sweep beat runs every minute: a worker that dies mid-job (SIGKILL, OOM, lost machine) leaves
+its job `failed` with a reason, a live job is left alone, and a job the broker never received is
+sent again."""
 import os
 import signal
-import subprocess
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from ml import tasks
 from ml.engine.synthetic import make_synthetic_dataset
 from ml.models import ModelVersion, TrainingJob
-from tests.conftest import CELERY, PROJECT_ROOT, start_celery_worker, stop_celery_worker, wait_for, worker_environment
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
-DOOMED_QUEUE = "training-killed-worker-test"
 
-
-@pytest.fixture
-def doomed_worker(settings, private_storage):
-    """A training worker of its own, on a queue of its own, so killing it touches nothing else."""
-    settings.ML_TRAINING_QUEUE = DOOMED_QUEUE
-    subprocess.run([*CELERY, "purge", "-f", "-Q", DOOMED_QUEUE], env=worker_environment(), cwd=PROJECT_ROOT, capture_output=True, timeout=60)
-    process = start_celery_worker(private_storage / f"doomed-worker-{uuid.uuid4().hex[:6]}.log", queues=DOOMED_QUEUE)
-    yield process
-    stop_celery_worker(process)
-
-
-def test_a_killed_worker_leaves_its_job_failed_once_the_sweep_runs(admin_client, settings, private_storage, doomed_worker):
+def test_a_killed_worker_leaves_its_job_failed_once_the_sweep_runs(admin_client, settings, own_training_worker):
     data = make_synthetic_dataset(settings.DATASETS_ROOT / f"kill-{uuid.uuid4().hex[:6]}", n_per_class=8, image_size=96, seed=5)
     admin_client.post(reverse("ml:job_create"), {
         "source": "folder", "dataset": data.name, "backbone": "xception", "epochs": 200, "image_size": 71, "batch_size": 8, "weights": "none",
@@ -43,7 +32,7 @@ def test_a_killed_worker_leaves_its_job_failed_once_the_sweep_runs(admin_client,
         return row if row.status == "running" and row.heartbeat_at > row.started_at and "Training xception" in row.log_tail else None
 
     job = wait_for(training, timeout=180, interval=0.5, message="the job to train and send a heartbeat")
-    assert job.worker_pid and job.worker_pid != doomed_worker.pid  # the pool child, not the main process
+    assert job.worker_pid and job.worker_pid != own_training_worker.pid  # the pool child, not the main process
 
     # The sweep leaves a live job alone.
     settings.ML_TRAINING_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
@@ -51,8 +40,8 @@ def test_a_killed_worker_leaves_its_job_failed_once_the_sweep_runs(admin_client,
     assert TrainingJob.objects.get(pk=job.pk).status == TrainingJob.Status.RUNNING
 
     # The whole worker (main process and pool child) dies without a chance to clean up.
-    os.killpg(doomed_worker.pid, signal.SIGKILL)
-    doomed_worker.wait(timeout=30)
+    os.killpg(own_training_worker.pid, signal.SIGKILL)
+    own_training_worker.wait(timeout=30)
     last_heartbeat = TrainingJob.objects.get(pk=job.pk).heartbeat_at
 
     # No heartbeat arrives any more; once it is older than the limit, the sweep fails the job.
@@ -68,3 +57,22 @@ def test_a_killed_worker_leaves_its_job_failed_once_the_sweep_runs(admin_client,
     assert "Failed." in panel and "stopped responding" in panel and 'data-finished="true"' in panel
     assert tasks.fail_abandoned_training_jobs() == []  # failed once, not again
 
+
+
+def test_a_job_queued_while_the_broker_was_down_is_sent_by_the_sweep(admin_client, settings, broker_outage, own_training_worker):
+    data = make_synthetic_dataset(settings.DATASETS_ROOT / f"outage-{uuid.uuid4().hex[:6]}", n_per_class=8, image_size=96, seed=6)
+    with broker_outage():
+        response = admin_client.post(reverse("ml:job_create"), {
+            "source": "folder", "dataset": data.name, "backbone": "xception", "epochs": 1, "image_size": 71, "batch_size": 8, "weights": "none",
+        })
+    assert response.status_code == 302, "the job is accepted even though the broker is unreachable"
+    job = TrainingJob.objects.get()
+    assert job.status == TrainingJob.Status.QUEUED and job.enqueued_at is None
+
+    assert tasks.fail_abandoned_training_jobs() == []  # too fresh to re-send yet
+    assert TrainingJob.objects.get(pk=job.pk).enqueued_at is None
+    TrainingJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    tasks.fail_abandoned_training_jobs()
+    assert TrainingJob.objects.get(pk=job.pk).enqueued_at is not None
+    wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status="running").exists(), timeout=120, message="the worker to take the re-sent job")
+    os.killpg(own_training_worker.pid, signal.SIGKILL)  # no need to finish the training
