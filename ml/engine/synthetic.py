@@ -61,7 +61,7 @@ def make_chest_image(rng: np.random.Generator, size: int = 128, *, opacities: bo
             x0, y0, x1, y1 = box
             for _ in range(rng.integers(3, 6)):
                 cx, cy = rng.uniform(x0 + 0.05, x1 - 0.05), rng.uniform(y0 + 0.05, y1 - 0.05)
-                sigma = rng.uniform(0.025, 0.045)
+                sigma = rng.uniform(0.04, 0.07)
                 image += strength * rng.uniform(0.22, 0.32) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma ** 2))
     image = image * rng.uniform(0.8, 1.2) + rng.uniform(-0.06, 0.06)  # exposure
     image += rng.normal(0.0, 0.03, image.shape)

@@ -6,7 +6,6 @@ import pytest
 from ml.engine.artifact import ArtifactIntegrityError, load_artifact, save_artifact
 from ml.engine.evaluate import evaluate_artifact
 from ml.engine.predictor import Predictor
-from ml.engine.synthetic import make_chest_image
 
 
 def copy_artifact(trained, folder):
@@ -17,6 +16,8 @@ def copy_artifact(trained, folder):
 
 
 def test_reloaded_model_reproduces_the_recorded_test_metrics(trained, two_split_dataset):
+    """Save/load round trip: the record's test metrics were computed by the in-memory model at the
+    end of training; the model loaded back from disk must give the same predictions."""
     metrics = evaluate_artifact(trained.artifact_path, two_split_dataset, expected_sha256=trained.sha256, n_boot=50)
     recorded = trained.record["metrics"]
     assert metrics["n"] == recorded["n"]
@@ -24,14 +25,6 @@ def test_reloaded_model_reproduces_the_recorded_test_metrics(trained, two_split_
     assert metrics["roc_auc"]["value"] == pytest.approx(recorded["roc_auc"]["value"], abs=1e-9)
     assert metrics["mean_positive_probability"] == pytest.approx(recorded["mean_positive_probability"], rel=1e-5)
     assert metrics["evaluation_set"].startswith("test/ of")
-
-
-def test_save_load_round_trip_gives_identical_predictions(trained, predictor, tmp_path):
-    images = [make_chest_image(np.random.default_rng(i), 80, opacities=i % 2 == 0) for i in range(4)]
-    model, record = load_artifact(trained.artifact_path, expected_sha256=trained.sha256)
-    path, _ = save_artifact(model, tmp_path, record, name="again")
-    again = Predictor.load(path)
-    assert np.array_equal(again.predict_proba(images), predictor.predict_proba(images))
 
 
 def test_tampered_or_unexpected_artifact_is_refused(trained, tmp_path):
