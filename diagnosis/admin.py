@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 
+from ml.admin import ReadOnlyAdmin
+
 from .models import AuditEvent, Patient, Site, StaffProfile
 
 
@@ -32,21 +34,12 @@ class StaffUserAdmin(UserAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the audit trail is only ever appended to, by the services."""
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit trail is only ever appended to, by the services."""
 
     list_display = ["at", "actor", "action", "patient", "scan", "via", "ip_address"]
     list_filter = ["action", "via"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Patient)
