@@ -208,7 +208,7 @@ class _Progress(keras.callbacks.Callback):
 
 
 def _fit(model, train_ds, *, first_epoch, last_epoch, class_weight, callbacks, progress):
-    model.fit(train_ds, initial_epoch=first_epoch, epochs=last_epoch, class_weight=class_weight,
+    model.fit(train_ds, initial_epoch=first_epoch, epochs=last_epoch, class_weight=class_weight, shuffle=False,
               callbacks=[*callbacks, progress], verbose=0)
     if progress.cancelled:
         raise TrainingCancelled("Training was cancelled.")
