@@ -4,9 +4,12 @@ Binary rule: the label is the positive class iff its probability >= threshold. W
 the same one-vs-rest rule applies to the positive class, and otherwise the most probable of the
 other classes is the label.
 
-The threshold is chosen on the VALIDATION split only: the highest threshold whose validation
-sensitivity reaches the target (so specificity is as high as that sensitivity allows). The test
-split is never looked at when choosing it.
+The threshold is chosen on the VALIDATION split only: the operating point with the highest
+specificity whose validation sensitivity reaches the target. Any threshold between the lowest
+positive score kept and the next score below it gives that same operating point; we take the
+midpoint, because a threshold sitting exactly on a validation case's score (0.99996 for an
+over-confident model) leaves no margin for the next hospital's films. The test split is never
+looked at when choosing it.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def decide(probabilities: np.ndarray, class_names: list[str], positive_class: st
 
 
 def select_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, target_sensitivity: float) -> dict:
-    """The highest threshold t with sensitivity(p >= t) >= target on these (validation) cases."""
+    """The validation operating point with the highest specificity at sensitivity >= target,
+    with the threshold in the middle of the gap below the lowest positive score it keeps."""
     is_positive = np.asarray(is_positive, dtype=bool)
     p = np.asarray(positive_probability, dtype=np.float64)
     positives = np.sort(p[is_positive])[::-1]
@@ -47,11 +51,14 @@ def select_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, 
                 "specificity": None, "n_positive": 0, "n_negative": int((~is_positive).sum()),
                 "note": "no positive cases in the validation split; threshold left at 0.5"}
     k = max(1, math.ceil(target_sensitivity * len(positives) - 1e-9))
-    threshold = float(positives[k - 1])
+    lowest_kept = float(positives[k - 1])
+    below = p[p < lowest_kept]
+    threshold = (lowest_kept + float(below.max())) / 2 if below.size else lowest_kept / 2
     predicted = p >= threshold
     negatives = ~is_positive
     return {
         "threshold": threshold,
+        "lowest_positive_score_kept": lowest_kept,
         "target_sensitivity": float(target_sensitivity),
         "achieved_sensitivity": float(predicted[is_positive].mean()),
         "specificity": float((~predicted[negatives]).mean()) if negatives.any() else None,

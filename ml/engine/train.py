@@ -349,7 +349,7 @@ def train(
     dataset_record = dataset.describe()
     record.update({
         "threshold": threshold,
-        "threshold_selection": {"split": "validation", "rule": "highest threshold with sensitivity >= target", **choice},
+        "threshold_selection": {"split": "validation", "rule": "highest specificity with sensitivity >= target; threshold mid-gap below the lowest positive kept", **choice},
         "metrics": metrics,
         "validation_metrics": val_metrics,
         "evaluation_set": evaluation_set,

@@ -12,13 +12,24 @@ def test_wilson_interval_known_values():
     assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
-def test_threshold_is_the_highest_reaching_the_target_sensitivity():
+def test_threshold_keeps_the_target_sensitivity_with_a_margin():
     is_positive = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
     p = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.2, 0.1, 0.05])
     choice = select_threshold(is_positive, p, 0.75)
-    assert choice["threshold"] == 0.6 and choice["achieved_sensitivity"] == 0.75 and choice["specificity"] == 0.75
-    assert select_threshold(is_positive, p, 0.95)["threshold"] == 0.3
+    # Keeping 3 of 4 positives means keeping scores >= 0.6; the next score below is 0.3.
+    assert choice["lowest_positive_score_kept"] == 0.6
+    assert choice["threshold"] == pytest.approx(0.45)
+    assert choice["achieved_sensitivity"] == 0.75 and choice["specificity"] == 0.75
+    assert select_threshold(is_positive, p, 0.95)["threshold"] == pytest.approx(0.25)
     assert select_threshold(np.zeros(3, bool), p[:3], 0.95)["threshold"] == 0.5
+
+
+def test_threshold_of_an_over_confident_model_is_not_pinned_to_one_case():
+    is_positive = np.array([1, 1, 1, 0, 0, 0], bool)
+    p = np.array([0.99999, 0.99998, 0.99996, 0.02, 0.001, 0.0001])
+    choice = select_threshold(is_positive, p, 0.95)
+    assert choice["achieved_sensitivity"] == 1.0 and choice["specificity"] == 1.0
+    assert choice["threshold"] == pytest.approx((0.99996 + 0.02) / 2)
 
 
 def test_decision_rule_binary_and_multiclass():
