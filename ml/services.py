@@ -210,7 +210,7 @@ def _check_class_folders(folder, shown):
     problems = []
     for label, files in classes.items():
         for index, file in enumerate(files):
-            where = f"{file.relative_to(folder).as_posix()}"
+            where = file.relative_to(folder).as_posix()
             try:
                 if index < sample_size:
                     load_image_file(file)
