@@ -1,8 +1,8 @@
 """Reads, already scoped to what the user may see. The HTML views and the API both come here."""
 from django.db.models import Prefetch, Q
 
-from . import roles
-from .models import Patient, Prediction, Scan
+from . import roles, storage
+from .models import Patient, Prediction, Review, Scan
 
 
 def patients_visible_to(user):
@@ -52,3 +52,26 @@ def prediction_for(user, prediction_id):
     return Prediction.objects.select_related("scan__patient", "model_version").get(
         pk=prediction_id, scan__in=scans_visible_to(user)
     )
+
+
+def reviewed_scans_for_training():
+    """Every scan a clinician reviewed, labelled by its latest review: the AI's label when the
+    reviewer agreed, else the other class. Yields (image path, label, patient id, site code);
+    ml exports these as a training snapshot without importing the clinical app."""
+    reviews = Review.objects.select_related("prediction__scan__patient__site", "prediction__model_version").order_by(
+        "prediction__scan_id", "-created_at", "-id"
+    )
+    seen = set()
+    for review in reviews:
+        prediction, scan = review.prediction, review.prediction.scan
+        if scan.pk in seen:
+            continue
+        seen.add(scan.pk)
+        if review.agrees:
+            label = prediction.label
+        else:
+            others = [name for name in prediction.model_version.class_names if name != prediction.label]
+            if len(others) != 1:
+                continue
+            label = others[0]
+        yield str(storage.path_of(scan.stored_name)), label, str(scan.patient_id), scan.patient.site.code

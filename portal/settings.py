@@ -148,6 +148,15 @@ SCAN_REQUEUE_AFTER = timedelta(seconds=int(os.environ.get("PORTAL_SCAN_REQUEUE_S
 SCAN_PROCESSING_TIMEOUT = timedelta(seconds=int(os.environ.get("PORTAL_SCAN_PROCESSING_TIMEOUT", 15 * 60)))
 SCAN_MAX_ATTEMPTS = 3
 
+# Model lifecycle. Every version is evaluated on the same evaluation set so versions compare
+# fairly: a class-folder dataset, relative to PORTAL_DATASETS_ROOT or absolute ("" turns it off).
+ML_EVALUATION_SET = os.environ.get("PORTAL_EVALUATION_SET", "evaluation")
+# Training jobs start from ImageNet weights; "none" trains from scratch, or give a local weights file.
+ML_DEFAULT_WEIGHTS = os.environ.get("PORTAL_DEFAULT_WEIGHTS", "imagenet")
+# A running training job whose worker has not written a heartbeat for this long is marked failed.
+ML_TRAINING_HEARTBEAT_TIMEOUT = timedelta(seconds=int(os.environ.get("PORTAL_TRAINING_HEARTBEAT_TIMEOUT", 120)))
+ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
+
 # Celery: JSON only, late acks so a task whose worker dies is redelivered, one task prefetched.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 BROKER_DIR = DATA_DIR / "broker"
@@ -180,6 +189,7 @@ CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_TASK_ROUTES = {
     "diagnosis.tasks.*": {"queue": "inference"},
     "ml.tasks.run_training_job": {"queue": "training"},
+    "ml.tasks.evaluate_version": {"queue": "training"},
     "ml.tasks.*": {"queue": "inference"},
 }
 CELERY_BEAT_SCHEDULE = {

@@ -6,7 +6,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils.module_loading import import_string
 
 from diagnosis import services as clinical
 from diagnosis.models import Patient, Prediction
@@ -14,18 +13,6 @@ from ml.models import TrainingJob
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
-
-REAL_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
-
-
-@pytest.fixture(autouse=True)
-def reviewed_scans_provider(settings):
-    try:
-        import_string(REAL_PROVIDER)
-        settings.ML_REVIEWED_SCANS_PROVIDER = REAL_PROVIDER
-    except ImportError:
-        settings.ML_REVIEWED_SCANS_PROVIDER = "tests.ml.reviewed_scans.reviewed_scans_for_training"
-
 
 def scan_with_result(clinician, site, number, label, agrees):
     patient = Patient.objects.create(site=site, medical_record_number=f"MRN-{number:03}", family_name=f"Family{number}", given_name="Given")
