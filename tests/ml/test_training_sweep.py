@@ -54,7 +54,7 @@ def test_a_killed_worker_leaves_its_job_failed_once_the_sweep_runs(admin_client,
     assert "The training worker stopped responding" in job.failure_reason and str(job.worker_pid) in job.failure_reason
     assert not ModelVersion.objects.filter(training_job=job).exists()
     panel = admin_client.get(reverse("ml:job_progress", args=[job.pk])).content.decode()
-    assert "Failed." in panel and "stopped responding" in panel and 'data-finished="true"' in panel
+    assert "Failed." in panel and "stopped responding" in panel and 'data-live="false"' in panel
     assert tasks.fail_abandoned_training_jobs() == []  # failed once, not again
 
 

@@ -60,7 +60,7 @@ def test_a_job_trains_in_the_worker_reports_progress_and_its_version_can_be_prom
     job = TrainingJob.objects.get()
     assert response.status_code == 302 and response.url == reverse("ml:job_detail", args=[job.pk])
     page = admin_client.get(response.url).content.decode()
-    assert 'id="job-progress"' in page and "ml_jobs.js" in page
+    assert 'id="job-progress"' in page and "live.js" in page
 
     # The page's progress panel, polled as the browser does, follows the job to its end.
     seen = set()
@@ -68,7 +68,7 @@ def test_a_job_trains_in_the_worker_reports_progress_and_its_version_can_be_prom
     def progress_until_finished():
         panel = admin_client.get(reverse("ml:job_progress", args=[job.pk])).content.decode()
         seen.add(TrainingJob.objects.get(pk=job.pk).status)
-        return panel if 'data-finished="true"' in panel else None
+        return panel if 'data-live="false"' in panel else None
 
     panel = wait_for(progress_until_finished, timeout=420, interval=0.3, message="the training job to finish")
     job.refresh_from_db()
