@@ -621,7 +621,7 @@ def evaluate_version(version, *, data_dir=None, actor=None, allow_outside_root=F
     if data_dir is None:
         data_dir = selectors.evaluation_set()
         if data_dir is None:
-            raise EvaluationError("No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set ML_EVALUATION_SET.")
+            raise EvaluationError("No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set PORTAL_EVALUATION_SET.")
     try:
         check = check_evaluation_folder(data_dir, allow_outside_root=allow_outside_root)
     except TrainingRefused as refusal:

@@ -158,7 +158,7 @@ def version_promote(request, version_id):
 def version_evaluate(request, version_id):
     version = _version_or_404(version_id)
     if selectors.evaluation_set() is None:
-        messages.error(request, "No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set ML_EVALUATION_SET.")
+        messages.error(request, "No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set PORTAL_EVALUATION_SET.")
     else:
         services.enqueue_evaluation(version.pk)
         messages.success(request, f"{version.label} will be evaluated on {_evaluation_set()[0]} by the training worker.")
