@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+import tensorflow as tf
 import numpy as np
 
 from . import data as data_module
@@ -235,6 +236,9 @@ def train(
     data_dir, output_dir = Path(data_dir), Path(output_dir)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
     keras.utils.set_random_seed(seed)
+    # A seed alone does not make CPU training repeatable: multi-threaded reductions add up in a
+    # different order each run. Deterministic ops do, so the same data and seed give the same model.
+    tf.config.experimental.enable_op_determinism()
     trainable = config.resolved_trainable()
     if normalise_weights(config.weights) is None and trainable != "all":
         logger.warning("Training a %r head on a randomly initialised, frozen backbone: expect weak results; use trainable='all'.", trainable)
