@@ -25,6 +25,16 @@ def metric_figure(value):
     return None
 
 
+def format_metric(figure, digits=2):
+    """A metric with its 95% confidence interval, e.g. '0.91 (95% CI 0.86–0.95)'."""
+    if not figure or figure.get("value") is None:
+        return "—"
+    text = f"{figure['value']:.{digits}f}"
+    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
+        text += f" (95% CI {figure['ci_low']:.{digits}f}–{figure['ci_high']:.{digits}f})"
+    return text
+
+
 class ModelVersion(models.Model):
     class Status(models.TextChoices):
         CANDIDATE = "candidate", "Candidate"

@@ -1,5 +1,7 @@
 from django import template
 
+from ml.models import format_metric
+
 register = template.Library()
 
 
@@ -18,13 +20,7 @@ def percent(value):
 
 @register.filter
 def metric(figure):
-    """A metric with its 95% confidence interval, e.g. '0.91 (0.86–0.95)'."""
-    if not figure or figure.get("value") is None:
-        return "—"
-    text = f"{figure['value']:.2f}"
-    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
-        text += f" (95% CI {figure['ci_low']:.2f}–{figure['ci_high']:.2f})"
-    return text
+    return format_metric(figure, digits=2)
 
 
 @register.filter

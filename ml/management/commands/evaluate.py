@@ -4,7 +4,7 @@ import json
 from django.core.management.base import CommandError
 
 from ml import selectors, services
-from ml.models import ModelVersion
+from ml.models import ModelVersion, format_metric
 
 from ._base import VersionOptionCommand
 
@@ -35,23 +35,14 @@ class Command(VersionOptionCommand):
         self.stdout.write(f"{model_version.label} ({model_version.backbone} {model_version.input_size}px, threshold {model_version.threshold:.3f}) "
                           f"on {evaluation.dataset_path}, n={evaluation.n_images}, fingerprint {evaluation.dataset_fingerprint[:12]}")
         for _key, label, figure in selectors.evaluation_figures(metrics):
-            self.stdout.write(f"  {label:<12} {_format(figure)}")
+            self.stdout.write(f"  {label:<12} {format_metric(figure, digits=3)}")
         for source, figures in (metrics.get("per_source") or {}).items():
             self.stdout.write(f"  source {source}: n={figures.get('n')}, " + ", ".join(
-                f"{name} {_format(selectors.figure(figures.get(name)))}" for name in ("sensitivity", "specificity")
+                f"{name} {format_metric(selectors.figure(figures.get(name)), digits=3)}" for name in ("sensitivity", "specificity")
             ))
         if json_file:
             with open(json_file, "w") as handle:
                 handle.write(json.dumps({"version": model_version.pk, "evaluation": evaluation.pk, "dataset": evaluation.dataset_path,
                                           "demo": model_version.trained_on_synthetic_data, "metrics": metrics}, indent=2, sort_keys=True))
             self.stdout.write(f"Wrote {json_file}")
-
-
-def _format(figure):
-    if not figure or figure.get("value") is None:
-        return "—"
-    text = f"{figure['value']:.3f}"
-    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
-        text += f" (95% CI {figure['ci_low']:.3f}–{figure['ci_high']:.3f})"
-    return text
 
