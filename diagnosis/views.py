@@ -50,7 +50,8 @@ def patient_create(request):
     if fixed_site is None and not roles.is_administrator(request.user):
         messages.error(request, "Your account is not attached to a site, so you cannot register patients. Ask an administrator.")
         return redirect("diagnosis:patient_list")
-    form = PatientForm(request.POST or None, fixed_site=fixed_site)
+    # Administrators choose the site; their own is preselected.
+    form = PatientForm(request.POST or None, fixed_site=fixed_site, initial={"site": roles.site_of(request.user)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         patient = services.register_patient(
