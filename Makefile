@@ -10,7 +10,8 @@ run: setup
 	@echo ""
 	@echo "  Portal: http://127.0.0.1:8000   (Ctrl-C stops the web server and the workers)"
 	@echo ""
-	@trap 'kill 0' INT TERM; \
+	@# On Ctrl-C, stop every process started here once (the trap is removed first: kill 0 signals this shell too).
+	@trap 'trap - INT TERM; kill 0' INT TERM; \
 	bin/portal inference-worker & \
 	bin/portal training-worker & \
 	bin/portal beat & \
