@@ -117,10 +117,6 @@ class Prediction(models.Model):
     def is_positive(self):
         return self.label == self.model_version.positive_class
 
-    @property
-    def latest_review(self):
-        return max(self.reviews.all(), key=lambda review: review.created_at, default=None)
-
 
 class Review(models.Model):
     prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")

@@ -43,7 +43,3 @@ def read(stored_name):
 
 def delete(stored_name):
     path_of(stored_name).unlink(missing_ok=True)
-
-
-def exists(stored_name):
-    return path_of(stored_name).exists()

@@ -31,7 +31,3 @@ def active_predictor():
             _loaded.clear()
             _loaded[version.pk] = predictor
     return version, predictor
-
-
-def loaded_version_ids():
-    return list(_loaded)
