@@ -4,7 +4,7 @@ Clinicians work with patients, scans and results at their own site. Administrato
 that at every site, and also manage users, sites and model versions.
 
 What a role may do at all is a Django permission the group grants (views ask with
-`permission_required`, the API with `HasRolePermissions`). Which records it may do it to is the
+`permission_required`, the API with `HasRolePermission`). Which records it may do it to is the
 per-site rule, registered below with django-rules as an object permission; it asks the one selector
 that scopes patients, so the rule is written once.
 """
