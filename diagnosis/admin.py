@@ -4,6 +4,7 @@ from django.contrib.auth.models import User
 
 from ml.admin import ReadOnlyAdmin
 
+from . import selectors
 from .models import AuditEvent, Patient, Site, StaffProfile
 
 
@@ -29,8 +30,7 @@ class StaffUserAdmin(UserAdmin):
 
     @admin.display(description="site")
     def site(self, user):
-        profile = getattr(user, "staff_profile", None)
-        return profile.site if profile else None
+        return selectors.site_of(user)
 
 
 @admin.register(AuditEvent)

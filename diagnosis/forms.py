@@ -16,27 +16,22 @@ class MultipleImageField(forms.FileField):
 
 
 class PatientForm(forms.ModelForm):
+    """The patient's details. `register_patient` decides the site and refuses a record number already
+    used there; the site field is offered only to someone who registers at every site."""
+
+    # Declared rather than listed in Meta.fields, so the form leaves the site and the unique record
+    # number rule to the service instead of checking them a second time.
+    site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False)
+
     class Meta:
         model = Patient
-        fields = ["medical_record_number", "family_name", "given_name", "date_of_birth", "sex", "site"]
+        fields = ["medical_record_number", "family_name", "given_name", "date_of_birth", "sex"]
         widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
 
-    def __init__(self, *args, fixed_site=None, **kwargs):
+    def __init__(self, *args, chooses_site=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fixed_site = fixed_site
-        if fixed_site is not None:
-            # Clinicians register patients at their own site only.
+        if not chooses_site:
             del self.fields["site"]
-        else:
-            self.fields["site"].queryset = Site.objects.all()
-
-    def clean(self):
-        cleaned = super().clean()
-        site = self.fixed_site or cleaned.get("site")
-        mrn = (cleaned.get("medical_record_number") or "").strip()
-        if site and mrn and Patient.objects.filter(site=site, medical_record_number__iexact=mrn).exists():
-            self.add_error("medical_record_number", f"A patient with medical record number {mrn} is already registered at {site}.")
-        return cleaned
 
 
 class ScanUploadForm(forms.Form):

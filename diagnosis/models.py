@@ -3,6 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Site(models.Model):
@@ -46,8 +47,10 @@ class Patient(models.Model):
     class Meta:
         ordering = ["family_name", "given_name"]
         constraints = [
-            models.UniqueConstraint(fields=["site", "medical_record_number"], name="unique_mrn_per_site"),
+            # "mrn-0001" and "MRN-0001" are the same record number; the database is the one place that says so.
+            models.UniqueConstraint(Lower("medical_record_number"), "site", name="unique_mrn_per_site_ignoring_case"),
         ]
+        permissions = [("view_every_site", "Can see and register patients of every site")]
 
     def __str__(self):
         return f"{self.family_name.upper()}, {self.given_name} ({self.medical_record_number})"

@@ -2,8 +2,16 @@
 
 Clinicians work with patients, scans and results at their own site. Administrators can do all of
 that at every site, and also manage users, sites and model versions.
+
+What a role may do at all is a Django permission the group grants (views ask with
+`permission_required`, the API with `HasRolePermission`). Which records it may do it to is the
+per-site rule, registered below with django-rules as an object permission; it asks the one selector
+that scopes patients, so the rule is written once.
 """
+import rules
 from django.contrib.auth.models import Group, Permission
+
+from . import selectors
 
 CLINICIANS = "Clinicians"
 ADMINISTRATORS = "Administrators"
@@ -17,6 +25,7 @@ CLINICIAN_PERMISSIONS = [
     "diagnosis.add_review",
 ]
 ADMINISTRATOR_PERMISSIONS = CLINICIAN_PERMISSIONS + [
+    "diagnosis.view_every_site",
     "ml.manage_models",
     "ml.view_modelversion",
     "ml.view_trainingjob",
@@ -50,14 +59,16 @@ def ensure_role_groups(**kwargs):
         group.permissions.set(_permissions(names))
 
 
-def is_clinical_staff(user):
-    return user.is_authenticated and user.has_perm("diagnosis.view_patient")
+@rules.predicate
+def patient_is_visible(user, patient):
+    return patient is not None and selectors.patients_visible_to(user).filter(pk=patient.pk).exists()
 
 
-def is_administrator(user):
-    return user.is_authenticated and user.has_perm("ml.manage_models")
+@rules.predicate
+def scan_is_visible(user, scan):
+    return scan is not None and selectors.scans_visible_to(user).filter(pk=scan.pk).exists()
 
 
-def site_of(user):
-    profile = getattr(user, "staff_profile", None)
-    return profile.site if profile else None
+# Object permissions only: without an object Django's ModelBackend answers from the groups.
+rules.add_perm("diagnosis.view_patient", patient_is_visible)
+rules.add_perm("diagnosis.view_scan", scan_is_visible)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ml.engine.images import ImageDecodeError, decode_image_bytes
 
-from . import storage
+from . import selectors, storage
 from .models import AuditEvent, Patient, Prediction, Review, Scan
 
 logger = logging.getLogger(__name__)
@@ -39,18 +39,41 @@ def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_addres
     )
 
 
-def register_patient(*, actor, site, medical_record_number, family_name, given_name, date_of_birth=None, sex=Patient.Sex.UNKNOWN, via="web"):
-    with transaction.atomic():
-        patient = Patient.objects.create(
-            site=site,
-            medical_record_number=medical_record_number.strip(),
-            family_name=family_name.strip(),
-            given_name=given_name.strip(),
-            date_of_birth=date_of_birth,
-            sex=sex,
-            created_by=actor,
-        )
-        record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via)
+class PatientRegistrationRefused(Exception):
+    """A registration we refuse; the message says why in one sentence."""
+
+
+class PatientAlreadyRegistered(PatientRegistrationRefused):
+    pass
+
+
+def register_patient(*, actor, medical_record_number, family_name, given_name, site=None, date_of_birth=None, sex=Patient.Sex.UNKNOWN, via="web"):
+    """Register a patient at the right site: a clinician at their own site whatever `site` says;
+    someone who sees every site at the site they name. The database refuses a record number already
+    used at that site in any letter case."""
+    if actor.has_perm("diagnosis.view_every_site"):
+        if site is None:
+            raise PatientRegistrationRefused("Say which site the patient belongs to.")
+    else:
+        site = selectors.site_of(actor)
+        if site is None:
+            raise PatientRegistrationRefused("Your account is not attached to a site, so you cannot register patients. Ask an administrator.")
+    medical_record_number = medical_record_number.strip()
+    try:
+        with transaction.atomic():
+            patient = Patient.objects.create(
+                site=site,
+                medical_record_number=medical_record_number,
+                family_name=family_name.strip(),
+                given_name=given_name.strip(),
+                date_of_birth=date_of_birth,
+                sex=sex,
+                created_by=actor,
+            )
+            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via)
+    except IntegrityError as error:
+        # The record number per site (ignoring case) is the only unique rule a new patient can break.
+        raise PatientAlreadyRegistered(f"A patient with medical record number {medical_record_number} is already registered at {site}.") from error
     return patient
 
 

@@ -1,70 +1,50 @@
 """HTML views: parse the request, call one selector or service, render."""
 import io
-from functools import wraps
 
 from PIL import Image
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from ml.engine.images import load_image_file
 
-from . import roles, selectors, services, storage
+from . import selectors, services, storage
 from .forms import PatientForm, ReviewForm, ScanUploadForm
 from .models import AuditEvent, Prediction, Scan
-
-
-def clinical_staff_required(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not roles.is_clinical_staff(request.user):
-            raise PermissionDenied("Your account has no clinical role.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def client_ip(request):
     return request.META.get("REMOTE_ADDR")
 
 
+@permission_required("diagnosis.view_patient", raise_exception=True)
 def home(request):
-    if roles.is_clinical_staff(request.user):
-        return redirect("diagnosis:patient_list")
-    raise PermissionDenied("Your account has no clinical role.")
+    return redirect("diagnosis:patient_list")
 
 
-@clinical_staff_required
+@permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_list(request):
     query = request.GET.get("q", "")
     patients = selectors.search_patients(request.user, query)[:200]
     return render(request, "diagnosis/patient_list.html", {"patients": patients, "query": query})
 
 
-@clinical_staff_required
+@permission_required("diagnosis.add_patient", raise_exception=True)
 def patient_create(request):
-    fixed_site = None if roles.is_administrator(request.user) else roles.site_of(request.user)
-    if fixed_site is None and not roles.is_administrator(request.user):
-        messages.error(request, "Your account is not attached to a site, so you cannot register patients. Ask an administrator.")
-        return redirect("diagnosis:patient_list")
-    # Administrators choose the site; their own is preselected.
-    form = PatientForm(request.POST or None, fixed_site=fixed_site, initial={"site": roles.site_of(request.user)})
+    # Only those who register at every site choose one; their own is preselected.
+    chooses_site = request.user.has_perm("diagnosis.view_every_site")
+    form = PatientForm(request.POST or None, chooses_site=chooses_site, initial={"site": selectors.site_of(request.user)})
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        patient = services.register_patient(
-            actor=request.user,
-            site=fixed_site or data["site"],
-            medical_record_number=data["medical_record_number"],
-            family_name=data["family_name"],
-            given_name=data["given_name"],
-            date_of_birth=data["date_of_birth"],
-            sex=data["sex"],
-        )
-        messages.success(request, f"Registered {patient}.")
-        return redirect("diagnosis:patient_detail", patient_id=patient.pk)
+        try:
+            patient = services.register_patient(actor=request.user, **form.cleaned_data)
+        except services.PatientRegistrationRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, f"Registered {patient}.")
+            return redirect("diagnosis:patient_detail", patient_id=patient.pk)
     return render(request, "diagnosis/patient_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -77,14 +57,14 @@ def _patient_page(request, patient, upload_form, status=200):
     return render(request, "diagnosis/patient_detail.html", context, status=status)
 
 
-@clinical_staff_required
+@permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_detail(request, patient_id):
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     services.record_audit(request.user, AuditEvent.Action.PATIENT_VIEWED, patient=patient, ip_address=client_ip(request))
     return _patient_page(request, patient, ScanUploadForm())
 
 
-@clinical_staff_required
+@permission_required("diagnosis.view_scan", raise_exception=True)
 def patient_history_fragment(request, patient_id):
     """The history table alone; the patient page polls it while a result is pending."""
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
@@ -93,7 +73,7 @@ def patient_history_fragment(request, patient_id):
 
 
 @require_POST
-@clinical_staff_required
+@permission_required("diagnosis.add_scan", raise_exception=True)
 def scan_upload(request, patient_id):
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     form = ScanUploadForm(request.POST, request.FILES)
@@ -122,7 +102,7 @@ def _private_png(data):
     return response
 
 
-@clinical_staff_required
+@permission_required("diagnosis.view_scan", raise_exception=True)
 def scan_image(request, scan_id):
     """The X-ray as PNG (DICOM is converted for the browser); logged, never cached."""
     scan = _scan_or_404(request, scan_id)
@@ -132,7 +112,7 @@ def scan_image(request, scan_id):
     return _private_png(buffer.getvalue())
 
 
-@clinical_staff_required
+@permission_required("diagnosis.view_prediction", raise_exception=True)
 def scan_heatmap(request, scan_id, prediction_id):
     scan = _scan_or_404(request, scan_id)
     prediction = get_object_or_404(Prediction, pk=prediction_id, scan=scan)
@@ -143,7 +123,7 @@ def scan_heatmap(request, scan_id, prediction_id):
 
 
 @require_POST
-@clinical_staff_required
+@permission_required("diagnosis.add_review", raise_exception=True)
 def prediction_review(request, prediction_id):
     try:
         prediction = selectors.prediction_for(request.user, prediction_id)

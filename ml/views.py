@@ -4,10 +4,9 @@ Every view here is for administrators only; anyone else gets 403 before the requ
 (so a clinician gets 403, not 405, from a POST-only address too).
 """
 import io
-from functools import wraps
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -17,14 +16,8 @@ from .forms import PromoteForm, TrainingJobForm
 from .models import ModelVersion, TrainingJob
 
 
-def administrators_only(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not selectors.can_manage_models(request.user):
-            raise PermissionDenied("Only administrators manage model versions.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# The one permission every view below needs; it is checked before the method (see above).
+administrators_only = permission_required("ml.manage_models", raise_exception=True)
 
 
 def _evaluation_set(request=None):

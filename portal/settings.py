@@ -47,8 +47,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "rules",
     "ml",
     "diagnosis",
+]
+
+# Roles are Django permissions from the groups (ModelBackend); which site's records a user may touch
+# is the object rule diagnosis.roles registers with django-rules.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "rules.permissions.ObjectPermissionBackend",
 ]
 
 MIDDLEWARE = [
@@ -77,7 +85,6 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "diagnosis.context_processors.roles",
             ],
         },
     },

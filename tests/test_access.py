@@ -120,3 +120,21 @@ def test_openapi_schema_is_served_to_authenticated_users(clinician_client):
     response = clinician_client.get(reverse("api:schema"))
     assert response.status_code == 200
     assert b"/api/v1/patients/{patient_id}/scans/" in response.content
+
+
+@pytest.mark.parametrize("who, sees", [("clinician", True), ("other_site_clinician", False), ("administrator", True), ("user_without_role", False)])
+def test_the_site_rule_is_the_object_permission_on_a_patient(request, patient, who, sees):
+    assert request.getfixturevalue(who).has_perm("diagnosis.view_patient", patient) is sees
+
+
+@pytest.mark.parametrize("who, sees", [("clinician", True), ("other_site_clinician", False), ("administrator", True), ("user_without_role", False)])
+def test_the_site_rule_is_the_object_permission_on_a_scan(request, clinician_scan, who, sees):
+    assert request.getfixturevalue(who).has_perm("diagnosis.view_scan", clinician_scan) is sees
+
+
+def test_user_without_a_clinical_role_gets_403_from_every_api_address(client, user_without_role, clinician_scan):
+    client.force_login(user_without_role)
+    patient_id = clinician_scan.patient_id
+    for url in [reverse("api:patient_detail", args=[patient_id]), reverse("api:patient_scans", args=[patient_id]), reverse("api:scan_detail", args=[clinician_scan.pk])]:
+        assert client.get(url).status_code == 403, url
+    assert client.post(reverse("api:patient_scans", args=[patient_id])).status_code == 403

@@ -1,5 +1,6 @@
 import pytest
 from django.urls import reverse
+from rest_framework.authtoken.models import Token
 
 from diagnosis.models import AuditEvent, Patient
 
@@ -43,23 +44,33 @@ def test_patient_page_is_logged(clinician_client, clinician, patient):
     assert AuditEvent.objects.filter(actor=clinician, patient=patient, action=AuditEvent.Action.PATIENT_VIEWED).count() == 1
 
 
-def test_api_registers_a_patient(client, clinician, site_a):
-    from rest_framework.authtoken.models import Token
+def api_post(client, user, data):
+    token, _ = Token.objects.get_or_create(user=user)
+    return client.post(reverse("api:patient_list"), data, HTTP_AUTHORIZATION=f"Token {token.key}", content_type="application/json")
 
-    token = Token.objects.create(user=clinician)
-    response = client.post(
-        reverse("api:patient_list"),
-        {"medical_record_number": "API-1", "family_name": "Costa", "given_name": "Rui", "sex": "M"},
-        HTTP_AUTHORIZATION=f"Token {token.key}",
-        content_type="application/json",
-    )
+
+def test_api_registers_a_patient(client, clinician, site_a):
+    response = api_post(client, clinician, {"medical_record_number": "API-1", "family_name": "Costa", "given_name": "Rui", "sex": "M"})
     assert response.status_code == 201, response.content
     assert response.json()["site"] == "ste"
-    duplicate = client.post(
-        reverse("api:patient_list"),
-        {"medical_record_number": "api-1", "family_name": "Costa", "given_name": "Rui"},
-        HTTP_AUTHORIZATION=f"Token {token.key}",
-        content_type="application/json",
-    )
-    assert duplicate.status_code == 400
-    assert "already registered" in str(duplicate.json())
+    assert Patient.objects.get(medical_record_number="API-1").site == site_a
+
+
+def test_api_refuses_a_record_number_that_differs_only_in_case(client, clinician, patient):
+    response = api_post(client, clinician, {"medical_record_number": "mrn-0001", "family_name": "Costa", "given_name": "Rui"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "A patient with medical record number mrn-0001 is already registered at St Elsewhere."}
+    assert Patient.objects.count() == 1
+
+
+def test_api_allows_the_same_record_number_at_another_site(client, other_site_clinician, patient, site_b):
+    response = api_post(client, other_site_clinician, {"medical_record_number": "mrn-0001", "family_name": "Costa", "given_name": "Rui"})
+    assert response.status_code == 201, response.content
+    assert Patient.objects.get(site=site_b).medical_record_number == "mrn-0001"
+
+
+def test_page_allows_the_same_record_number_at_another_site(client, other_site_clinician, patient, site_b):
+    client.force_login(other_site_clinician)
+    response = client.post(reverse("diagnosis:patient_create"), {"medical_record_number": "mrn-0001", "family_name": "X", "given_name": "Y", "sex": "U"})
+    assert response.status_code == 302
+    assert Patient.objects.get(site=site_b).medical_record_number == "mrn-0001"

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from diagnosis.models import Patient, Prediction, Review, Scan
+from diagnosis.models import Patient, Prediction, Review, Scan, Site
 from ml.models import ModelVersion
 
 DISCLAIMER = "Decision support from an AI model, not a diagnosis. A clinician must interpret the image."
@@ -54,7 +54,11 @@ class ScanUploadSerializer(serializers.Serializer):
 
 class PatientSerializer(serializers.ModelSerializer):
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    site_code = serializers.CharField(write_only=True, required=False, help_text="Administrators only: the site to register the patient at.")
+    site_code = serializers.SlugRelatedField(
+        source="site", slug_field="code", queryset=Site.objects.all(), write_only=True, required=False,
+        error_messages={"does_not_exist": "No site has the code {value}."},
+        help_text="Administrators only: the site to register the patient at. Clinicians always register at their own site.",
+    )
 
     class Meta:
         model = Patient
