@@ -38,7 +38,8 @@ def main():
     artifact = args.artifact
     if artifact is None:
         from ml.engine.synthetic import make_synthetic_dataset
-        from ml.engine.train import TrainConfig, train
+        from ml.engine.config import TrainConfig
+        from ml.engine.train import train
 
         folder = Path(tempfile.mkdtemp(prefix="bench-"))
         make_synthetic_dataset(folder / "data", n_per_class=12, image_size=128, seed=1)

@@ -1,10 +1,10 @@
 """Model-quality benchmark on a real chest X-ray folder (e.g. ../shared/data/cxr-dev).
 
-Trains with ml.engine.train (patient-grouped split from the folder's details.csv), then writes,
+Trains with ml.engine.train.train (patient-grouped split from the folder's details.csv), then writes,
 next to the artifact in --out:
   train.log            the training log
   model.keras/.json    the artifact and its record (metrics with 95% CIs, per source)
-  test_*.png           ROC, confusion matrix and reliability plots of the test split
+  test_*.png           ROC, calibration and confusion matrix plots of the test split
   gradcam/*.png        Grad-CAM overlays of a few test images from each source
   summary.md           the tables that docs/engine.md quotes
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml.engine.cli import _train_parser, config_from_args  # noqa: E402
+from ml.engine.cli import add_train_arguments, config_from_args  # noqa: E402
 
 
 def fmt(item) -> str:
@@ -69,8 +69,8 @@ def summary_markdown(record: dict) -> str:
 
 def gradcam_examples(artifact: Path, data_dir: Path, out_dir: Path, per_source: int) -> list[dict]:
     from ml.engine.data import find_manifest, read_manifest
-    from ml.engine.evaluate import source_name
     from ml.engine.images import load_image_file
+    from ml.engine.metrics import source_name
     from ml.engine.predictor import Predictor
 
     predictor = Predictor.load(artifact)
@@ -98,12 +98,10 @@ def gradcam_examples(artifact: Path, data_dir: Path, out_dir: Path, per_source: 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    train_parser = _train_parser(sub)
-    train_parser.add_argument("--gradcam-per-source", type=int, default=3)
-    train_parser.add_argument("--skip-training", action="store_true", help="only redo summary and Grad-CAM for --out")
-    args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
+    parser = add_train_arguments(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser.add_argument("--gradcam-per-source", type=int, default=3)
+    parser.add_argument("--skip-training", action="store_true", help="only redo summary and Grad-CAM for --out")
+    args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

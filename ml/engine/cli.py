@@ -5,7 +5,8 @@
     python -m ml.engine.cli predict --artifact OUT/model.keras IMAGE... [--gradcam-dir DIR]
     python -m ml.engine.cli synthetic --out DIR [--n-per-class 40] [--image-size 128] [--seed 0]
 
-`manage.py train` / `evaluate` wrap the same library functions for the portal.
+This is the engine's Django-free research entry: no database, no model registry. The portal's
+shell interface is `manage.py train` / `evaluate` / `predict`, which records jobs and versions.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import sys
 from pathlib import Path
 
 
-def _train_parser(sub):
-    p = sub.add_parser("train", help="train a model on a dataset folder")
+def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The training options (`--data`, `--out`, `--preset` and the TrainConfig overrides), for
+    this CLI's `train` command and for scripts such as bench/train_cxr.py; read them back with
+    `config_from_args`."""
     p.add_argument("--data", required=True, help="DIR/<class>/* or DIR/train|test/<class>/*")
     p.add_argument("--out", required=True, help="output folder for model.keras, model.json, plots")
     p.add_argument("--preset", default=None, help="demo | cpu-scratch | imagenet-transfer (then overridden by flags)")
@@ -42,8 +45,10 @@ def _train_parser(sub):
 
 
 def config_from_args(args):
-    from .data import Augmentation
-    from .train import TrainConfig
+    """The TrainConfig the options of `add_train_arguments` ask for: the preset (or the
+    defaults), overridden by each flag given."""
+    from .config import TrainConfig
+    from .pipeline import Augmentation
 
     config = TrainConfig.preset(args.preset) if args.preset else TrainConfig()
     names = ["backbone", "image_size", "weights", "trainable", "epochs", "fine_tune_epochs", "fine_tune_layers", "batch_size",
@@ -55,16 +60,16 @@ def config_from_args(args):
     return config.with_overrides(**overrides)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml.engine.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
+    add_train_arguments(sub.add_parser("train", help="train a model on a dataset folder"))
     e = sub.add_parser("evaluate", help="measure a saved model on a folder")
     e.add_argument("--artifact", required=True)
     e.add_argument("--data", required=True)
     e.add_argument("--manifest")
     e.add_argument("--sha256", help="refuse unless the artifact has this sha256")
-    e.add_argument("--plots", help="folder for ROC / confusion / reliability PNGs")
+    e.add_argument("--plots", help="folder for the ROC / calibration / confusion matrix PNGs")
     e.add_argument("--json", help="write all metrics here")
     pr = sub.add_parser("predict", help="classify image files")
     pr.add_argument("--artifact", required=True)
@@ -76,7 +81,11 @@ def main(argv=None) -> int:
     s.add_argument("--n-per-class", type=int, default=40)
     s.add_argument("--image-size", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.command == "synthetic":
@@ -94,7 +103,8 @@ def main(argv=None) -> int:
                           "test": {k: result.metrics[k] for k in ("roc_auc", "sensitivity", "specificity", "accuracy")}}, indent=2))
         return 0
     if args.command == "evaluate":
-        from .evaluate import evaluate_artifact, headline
+        from .evaluate import evaluate_artifact
+        from .metrics import headline
 
         metrics = evaluate_artifact(args.artifact, args.data, manifest=args.manifest, expected_sha256=args.sha256, plots_dir=args.plots)
         if args.json:

@@ -12,26 +12,30 @@ model with its record.
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import keras
-import tensorflow as tf
 import numpy as np
+import tensorflow as tf
 
-from . import data as data_module
 from .artifact import library_versions, save_artifact
-from .backbones import get_backbone, resolve_image_size
-from .data import Augmentation
+from .callbacks import Progress, Validation
+from .config import TrainConfig
+from .data import discover_dataset
 from .decision import default_positive_class, select_threshold
-from .evaluate import evaluate_predictions, headline, save_plots
-from .model import BatchNormRecalibrator, build_model, compile_model, count_params, normalise_weights, set_trainable
+from .metrics import evaluate_predictions, headline
+from .model import build_model, compile_model, count_params, normalise_weights, set_trainable
+from .pipeline import build_augmenter, class_weights, load_images, make_tf_dataset, one_hot
+from .plots import save_evaluation_plots
+from .predictor import Predictor
 from .preprocessing import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
@@ -39,109 +43,6 @@ logger = logging.getLogger(__name__)
 
 class TrainingCancelled(Exception):
     """should_stop() asked training to stop; nothing was saved."""
-
-
-@dataclass
-class TrainConfig:
-    backbone: str = "xception"
-    image_size: int | None = None  # None: the backbone's design size (299 for Xception)
-    weights: str | None = "imagenet"  # "imagenet", None / "none", or a weights file path
-    epochs: int = 25  # phase one
-    batch_size: int = 32
-    seed: int | None = 42  # None: a random seed, recorded
-    learning_rate: float = 1e-3
-    # "head": frozen backbone; "top": also the top fine_tune_layers; "all": everything.
-    # "auto": "head" with pretrained weights, "all" from random weights.
-    trainable: str = "auto"
-    fine_tune_epochs: int = 0  # phase two after a "head" phase: unfreeze the top layers
-    fine_tune_layers: int = 30
-    fine_tune_learning_rate: float = 1e-5
-    pooling: str = "avg"
-    dropout: float = 0.2
-    bn_momentum: float | None = None  # None: 0.9 when the backbone trains from random weights, else Keras' default
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    early_stopping_patience: int = 5
-    reduce_lr_patience: int = 0  # >0: halve the learning rate after this many epochs without val loss improvement
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    target_sensitivity: float = 0.95
-    positive_class: str | None = None  # None: "covid" if present, else the last class
-    manifest: str | None = None  # None: details.csv / manifest.csv in the dataset folder if suitable
-    save_h5: bool = False
-    artifact_name: str = "model"
-    n_boot: int = 1000
-    keep_checkpoint: bool = False
-    bn_recalibration_batches: int = 16  # when BatchNormalization trains: batches of train images for precise BN before each validation
-
-    # --- presets --------------------------------------------------------------------------
-
-    @classmethod
-    def demo(cls, **overrides) -> TrainConfig:
-        """The portal's demo model: Xception at its minimum 71 px from random weights on the
-        synthetic images (~80), a few epochs; well under a minute on 2 CPU cores."""
-        return cls.preset("demo", **overrides)
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> TrainConfig:
-        try:
-            base = PRESETS[name]
-        except KeyError:
-            raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.") from None
-        config = replace(base, augmentation=replace(base.augmentation))
-        return config.with_overrides(**overrides)
-
-    def with_overrides(self, **overrides) -> TrainConfig:
-        if "augmentation" in overrides and isinstance(overrides["augmentation"], dict):
-            overrides["augmentation"] = Augmentation(**overrides["augmentation"])
-        return replace(self, **overrides)
-
-    # --- resolved values ------------------------------------------------------------------
-
-    def resolved_image_size(self) -> int:
-        return resolve_image_size(self.backbone, self.image_size)
-
-    def resolved_trainable(self) -> str:
-        if self.trainable != "auto":
-            return self.trainable
-        return "all" if normalise_weights(self.weights) is None else "head"
-
-    def resolved_bn_momentum(self) -> float | None:
-        if self.bn_momentum is not None:
-            return self.bn_momentum
-        return 0.9 if normalise_weights(self.weights) is None and self.resolved_trainable() == "all" else None
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["augmentation"] = self.augmentation.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls().with_overrides(**{k: v for k, v in data.items() if k in known})
-
-
-PRESETS: dict[str, TrainConfig] = {
-    # Demo model for `make run` on ml.engine.synthetic images (40 per class): learns the signal in
-    # about 6 epochs; ~75 s on 2 idle cores, a third of it TensorFlow tracing the training step.
-    "demo": TrainConfig(
-        backbone="xception", image_size=71, weights=None, trainable="all", epochs=6, batch_size=16, seed=7,
-        learning_rate=1e-3, early_stopping_patience=6, augmentation=Augmentation(translation=0.03, rotation=0.0, zoom=0.0, brightness=0.05),
-        val_fraction=0.2, test_fraction=0.2, target_sensitivity=0.95, n_boot=200, bn_recalibration_batches=4,
-    ),
-    # Real X-rays on CPU without ImageNet weights (what bench/train_cxr.py ran): whole Xception
-    # from scratch at 128 px.
-    "cpu-scratch": TrainConfig(
-        backbone="xception", image_size=128, weights=None, trainable="all", epochs=12, batch_size=32, seed=42,
-        learning_rate=1e-3, early_stopping_patience=4, reduce_lr_patience=2,
-    ),
-    # The classic recipe when ImageNet weights are available (GPU advised): frozen Xception at 299,
-    # then the top 30 layers fine-tuned at a 100x lower rate.
-    "imagenet-transfer": TrainConfig(
-        backbone="xception", image_size=299, weights="imagenet", trainable="head", epochs=15, fine_tune_epochs=10,
-        fine_tune_layers=30, learning_rate=1e-3, fine_tune_learning_rate=1e-5, early_stopping_patience=5,
-    ),
-}
 
 
 @dataclass
@@ -155,59 +56,6 @@ class TrainResult:
         return self.record["metrics"]
 
 
-class _Validation(keras.callbacks.Callback):
-    """Validation at the end of each epoch, after re-estimating BatchNormalization statistics
-    when they are being trained (see model.BatchNormRecalibrator). It runs first among the
-    callbacks and writes val_* into the shared logs, so checkpointing, early stopping and
-    progress all see the validation loss of the model as inference will run it."""
-
-    def __init__(self, val_ds, calibration_ds=None, calibration_batches=16):
-        super().__init__()
-        self.val_ds, self.calibration_ds, self.calibration_batches = val_ds, calibration_ds, calibration_batches
-        self.recalibrate = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.calibration_ds is not None and self.calibration_batches:
-            if self.recalibrate is None:
-                self.recalibrate = BatchNormRecalibrator(self.model)
-            self.recalibrate(self.calibration_ds, self.calibration_batches)
-        results = self.model.evaluate(self.val_ds, verbose=0, return_dict=True)
-        if logs is not None:
-            logs.update({f"val_{name}": float(value) for name, value in results.items()})
-
-
-class _Progress(keras.callbacks.Callback):
-    """Reports each epoch to the caller and stops cleanly (within a batch) when asked."""
-
-    def __init__(self, on_epoch_end, should_stop, total_epochs, history, phase):
-        super().__init__()
-        self.on_epoch_end_fn, self.should_stop = on_epoch_end, should_stop
-        self.total_epochs, self.history, self.phase = total_epochs, history, phase
-        self.cancelled = False
-        self._started = time.monotonic()
-
-    def _check(self):
-        if self.should_stop is not None and self.should_stop():
-            self.cancelled = True
-            self.model.stop_training = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._check()
-
-    def on_epoch_end(self, epoch, logs=None):
-        metrics = {name: float(value) for name, value in (logs or {}).items() if np.isscalar(value) or np.ndim(value) == 0}
-        metrics["epoch_seconds"] = time.monotonic() - self._started
-        self.history.append({"epoch": epoch + 1, "phase": self.phase, **metrics})
-        logger.info("epoch %d/%d (%s): %s", epoch + 1, self.total_epochs, self.phase,
-                    " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        if self.on_epoch_end_fn is not None:
-            self.on_epoch_end_fn(epoch + 1, self.total_epochs, metrics)
-        self._check()
-
-
 def _fit(model, train_ds, *, first_epoch, last_epoch, class_weight, callbacks, progress):
     model.fit(train_ds, initial_epoch=first_epoch, epochs=last_epoch, class_weight=class_weight, shuffle=False,
               callbacks=[*callbacks, progress], verbose=0)
@@ -218,8 +66,6 @@ def _fit(model, train_ds, *, first_epoch, last_epoch, class_weight, callbacks, p
 
 def _write_splits(path: Path, dataset) -> None:
     """Which image went where (relative paths), beside the artifact: to audit or reproduce the split."""
-    import json
-
     listing = {name: [s.relpath for s in dataset.split(name)] for name in ("train", "val", "test")}
     path.write_text(json.dumps(listing, indent=1))
 
@@ -243,7 +89,7 @@ def train(
     if normalise_weights(config.weights) is None and trainable != "all":
         logger.warning("Training a %r head on a randomly initialised, frozen backbone: expect weak results; use trainable='all'.", trainable)
 
-    dataset = data_module.discover_dataset(data_dir, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+    dataset = discover_dataset(data_dir, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                                            seed=seed, manifest=config.manifest)
     class_names = dataset.class_names
     positive_class = config.positive_class or default_positive_class(class_names)
@@ -257,19 +103,19 @@ def train(
     loaded = {}
     for split in ("train", "val", "test"):
         samples = dataset.split(split)
-        loaded[split] = (data_module.load_images(samples, spec),
-                         data_module.one_hot([class_names.index(s.label) for s in samples], len(class_names)))
+        loaded[split] = (load_images(samples, spec),
+                         one_hot([class_names.index(s.label) for s in samples], len(class_names)))
     logger.info("Decoded and resized %d images to %d px in %.1f s", sum(len(v[0]) for v in loaded.values()),
                 spec.image_size, time.monotonic() - started)
     if should_stop is not None and should_stop():
         raise TrainingCancelled("Training was cancelled before it started.")
 
-    augmenter = data_module.build_augmenter(config.augmentation, seed=seed)
-    train_ds = data_module.make_tf_dataset(*loaded["train"], spec, batch_size=config.batch_size, training=True,
+    augmenter = build_augmenter(config.augmentation, seed=seed)
+    train_ds = make_tf_dataset(*loaded["train"], spec, batch_size=config.batch_size, training=True,
                                            augmenter=augmenter, seed=seed)
-    val_ds = data_module.make_tf_dataset(*loaded["val"], spec, batch_size=config.batch_size)
+    val_ds = make_tf_dataset(*loaded["val"], spec, batch_size=config.batch_size)
     train_labels = loaded["train"][1].argmax(axis=1).tolist()
-    weights_by_class = data_module.class_weights(train_labels, len(class_names))
+    weights_by_class = class_weights(train_labels, len(class_names))
 
     model = build_model(config.backbone, len(class_names), spec.image_size, weights=config.weights, pooling=config.pooling,
                         dropout=config.dropout, trainable=trainable, fine_tune_layers=config.fine_tune_layers,
@@ -285,10 +131,10 @@ def train(
 
     calibration_ds = None
     if trainable == "all":
-        calibration_ds = data_module.make_tf_dataset(*loaded["train"], spec, batch_size=config.batch_size, training=True, seed=seed + 1)
+        calibration_ds = make_tf_dataset(*loaded["train"], spec, batch_size=config.batch_size, training=True, seed=seed + 1)
 
     def phase_callbacks():
-        callbacks = [_Validation(val_ds, calibration_ds, config.bn_recalibration_batches), checkpoint]
+        callbacks = [Validation(val_ds, calibration_ds, config.bn_recalibration_batches), checkpoint]
         if config.early_stopping_patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.early_stopping_patience))
         if config.reduce_lr_patience:
@@ -299,14 +145,14 @@ def train(
                 config.backbone, spec.image_size, config.weights, trainable, count_params(model), total_epochs)
     try:
         phase_one = _fit(model, train_ds, first_epoch=0, last_epoch=config.epochs, class_weight=weights_by_class,
-                         callbacks=phase_callbacks(), progress=_Progress(on_epoch_end, should_stop, total_epochs, history, "train"))
+                         callbacks=phase_callbacks(), progress=Progress(on_epoch_end, should_stop, total_epochs, history, "train"))
         if fine_tune:
             model.load_weights(best_path)
             set_trainable(model, "top", fine_tune_layers=config.fine_tune_layers)
             compile_model(model, config.fine_tune_learning_rate)
             logger.info("Fine-tuning the top %d backbone layers at lr %g", config.fine_tune_layers, config.fine_tune_learning_rate)
             _fit(model, train_ds, first_epoch=phase_one, last_epoch=phase_one + fine_tune, class_weight=weights_by_class,
-                 callbacks=phase_callbacks(), progress=_Progress(on_epoch_end, should_stop, total_epochs, history, "fine-tune"))
+                 callbacks=phase_callbacks(), progress=Progress(on_epoch_end, should_stop, total_epochs, history, "fine-tune"))
     except TrainingCancelled:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         raise
@@ -315,8 +161,6 @@ def train(
     best = min(history, key=lambda h: h.get("val_loss", np.inf))
 
     # Threshold from validation; test measured once, afterwards.
-    from .predictor import Predictor
-
     record = {
         "name": config.artifact_name,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -346,7 +190,8 @@ def train(
     else:
         metrics = dict(val_metrics, split="validation (no test split; the threshold was chosen here, so optimistic)")
         evaluation_set = f"validation split of {data_dir}"
-    metrics["plots"] = save_plots(metrics, output_dir, prefix="test" if dataset.test else "validation")
+    plots = save_evaluation_plots(metrics, output_dir, prefix="test" if dataset.test else "validation")
+    metrics["plots"] = {name: path.name for name, path in plots.items()}
     logger.info("Threshold %.4f (validation sensitivity %.3f for target %.2f); %s: %s", threshold,
                 choice["achieved_sensitivity"] or float("nan"), config.target_sensitivity, metrics["split"], headline(metrics))
 

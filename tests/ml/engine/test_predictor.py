@@ -11,17 +11,33 @@ from ml.engine.preprocessing import PreprocessingSpec, prepare_batch
 from ml.engine.synthetic import make_chest_image, signal_region
 
 
-def test_predict_returns_the_contract_and_applies_the_threshold(predictor):
+@pytest.fixture(scope="module")
+def predictions(predictor):
     rng = np.random.default_rng(3)
     images = [make_chest_image(rng, 100, opacities=i < 3) for i in range(6)] + [np.zeros((60, 90), np.uint8)]
-    results = predictor.predict(images)
+    return images, predictor.predict(images)
+
+
+def test_predict_returns_one_result_per_image(predictions):
+    images, results = predictions
     assert len(results) == len(images)
-    for result in results:
+
+
+def test_predict_returns_the_contract(predictor, predictions):
+    for result in predictions[1]:
         assert set(result) == {"label", "probabilities", "positive_probability", "threshold"}
         assert list(result["probabilities"]) == predictor.class_names
-        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert result["positive_probability"] == result["probabilities"][predictor.positive_class]
         assert result["threshold"] == predictor.threshold
+
+
+def test_predicted_probabilities_sum_to_one(predictions):
+    for result in predictions[1]:
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_applies_the_threshold(predictor, predictions):
+    for result in predictions[1]:
         assert (result["label"] == "covid") == (result["positive_probability"] >= predictor.threshold)
 
 
@@ -32,14 +48,24 @@ def test_batches_of_any_size_share_one_compiled_graph(predictor):
     assert predictor._forward.experimental_get_tracing_count() == 1
 
 
-def test_gradcam_heatmap_and_overlay_at_the_image_resolution(predictor):
-    image = make_chest_image(np.random.default_rng(5), 160, opacities=True)[:, 20:140]  # 160 x 120
-    heatmap = predictor.gradcam(image)
-    assert heatmap.shape == image.shape and heatmap.dtype == np.float32
+@pytest.fixture(scope="module")
+def tall_image():
+    return make_chest_image(np.random.default_rng(5), 160, opacities=True)[:, 20:140]  # 160 x 120
+
+
+def test_gradcam_heatmap_has_the_image_resolution_and_values_in_0_1(predictor, tall_image):
+    heatmap = predictor.gradcam(tall_image)
+    assert heatmap.shape == tall_image.shape and heatmap.dtype == np.float32
     assert 0.0 <= heatmap.min() and heatmap.max() <= 1.0
-    png = predictor.gradcam_overlay_png(image, heatmap)
+
+
+def test_gradcam_overlay_is_an_rgb_png_of_the_image_size(predictor, tall_image):
+    png = predictor.gradcam_overlay_png(tall_image, predictor.gradcam(tall_image))
     overlay = Image.open(io.BytesIO(png))
     assert overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == (120, 160)
+
+
+def test_gradcam_overlay_of_a_large_image_is_scaled_down(predictor):
     big = np.zeros((1500, 1000), np.uint8)
     assert Image.open(io.BytesIO(predictor.gradcam_overlay_png(big, np.zeros(big.shape, np.float32)))).size == (683, 1024)
 

@@ -45,7 +45,8 @@ def two_split_dataset(engine_tmp):
 @pytest.fixture(scope="session")
 def trained(two_split_dataset, engine_tmp):
     """The demo preset (Xception, 71 px, random weights) for 4 epochs: about a minute."""
-    from ml.engine.train import TrainConfig, train
+    from ml.engine.config import TrainConfig
+    from ml.engine.train import train
 
     calls = []
     config = TrainConfig.demo(epochs=4, val_fraction=0.25, seed=11)
