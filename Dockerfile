@@ -1,7 +1,8 @@
 # One image for the web server, both workers and beat; docker-compose.yml picks the role
 # with the same bin/portal entry points that `make run` uses.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORTAL_PYTHON=python PORTAL_DATA_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORTAL_PYTHON=python PORTAL_DATA_DIR=/data \
+    DJANGO_SETTINGS_MODULE=portal.settings.production
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt

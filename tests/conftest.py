@@ -12,18 +12,20 @@ from django.contrib.auth.models import Group, User
 
 from diagnosis import roles
 from diagnosis.models import Patient, Site, StaffProfile
+from portal import bootstrap
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
 def private_storage(tmp_path_factory):
-    """Scans, heatmaps, models and datasets of the test session live in a throw-away folder."""
+    """Scans, heatmaps, models and datasets of the test session live in a throw-away folder; the
+    data folder (SQLite test database) and the filesystem broker's folders are made here too,
+    because importing the settings creates nothing."""
     root = tmp_path_factory.mktemp("portal-data")
     for setting, folder in (("SCAN_STORAGE_DIR", "scans"), ("MODEL_STORE_DIR", "models"), ("DATASETS_ROOT", "datasets")):
-        path = root / folder
-        path.mkdir()
-        setattr(settings, setting, path)
+        setattr(settings, setting, root / folder)
+    bootstrap.create_folders(settings)
     return root
 
 
@@ -97,6 +99,7 @@ def worker_environment():
     """What a worker subprocess needs to share the test database and storage with the tests."""
     env = dict(os.environ)
     env.update(
+        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
         DATABASE_URL=database_url(),
         PORTAL_SCAN_DIR=str(settings.SCAN_STORAGE_DIR),
         PORTAL_MODEL_DIR=str(settings.MODEL_STORE_DIR),

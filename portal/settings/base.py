@@ -1,41 +1,21 @@
-"""Settings come from the environment; with none set, the portal runs on SQLite and a broker
-kept in local folders, so a newcomer needs no server. Production sets DATABASE_URL (PostgreSQL)
-and CELERY_BROKER_URL (Redis)."""
-import os
-import secrets
+"""Everything the local, production and test settings share. Every value comes from the
+environment, with a default that suits a laptop. Importing this module reads the environment and
+nothing else: it creates no folder and writes no file (`bin/portal setup` does that)."""
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
+import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("PORTAL_DATA_DIR", BASE_DIR / "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
 
+DATA_DIR = Path(env.str("PORTAL_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+# Written once by `bin/portal setup` (mode 0600) for runs without DJANGO_SECRET_KEY; never committed.
+SECRET_KEY_FILE = DATA_DIR / "secret_key"
 
-def env_bool(name, default=False):
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name, default):
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-def _secret_key():
-    if os.environ.get("DJANGO_SECRET_KEY"):
-        return os.environ["DJANGO_SECRET_KEY"]
-    # Local runs keep a generated key on disk so sessions survive restarts; never committed.
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
-DEBUG = env_bool("DJANGO_DEBUG")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -90,20 +70,24 @@ TEMPLATES = [
     },
 ]
 
+
+def database(url):
+    """The Django database settings for a database URL (production.py requires the URL)."""
+    config = env.db_url_config(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            # WAL lets the web server read while a worker writes; IMMEDIATE avoids upgrade deadlocks.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    else:
+        config["CONN_MAX_AGE"] = 60
+    return config
+
+
 SQLITE_PATH = DATA_DIR / "portal.sqlite3"
-DATABASES = {
-    "default": dj_database_url.config(default=f"sqlite:///{SQLITE_PATH}", conn_max_age=60),
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        # WAL lets the web server read while a worker writes; IMMEDIATE avoids upgrade deadlocks.
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-    }
-    # A file, not memory, so that a Celery worker process started by the tests shares it.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_portal.sqlite3")}
+DATABASES = {"default": database(env.str("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -115,61 +99,73 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = os.environ.get("PORTAL_TIME_ZONE", "UTC")
+TIME_ZONE = env.str("PORTAL_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "diagnosis:patient_list"
 LOGOUT_REDIRECT_URL = "login"
 
 # A shared ward workstation must not stay logged in: 30 minutes without a request ends the session.
-SESSION_COOKIE_AGE = int(os.environ.get("PORTAL_SESSION_SECONDS", 30 * 60))
+SESSION_COOKIE_AGE = env.int("PORTAL_SESSION_SECONDS", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
-CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY") else None
 
 # Uploaded X-rays are PHI: they live outside STATIC_ROOT and any media URL, served only by views.
-SCAN_STORAGE_DIR = Path(os.environ.get("PORTAL_SCAN_DIR", DATA_DIR / "scans"))
-MODEL_STORE_DIR = Path(os.environ.get("PORTAL_MODEL_DIR", DATA_DIR / "models"))
-DATASETS_ROOT = Path(os.environ.get("PORTAL_DATASETS_ROOT", DATA_DIR / "datasets"))
-SCAN_MAX_UPLOAD_BYTES = int(os.environ.get("PORTAL_SCAN_MAX_BYTES", 60 * 1024 * 1024))
-SCAN_MAX_PIXELS = int(os.environ.get("PORTAL_SCAN_MAX_PIXELS", 40_000_000))
-SCAN_MIN_SIDE = int(os.environ.get("PORTAL_SCAN_MIN_SIDE", 64))
+SCAN_STORAGE_DIR = Path(env.str("PORTAL_SCAN_DIR", default=str(DATA_DIR / "scans")))
+MODEL_STORE_DIR = Path(env.str("PORTAL_MODEL_DIR", default=str(DATA_DIR / "models")))
+DATASETS_ROOT = Path(env.str("PORTAL_DATASETS_ROOT", default=str(DATA_DIR / "datasets")))
+SCAN_MAX_UPLOAD_BYTES = env.int("PORTAL_SCAN_MAX_BYTES", default=60 * 1024 * 1024)
+SCAN_MAX_PIXELS = env.int("PORTAL_SCAN_MAX_PIXELS", default=40_000_000)
+SCAN_MIN_SIDE = env.int("PORTAL_SCAN_MIN_SIDE", default=64)
 SCAN_MAX_FILES_PER_UPLOAD = 20
 DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
 # Scans still queued after this long are sent to the broker again (it may have been down).
-SCAN_REQUEUE_AFTER = timedelta(seconds=int(os.environ.get("PORTAL_SCAN_REQUEUE_SECONDS", 120)))
+SCAN_REQUEUE_AFTER = timedelta(seconds=env.int("PORTAL_SCAN_REQUEUE_SECONDS", default=120))
 # A scan 'processing' this long was abandoned by a dead worker; the broker redelivers it, and the sweep too.
-SCAN_PROCESSING_TIMEOUT = timedelta(seconds=int(os.environ.get("PORTAL_SCAN_PROCESSING_TIMEOUT", 15 * 60)))
+SCAN_PROCESSING_TIMEOUT = timedelta(seconds=env.int("PORTAL_SCAN_PROCESSING_TIMEOUT", default=15 * 60))
 SCAN_MAX_ATTEMPTS = 3
 
 # Model lifecycle. Every version is evaluated on the same evaluation set so versions compare
 # fairly: a class-folder dataset, relative to PORTAL_DATASETS_ROOT or absolute ("" turns it off).
-ML_EVALUATION_SET = os.environ.get("PORTAL_EVALUATION_SET", "evaluation")
+ML_EVALUATION_SET = env.str("PORTAL_EVALUATION_SET", default="evaluation")
 # Training jobs start from ImageNet weights; "none" trains from scratch, or give a local weights file.
-ML_DEFAULT_WEIGHTS = os.environ.get("PORTAL_DEFAULT_WEIGHTS", "imagenet")
+ML_DEFAULT_WEIGHTS = env.str("PORTAL_DEFAULT_WEIGHTS", default="imagenet")
 # A running training job whose worker has not written a heartbeat for this long is marked failed.
-ML_TRAINING_HEARTBEAT_TIMEOUT = timedelta(seconds=int(os.environ.get("PORTAL_TRAINING_HEARTBEAT_TIMEOUT", 120)))
+ML_TRAINING_HEARTBEAT_TIMEOUT = timedelta(seconds=env.int("PORTAL_TRAINING_HEARTBEAT_TIMEOUT", default=120))
+# The training queue, the seed that makes a job repeatable, how many images per class a dataset
+# check decodes (the rest are identified by their first bytes), and the log lines a job keeps.
+ML_TRAINING_QUEUE = "training"
+ML_TRAINING_SEED = 42
+ML_DATASET_CHECK_SAMPLE = 20
+ML_TRAINING_LOG_LINES = 200
+# Where the training export finds reviewed scans: a path, so that ml never imports diagnosis.
 ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
 
+# One lifecycle for background work (scan inference, training, evaluation): a running job beats
+# every JOB_HEARTBEAT_SECONDS; one silent for JOB_HEARTBEAT_TIMEOUT lost its worker, one queued
+# for JOB_REQUEUE_AFTER is sent to the broker again (it may have been down), and a job is tried
+# at most JOB_MAX_ATTEMPTS times before it fails with a reason instead of looping.
+JOB_HEARTBEAT_SECONDS = 5
+JOB_HEARTBEAT_TIMEOUT = timedelta(seconds=env.int("PORTAL_JOB_HEARTBEAT_TIMEOUT", default=60))
+JOB_REQUEUE_AFTER = timedelta(seconds=env.int("PORTAL_JOB_REQUEUE_SECONDS", default=120))
+JOB_MAX_ATTEMPTS = 2
+
 # Celery: JSON only, late acks so a task whose worker dies is redelivered, one task prefetched.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 BROKER_DIR = DATA_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for folder in ("queue", "processed", "control"):
-        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # `bin/portal setup` (portal.bootstrap) creates these folders.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -229,5 +225,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("PORTAL_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("PORTAL_LOG_LEVEL", default="INFO")},
 }
