@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "jobs",
     "ml",
     "diagnosis",
 ]
@@ -142,19 +143,26 @@ SCAN_MAX_FILES_PER_UPLOAD = 20
 DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
-# Scans still queued after this long are sent to the broker again (it may have been down).
-SCAN_REQUEUE_AFTER = timedelta(seconds=int(os.environ.get("PORTAL_SCAN_REQUEUE_SECONDS", 120)))
-# A scan 'processing' this long was abandoned by a dead worker; the broker redelivers it, and the sweep too.
-SCAN_PROCESSING_TIMEOUT = timedelta(seconds=int(os.environ.get("PORTAL_SCAN_PROCESSING_TIMEOUT", 15 * 60)))
-SCAN_MAX_ATTEMPTS = 3
+# Background jobs (scan inference, training, evaluation) share one lifecycle: jobs/lifecycle.py.
+# A running job stamps its heartbeat this often; one silent for longer than the timeout lost its
+# worker and is run again (up to JOB_MAX_ATTEMPTS attempts in all); a queued job the broker has
+# not handed to any worker after JOB_REQUEUE_AFTER is sent again.
+JOB_HEARTBEAT_SECONDS = 5
+JOB_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+JOB_REQUEUE_AFTER = timedelta(seconds=120)
+JOB_MAX_ATTEMPTS = 2
 
 # Model lifecycle. Every version is evaluated on the same evaluation set so versions compare
 # fairly: a class-folder dataset, relative to PORTAL_DATASETS_ROOT or absolute ("" turns it off).
 ML_EVALUATION_SET = os.environ.get("PORTAL_EVALUATION_SET", "evaluation")
 # Training jobs start from ImageNet weights; "none" trains from scratch, or give a local weights file.
 ML_DEFAULT_WEIGHTS = os.environ.get("PORTAL_DEFAULT_WEIGHTS", "imagenet")
-# A running training job whose worker has not written a heartbeat for this long is marked failed.
-ML_TRAINING_HEARTBEAT_TIMEOUT = timedelta(seconds=int(os.environ.get("PORTAL_TRAINING_HEARTBEAT_TIMEOUT", 120)))
+# The split seed of a training job that names none.
+ML_TRAINING_SEED = 42
+# How many log lines of a training job its page shows.
+ML_TRAINING_LOG_LINES = 200
+# How many images of each class the dataset check decodes fully (the rest: their first bytes).
+ML_DATASET_CHECK_SAMPLE = 20
 ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
 
 # Celery: JSON only, late acks so a task whose worker dies is redelivered, one task prefetched.
@@ -188,14 +196,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_TASK_ROUTES = {
     "diagnosis.tasks.*": {"queue": "inference"},
-    "ml.tasks.run_training_job": {"queue": "training"},
-    "ml.tasks.evaluate_version": {"queue": "training"},
-    "ml.tasks.*": {"queue": "inference"},
+    "ml.tasks.*": {"queue": "training"},
+    "jobs.tasks.*": {"queue": "inference"},
 }
-CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-scans": {"task": "diagnosis.tasks.requeue_stale_scans", "schedule": 60.0},
-    "fail-abandoned-training-jobs": {"task": "ml.tasks.fail_abandoned_training_jobs", "schedule": 60.0},
-}
+CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "jobs.tasks.sweep_jobs", "schedule": 30.0}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
