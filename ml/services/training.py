@@ -160,7 +160,7 @@ def execute_training_job(job_id, *, on_progress=None):
     output_dir = Path(settings.MODEL_STORE_DIR) / "jobs" / f"job-{job.pk}-{uuid.uuid4().hex[:8]}"
     try:
         with lifecycle.heartbeat(job, on_beat):
-            version = _train(job, output_dir, stop_training, on_progress)
+            version = _train(job, output_dir, stop_training, log_tail, on_progress)
         if version is not None and folders.evaluation_set() is not None:
             _evaluate(version, job.created_by)
     finally:
@@ -198,7 +198,7 @@ def _config(params):
     return TrainConfig.preset(params["preset"], **fields) if params.get("preset") else TrainConfig(**fields)
 
 
-def _train(job, output_dir, stop_training, on_progress):
+def _train(job, output_dir, stop_training, log_tail, on_progress):
     """Train, and register the candidate in the same transaction that marks the job succeeded.
     Returns the version, or None when the job was cancelled, failed, or taken from this attempt."""
     history = []
@@ -237,12 +237,14 @@ def _train(job, output_dir, stop_training, on_progress):
                                job.pk, TrainingJob.objects.get(pk=job.pk).status)
                 return None
             version = register_version(artifact_path=result.artifact_path, record=result.record, created_by=job.created_by, training_job=job)
+            logger.info("Training job %s registered candidate %s", job.pk, version.label)
+            # The page stops polling once the job has ended: its log must be complete by then.
+            TrainingJob.objects.filter(pk=job.pk).update(log_tail=log_tail.text())
     except Exception as error:
         shutil.rmtree(output_dir, ignore_errors=True)
         logger.error("Training job %s failed:\n%s", job.pk, traceback.format_exc())
         lifecycle.finish(job, TrainingJob.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
         return None
-    logger.info("Training job %s registered candidate %s", job.pk, version.label)
     if on_progress:
         on_progress(f"registered candidate {version.label}")
     return version

@@ -86,6 +86,17 @@ def second_administrator(site_a):
     return make_user("admin_b", roles.ADMINISTRATORS, site_a)
 
 
+@pytest.fixture
+def evaluation_set():
+    """The configured evaluation set (ML_EVALUATION_SET defaults to `evaluation` in the datasets
+    folder, which the worker shares), present for this test only."""
+    from ml.engine.synthetic import make_synthetic_dataset
+
+    folder = make_synthetic_dataset(Path(settings.DATASETS_ROOT) / "evaluation", n_per_class=6, image_size=96, seed=22)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 OWN_TRAINING_QUEUE = "training-test-own-worker"
 
 

@@ -28,15 +28,6 @@ def tiny_dataset():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def evaluation_set():
-    """The configured evaluation set (ML_EVALUATION_SET defaults to `evaluation` in the datasets
-    folder, which the worker shares), present for this test only."""
-    folder = make_synthetic_dataset(Path(settings.DATASETS_ROOT) / "evaluation", n_per_class=6, image_size=96, seed=22)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def job_ended(job_id):
     job = TrainingJob.objects.get(pk=job_id)
     return job if job.is_finished else None
