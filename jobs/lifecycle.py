@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -158,7 +159,7 @@ def _beat_until_idle():
     global _thread
     try:
         while True:
-            threading.Event().wait(settings.JOB_HEARTBEAT_SECONDS)
+            time.sleep(settings.JOB_HEARTBEAT_SECONDS)
             with _lock:
                 if not _beating:
                     _thread = None

@@ -1,11 +1,7 @@
 """Beat runs sweep_jobs every 30 seconds (CELERY_BEAT_SCHEDULE)."""
-import logging
-
 from celery import shared_task
 
 from . import lifecycle
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task

@@ -101,3 +101,11 @@ def test_the_heartbeat_stamps_a_running_job_and_says_when_it_is_no_longer_its_ow
         assert Scan.objects.get(pk=job.pk).heartbeat_at > claimed_at
         Scan.objects.filter(pk=job.pk).update(status=Scan.Status.QUEUED)  # as the sweep does
         assert no_longer_running.wait(10)
+
+
+def test_the_beat_task_runs_the_sweep(clinician_scan, settings):
+    from jobs.tasks import sweep_jobs
+
+    assert settings.CELERY_BEAT_SCHEDULE["sweep-jobs"]["task"] == sweep_jobs.name
+    assert sweep_jobs() == {"sent": 1, "requeued": 0, "failed": 0}
+    assert Scan.objects.get(pk=clinician_scan.pk).enqueued_at is not None
