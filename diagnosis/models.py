@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from jobs.models import Job
+
 
 class Site(models.Model):
     name = models.CharField(max_length=200, unique=True)
@@ -56,12 +58,18 @@ class Patient(models.Model):
         return f"{self.family_name.upper()}, {self.given_name} ({self.medical_record_number})"
 
 
-class Scan(models.Model):
+class Scan(Job):
+    """An uploaded X-ray, and the job of analysing it (jobs.lifecycle claims, beats and sweeps it)."""
+
     class Status(models.TextChoices):
+        # The API has always said "processing" and "done"; the lifecycle knows them as RUNNING and DONE.
         QUEUED = "queued", "Queued"
-        PROCESSING = "processing", "Processing"
+        RUNNING = "processing", "Processing"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+
+    task_name = "diagnosis.tasks.run_inference"
+    queue = "inference"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="scans")
@@ -75,11 +83,6 @@ class Scan(models.Model):
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    failure_reason = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_enqueued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-uploaded_at"]
@@ -89,7 +92,7 @@ class Scan(models.Model):
 
     @property
     def is_pending(self):
-        return self.status in {self.Status.QUEUED, self.Status.PROCESSING}
+        return self.status in {self.Status.QUEUED, self.Status.RUNNING}
 
     @property
     def latest_prediction(self):

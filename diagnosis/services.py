@@ -1,14 +1,17 @@
 """Every write to the clinical domain goes through one function here."""
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ml.engine.images import ImageDecodeError, decode_image_bytes
+from jobs import lifecycle
+from ml import runtime
+from ml.engine.images import ImageDecodeError, decode_image_bytes, load_image_file
+from ml.selectors import NoActiveModelVersion
 
 from . import selectors, storage
 from .models import AuditEvent, Patient, Prediction, Review, Scan
@@ -128,8 +131,7 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
                 )
                 record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via)
                 scans.append(scan)
-            scan_ids = [scan.pk for scan in scans]
-            transaction.on_commit(lambda: enqueue_inference(scan_ids))
+            lifecycle.enqueue_on_commit(*scans)
     except BaseException:
         for name in stored_names:
             storage.delete(name)
@@ -137,55 +139,47 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
     return scans
 
 
-def enqueue_inference(scan_ids):
-    """Send each scan to the inference queue. If the broker is down the scan simply stays queued:
-    the periodic sweep (requeue_stale_scans) sends it again, so nothing accepted is lost."""
-    from .tasks import run_inference
-
-    for scan_id in scan_ids:
+def analyse_scan(scan_id):
+    """Run the active model on one queued scan and record its answer: the inference worker's
+    whole job. A scan that is not queued (already done, or taken by another worker) is left alone."""
+    scan = lifecycle.claim(Scan, scan_id)
+    if scan is None:
+        return None
+    with lifecycle.heartbeat(scan):
         try:
-            run_inference.delay(str(scan_id))
+            version, predictor = runtime.active_predictor()
+            pixels = load_image_file(storage.path_of(scan.stored_name))
+            started = time.perf_counter()
+            result = predictor.predict([pixels])[0]
+            inference_ms = (time.perf_counter() - started) * 1000
+            heatmap_name = storage.write(predictor.gradcam_overlay_png(pixels, predictor.gradcam(pixels)), "png")
+        except NoActiveModelVersion as error:
+            return _fail(scan, str(error))
+        except ImageDecodeError as error:
+            return _fail(scan, f"The stored image could not be read: {error}")
         except Exception:
-            logger.warning("Broker unavailable; scan %s stays queued for the sweep", scan_id, exc_info=True)
-            continue
-        Scan.objects.filter(pk=scan_id).update(last_enqueued_at=timezone.now())
+            logger.exception("Inference failed for scan %s", scan_id)
+            return _fail(scan, "The analysis failed because of an internal error; IT has the details in the worker log.")
+        return record_prediction(scan=scan, model_version=version, result=result, heatmap_name=heatmap_name, inference_ms=inference_ms)
 
 
-def requeue_stale_scans():
-    """Re-send scans the broker may have lost: queued but never sent (or sent long ago), and
-    processing far past any normal run (their worker died). Tasks are idempotent, so a duplicate is harmless."""
-    now = timezone.now()
-    never_sent = Scan.objects.filter(status=Scan.Status.QUEUED, last_enqueued_at__isnull=True, uploaded_at__lt=now - timedelta(seconds=10))
-    sent_long_ago = Scan.objects.filter(status=Scan.Status.QUEUED, last_enqueued_at__lt=now - settings.SCAN_REQUEUE_AFTER)
-    abandoned = Scan.objects.filter(status=Scan.Status.PROCESSING, started_at__lt=now - settings.SCAN_PROCESSING_TIMEOUT)
-    scan_ids = list((never_sent | sent_long_ago | abandoned).values_list("pk", flat=True))
-    enqueue_inference(scan_ids)
-    return scan_ids
-
-
-def start_processing(scan_id):
-    """Claim a scan for a worker. Returns None when there is nothing to do (already finished,
-    or gone), so a redelivered or duplicate task is harmless."""
-    with transaction.atomic():
-        scan = Scan.objects.select_for_update().filter(pk=scan_id).first()
-        if scan is None or scan.status in {Scan.Status.DONE, Scan.Status.FAILED}:
-            return None
-        if scan.attempts >= settings.SCAN_MAX_ATTEMPTS:
-            mark_scan_failed(scan, f"The analysis was interrupted {scan.attempts} times (the worker stopped); please upload the image again or contact IT.")
-            return None
-        scan.status = Scan.Status.PROCESSING
-        scan.attempts += 1
-        scan.started_at = timezone.now()
-        scan.save(update_fields=["status", "attempts", "started_at"])
-    return scan
+def _fail(scan, reason):
+    lifecycle.finish(scan, Scan.Status.FAILED, failure_reason=reason)
+    return None
 
 
 def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms):
-    """Write the model's answer and finish the scan, in one transaction."""
+    """Write the model's answer and finish the scan, in one transaction. None when this attempt no
+    longer owns the scan (the sweep gave it to another worker): that one's answer counts."""
     finished_at = timezone.now()
     try:
         with transaction.atomic():
-            prediction = Prediction.objects.create(
+            if not lifecycle.finish(scan, Scan.Status.DONE, failure_reason=""):
+                transaction.set_rollback(True)
+                if heatmap_name:
+                    storage.delete(heatmap_name)
+                return None
+            return Prediction.objects.create(
                 scan=scan,
                 model_version=model_version,
                 label=result["label"],
@@ -196,18 +190,12 @@ def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms
                 inference_ms=inference_ms,
                 queue_to_result_ms=(finished_at - scan.uploaded_at).total_seconds() * 1000,
             )
-            Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.DONE, finished_at=finished_at, failure_reason="")
     except IntegrityError:
-        # A duplicate delivery already recorded this version's answer; keep the first.
+        # This version's answer was recorded before; keep the first.
         if heatmap_name:
             storage.delete(heatmap_name)
-        Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.DONE)
+        Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.DONE, finished_at=finished_at, failure_reason="")
         return Prediction.objects.get(scan=scan, model_version=model_version)
-    return prediction
-
-
-def mark_scan_failed(scan, reason):
-    Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.FAILED, failure_reason=reason, finished_at=timezone.now())
 
 
 def review_prediction(*, actor, prediction, agrees, note="", via="web"):

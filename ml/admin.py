@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Evaluation, ModelVersion, Promotion, TrainingJob
+from .models import Evaluation, EvaluationRun, ModelVersion, Promotion, TrainingJob
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,9 +28,14 @@ class PromotionAdmin(ReadOnlyAdmin):
 
 @admin.register(TrainingJob)
 class TrainingJobAdmin(ReadOnlyAdmin):
-    list_display = ["id", "status", "source", "dataset_path", "epoch", "total_epochs", "created_by", "created_at", "heartbeat_at"]
+    list_display = ["id", "status", "source", "dataset_path", "epoch", "total_epochs", "attempts", "created_by", "created_at", "heartbeat_at"]
 
 
 @admin.register(Evaluation)
 class EvaluationAdmin(ReadOnlyAdmin):
     list_display = ["id", "version", "dataset_path", "n_images", "created_at"]
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "status", "version", "dataset_path", "attempts", "created_at", "finished_at"]

@@ -1,9 +1,10 @@
 from django import forms
+from django.conf import settings
 
 from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
 
 from .models import TrainingJob
-from .services import MAX_EPOCHS, MAX_IMAGE_SIZE, default_weights
+from .services.training import MAX_EPOCHS, MAX_IMAGE_SIZE
 
 
 class TrainingJobForm(forms.Form):
@@ -35,7 +36,7 @@ class TrainingJobForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["weights"].initial = default_weights()
+        self.fields["weights"].initial = settings.ML_DEFAULT_WEIGHTS
 
     def clean(self):
         cleaned = super().clean()

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from jobs.models import Job
+
 
 class ImmutableVersionError(Exception):
     pass
@@ -59,7 +61,6 @@ class ModelVersion(models.Model):
     trained_on_synthetic_data = models.BooleanField(default=False)
     record = models.JSONField(default=dict)
     training_job = models.ForeignKey("TrainingJob", null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -115,41 +116,27 @@ class Promotion(models.Model):
         ordering = ["-at", "-id"]
 
 
-class TrainingJob(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-
+class TrainingJob(Job):
     class Source(models.TextChoices):
         FOLDER = "folder", "Dataset folder"
         REVIEWED_SCANS = "reviewed_scans", "Reviewed scans"
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    task_name = "ml.tasks.run_training_job"
+    queue = "training"  # loads TensorFlow and runs for long: never on the inference workers
+
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.FOLDER)
     dataset_path = models.CharField(max_length=500)
     parameters = models.JSONField(default=dict)
-    parent_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker_pid = models.IntegerField(null=True, blank=True)
     epoch = models.PositiveIntegerField(default=0)
     total_epochs = models.PositiveIntegerField(default=0)
     current_metrics = models.JSONField(default=dict)
     history = models.JSONField(default=list)
     log_tail = models.TextField(blank=True)
-    failure_reason = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     # What the dataset check found before the job was queued: {"classes": {"covid": 950, ...}, ...}.
     dataset_summary = models.JSONField(default=dict)
-    # When the job was handed to a runner (the broker, or manage.py train running it in-process);
-    # empty while the broker was unreachable, and the sweep re-sends it.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -198,3 +185,24 @@ class Evaluation(models.Model):
 
     def __str__(self):
         return f"{self.version.label} on {self.dataset_path}"
+
+
+class EvaluationRun(Job):
+    """The job of measuring one version on one dataset folder; its result is an Evaluation.
+
+    A row of its own, so an evaluation asked for while the broker is down still runs later."""
+
+    task_name = "ml.tasks.run_evaluation"
+    queue = "training"  # loads TensorFlow
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluation_runs")
+    dataset_path = models.CharField(max_length=500)
+    evaluation = models.ForeignKey(Evaluation, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"evaluation of {self.version.label} on {self.dataset_path}"

@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import datasets, selectors, services
 from .forms import PromoteForm, TrainingJobForm
 from .models import ModelVersion, TrainingJob
 
@@ -23,14 +23,14 @@ administrators_only = permission_required("ml.manage_models", raise_exception=Tr
 def _evaluation_set(request=None):
     """(display name, fingerprint) of the configured evaluation set, or (None, None). A folder the
     engine cannot read is reported on the page rather than breaking it."""
-    path = selectors.evaluation_set()
+    path = datasets.evaluation_set()
     if path is None:
         return None, None
     try:
-        return selectors.display_path(path), selectors.dataset_fingerprint(path)
+        return datasets.display_path(path), datasets.dataset_fingerprint(path)
     except (ValueError, OSError) as error:
         if request is not None:
-            messages.error(request, f"The evaluation set {selectors.display_path(path)} cannot be read: {error}")
+            messages.error(request, f"The evaluation set {datasets.display_path(path)} cannot be read: {error}")
         return None, None
 
 
@@ -150,11 +150,15 @@ def version_promote(request, version_id):
 @require_POST
 def version_evaluate(request, version_id):
     version = _version_or_404(version_id)
-    if selectors.evaluation_set() is None:
+    if datasets.evaluation_set() is None:
         messages.error(request, "No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set PORTAL_EVALUATION_SET.")
     else:
-        services.enqueue_evaluation(version.pk)
-        messages.success(request, f"{version.label} will be evaluated on {_evaluation_set()[0]} by the training worker.")
+        try:
+            services.start_evaluation(version, request.user)
+        except services.EvaluationError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"{version.label} will be evaluated on {_evaluation_set()[0]} by the training worker.")
     return redirect("ml:version_detail", version_id=version.pk)
 
 
@@ -178,7 +182,7 @@ def job_create(request):
         else:
             messages.success(request, f"Training job {job.pk} is queued.")
             return redirect("ml:job_detail", job_id=job.pk)
-    context = {"form": form, "dataset_folders": selectors.dataset_folders(), "datasets_root": selectors.datasets_root()}
+    context = {"form": form, "dataset_folders": datasets.dataset_folders(), "datasets_root": datasets.datasets_root()}
     return render(request, "ml/job_form.html", context, status=400 if form.errors else 200)
 
 

@@ -2,16 +2,17 @@
 import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils import timezone
 
 from diagnosis import services
 from diagnosis.models import Scan
-from diagnosis.tasks import requeue_stale_scans, run_inference
+from diagnosis.tasks import run_inference
+from jobs import lifecycle
 from ml.models import ModelVersion
 from tests.conftest import start_celery_worker, stop_celery_worker, wait_for
 from tests.images import chest_like, dicom_bytes, png_bytes
@@ -68,40 +69,47 @@ def test_without_an_active_model_the_scan_fails_with_a_reason(clinician, patient
     assert "No model version is active" in scan.failure_reason
 
 
-def backdate(scan, **fields):
-    Scan.objects.filter(pk=scan.pk).update(**{name: timezone.now() - age for name, age in fields.items()})
-
-
 def test_scan_accepted_while_the_broker_is_down_is_sent_later_by_the_sweep(client, clinician, patient, active_model_version, celery_worker_process, broker_outage):
     client.force_login(clinician)
     with broker_outage():
         response = client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": [SimpleUploadedFile("a.png", png_bytes())]})
     assert response.status_code == 302, "the upload must be accepted even though the broker is unreachable"
     scan = Scan.objects.get()
-    assert scan.status == Scan.Status.QUEUED and scan.last_enqueued_at is None
+    assert scan.status == Scan.Status.QUEUED and scan.enqueued_at is None
 
-    backdate(scan, uploaded_at=timedelta(minutes=1))
-    assert requeue_stale_scans() == 1  # the beat task, run here instead of waiting a minute for beat
+    swept = lifecycle.sweep()  # the beat task, run here instead of waiting for beat
+    assert [job.pk for job in swept.sent] == [scan.pk]
     scan = wait_for(lambda: finished(scan.pk), message="re-sent scan to finish")
     assert scan.status == Scan.Status.DONE, scan.failure_reason
 
 
-def test_scan_whose_worker_died_mid_task_is_redone(clinician, patient, active_model_version, celery_worker_process, broker_outage, private_storage, settings):
+def test_scan_whose_whole_worker_was_killed_mid_task_is_redone_once_by_the_sweep(
+    clinician, patient, active_model_version, celery_worker_process, broker_outage, private_storage, settings
+):
+    """acks_late cannot help here: the filesystem broker deletes a message as soon as a worker reads
+    it. The scan's heartbeat stops with its worker, and the sweep gives it to a healthy worker."""
     with broker_outage():
         (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("a.png", png_bytes())])
     doomed = start_celery_worker(private_storage / "doomed-worker.log", queues="inference-doomed")
     try:
         run_inference.apply_async(args=[str(scan.pk)], queue="inference-doomed")
-        wait_for(lambda: Scan.objects.get(pk=scan.pk).status == Scan.Status.PROCESSING, interval=0.05, message="the doomed worker to start the scan")
-        os.killpg(doomed.pid, signal.SIGKILL)
+        # A fresh worker spends seconds loading the model for its first scan: time to kill it mid-task.
+        wait_for(lambda: Scan.objects.get(pk=scan.pk).status == Scan.Status.RUNNING, interval=0.05, message="the doomed worker to start the scan")
+        os.killpg(doomed.pid, signal.SIGKILL)  # the main process and its pool child, without any cleanup
         doomed.wait(timeout=30)
     finally:
         stop_celery_worker(doomed)
-    assert Scan.objects.get(pk=scan.pk).status == Scan.Status.PROCESSING, "the killed worker cannot have finished it"
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.RUNNING and scan.attempts == 1, "the killed worker cannot have finished it"
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        queue = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        assert not list(queue.glob("*.inference-doomed.msg")), "the filesystem broker keeps no message to redeliver"
 
-    backdate(scan, started_at=settings.SCAN_PROCESSING_TIMEOUT + timedelta(seconds=1))
-    assert requeue_stale_scans() == 1
+    settings.JOB_HEARTBEAT_TIMEOUT = timedelta(seconds=3)
+    swept = wait_for(lambda: lifecycle.sweep().requeued, timeout=30, interval=0.5, message="the sweep to notice the silent worker")
+    assert [job.pk for job in swept] == [scan.pk]
     scan = wait_for(lambda: finished(scan.pk), message="the re-sent scan to finish on a healthy worker")
     assert scan.status == Scan.Status.DONE, scan.failure_reason
     assert scan.attempts == 2
     assert scan.predictions.count() == 1
+    assert not lifecycle.sweep().sent, "a finished scan is never sent again"

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "rules",
+    "jobs",
     "ml",
     "diagnosis",
 ]
@@ -130,22 +131,14 @@ SCAN_MAX_FILES_PER_UPLOAD = 20
 DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
-# Scans still queued after this long are sent to the broker again (it may have been down).
-SCAN_REQUEUE_AFTER = timedelta(seconds=env.int("PORTAL_SCAN_REQUEUE_SECONDS", default=120))
-# A scan 'processing' this long was abandoned by a dead worker; the broker redelivers it, and the sweep too.
-SCAN_PROCESSING_TIMEOUT = timedelta(seconds=env.int("PORTAL_SCAN_PROCESSING_TIMEOUT", default=15 * 60))
-SCAN_MAX_ATTEMPTS = 3
 
 # Model lifecycle. Every version is evaluated on the same evaluation set so versions compare
 # fairly: a class-folder dataset, relative to PORTAL_DATASETS_ROOT or absolute ("" turns it off).
 ML_EVALUATION_SET = env.str("PORTAL_EVALUATION_SET", default="evaluation")
 # Training jobs start from ImageNet weights; "none" trains from scratch, or give a local weights file.
 ML_DEFAULT_WEIGHTS = env.str("PORTAL_DEFAULT_WEIGHTS", default="imagenet")
-# A running training job whose worker has not written a heartbeat for this long is marked failed.
-ML_TRAINING_HEARTBEAT_TIMEOUT = timedelta(seconds=env.int("PORTAL_TRAINING_HEARTBEAT_TIMEOUT", default=120))
-# The training queue, the seed that makes a job repeatable, how many images per class a dataset
-# check decodes (the rest are identified by their first bytes), and the log lines a job keeps.
-ML_TRAINING_QUEUE = "training"
+# The seed that makes a job repeatable, how many images per class a dataset check decodes (the
+# rest are identified by their first bytes), and the log lines a job keeps.
 ML_TRAINING_SEED = 42
 ML_DATASET_CHECK_SAMPLE = 20
 ML_TRAINING_LOG_LINES = 200
@@ -191,14 +184,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_TASK_ROUTES = {
     "diagnosis.tasks.*": {"queue": "inference"},
-    "ml.tasks.run_training_job": {"queue": "training"},
-    "ml.tasks.evaluate_version": {"queue": "training"},
-    "ml.tasks.*": {"queue": "inference"},
+    "ml.tasks.*": {"queue": "training"},
+    "jobs.tasks.*": {"queue": "inference"},
 }
-CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-scans": {"task": "diagnosis.tasks.requeue_stale_scans", "schedule": 60.0},
-    "fail-abandoned-training-jobs": {"task": "ml.tasks.fail_abandoned_training_jobs", "schedule": 60.0},
-}
+CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "jobs.tasks.sweep_jobs", "schedule": 30.0}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

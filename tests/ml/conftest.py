@@ -11,6 +11,7 @@ from django.conf import settings
 
 from diagnosis import roles
 from ml import services
+from ml.models import TrainingJob
 from tests.conftest import CELERY, PROJECT_ROOT, make_user, start_celery_worker, stop_celery_worker, worker_environment
 from tests.images import png_bytes
 
@@ -85,14 +86,25 @@ def second_administrator(site_a):
     return make_user("admin_b", roles.ADMINISTRATORS, site_a)
 
 
+@pytest.fixture
+def evaluation_set():
+    """The configured evaluation set (ML_EVALUATION_SET defaults to `evaluation` in the datasets
+    folder, which the worker shares), present for this test only."""
+    from ml.engine.synthetic import make_synthetic_dataset
+
+    folder = make_synthetic_dataset(Path(settings.DATASETS_ROOT) / "evaluation", n_per_class=6, image_size=96, seed=22)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 OWN_TRAINING_QUEUE = "training-test-own-worker"
 
 
 @pytest.fixture
-def own_training_worker(settings, private_storage, transactional_db):
-    """A training worker of its own, on a queue of its own (ML_TRAINING_QUEUE), so a test can kill
+def own_training_worker(monkeypatch, private_storage, transactional_db):
+    """A training worker of its own, on a queue of its own (TrainingJob.queue), so a test can kill
     it, or leave a job half done, without touching the shared worker."""
-    settings.ML_TRAINING_QUEUE = OWN_TRAINING_QUEUE
+    monkeypatch.setattr(TrainingJob, "queue", OWN_TRAINING_QUEUE)
     subprocess.run([*CELERY, "purge", "-f", "-Q", OWN_TRAINING_QUEUE], env=worker_environment(), cwd=PROJECT_ROOT, capture_output=True, timeout=60)
     process = start_celery_worker(private_storage / f"own-training-worker-{uuid.uuid4().hex[:6]}.log", queues=OWN_TRAINING_QUEUE)
     yield process

@@ -3,7 +3,7 @@ their ROC curves in one plot, the active one marked."""
 import pytest
 from django.urls import reverse
 
-from ml import selectors, services
+from ml import datasets, services
 from ml.models import Evaluation
 from tests.ml.conftest import make_dataset
 
@@ -30,7 +30,7 @@ def evaluation_folder(settings, tmp_path):
 
 
 def test_versions_are_compared_on_the_configured_evaluation_set(admin_client, make_version, evaluation_folder):
-    fingerprint = selectors.dataset_fingerprint(evaluation_folder)
+    fingerprint = datasets.dataset_fingerprint(evaluation_folder)
     old, new, unmeasured = make_version(), make_version(synthetic=True), make_version()
     services.promote_version(old.pk)
     Evaluation.objects.create(version=old, dataset_path=evaluation_folder.name, dataset_fingerprint=fingerprint, n_images=6, metrics=engine_metrics(0.81, 0.75, 0.66))

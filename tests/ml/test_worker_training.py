@@ -28,15 +28,6 @@ def tiny_dataset():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def evaluation_set():
-    """The configured evaluation set (ML_EVALUATION_SET defaults to `evaluation` in the datasets
-    folder, which the worker shares), present for this test only."""
-    folder = make_synthetic_dataset(Path(settings.DATASETS_ROOT) / "evaluation", n_per_class=6, image_size=96, seed=22)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def job_ended(job_id):
     job = TrainingJob.objects.get(pk=job_id)
     return job if job.is_finished else None
@@ -74,7 +65,7 @@ def test_a_job_trains_in_the_worker_reports_progress_and_its_version_can_be_prom
     job.refresh_from_db()
     assert job.status == TrainingJob.Status.SUCCEEDED, f"{job.failure_reason}\n{job.log_tail}"
     assert "running" in seen
-    assert job.started_at and job.finished_at and job.heartbeat_at and job.worker_pid
+    assert job.started_at and job.finished_at and job.heartbeat_at and job.worker and job.attempts == 1
     assert job.epoch == 1 and [row["epoch"] for row in job.history] == [1] and "val_loss" in job.history[0]
     assert "epoch 1/1" in job.log_tail and "registered candidate" in job.log_tail
     assert 'style="width: 100%"' in panel and "val_loss" in panel

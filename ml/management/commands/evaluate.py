@@ -1,4 +1,5 @@
-"""Measure a model version on a dataset folder and keep the result, as the portal does."""
+"""Measure a model version on a dataset folder and keep the result, as the portal does: an
+evaluation run (a job row) executed in this process."""
 import json
 
 from django.core.management.base import CommandError
@@ -26,9 +27,13 @@ class Command(VersionOptionCommand):
         except ModelVersion.DoesNotExist:
             raise CommandError(f"Model version {version} does not exist.") from None
         try:
-            evaluation = services.evaluate_version(model_version, data_dir=data, allow_outside_root=True)
+            run = services.start_evaluation(model_version, data_dir=data, enqueue=False, allow_outside_root=True)
         except services.EvaluationError as error:
             raise CommandError(str(error)) from error
+        run = services.execute_evaluation(run.pk)
+        if run.evaluation is None:
+            raise CommandError(run.failure_reason)
+        evaluation = run.evaluation
         metrics = evaluation.metrics
         if model_version.trained_on_synthetic_data:
             self.stdout.write(self.style.WARNING(f"DEMO: {model_version.label} was trained on synthetic images; its results have no clinical meaning."))

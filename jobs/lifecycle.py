@@ -1,0 +1,184 @@
+"""Claim, heartbeat, finish, enqueue and sweep: the whole life of every background job.
+
+The promise: a job that was accepted is never lost and never finished twice. The broker may be
+down when it is enqueued (it stays queued; the sweep sends it), and a worker may die mid-job
+(its heartbeat stops; the sweep puts it back in the queue, or fails it after
+JOB_MAX_ATTEMPTS). A message delivered twice is harmless: only a queued job can be claimed,
+and only the attempt that claimed a job can finish it.
+"""
+import logging
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from celery import current_app
+from django.apps import apps
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+
+def job_models():
+    """Every concrete job model of the installed apps."""
+    return [model for model in apps.get_models() if issubclass(model, Job)]
+
+
+def claim(model, job_id):
+    """Start a queued job in this process and return it; None when it is not queued (finished,
+    cancelled, already running elsewhere, or gone), so a duplicate delivery does nothing."""
+    with transaction.atomic():
+        job = model.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != model.Status.QUEUED:
+            return None
+        job.status = model.Status.RUNNING
+        job.attempts += 1
+        job.started_at = job.heartbeat_at = timezone.now()
+        job.worker = f"{socket.gethostname()}:{os.getpid()}"
+        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "worker"])
+    return job
+
+
+def finish(job, status, **fields):
+    """End the attempt this process claimed. False when the row moved on meanwhile (cancelled, or
+    the sweep gave it to another worker), so two endings never overwrite each other."""
+    model = type(job)
+    return bool(
+        model.objects.filter(pk=job.pk, status=model.Status.RUNNING, attempts=job.attempts).update(
+            status=status, finished_at=timezone.now(), **fields
+        )
+    )
+
+
+def send(model, job_ids):
+    """Hand queued jobs to the broker now; returns the ids it accepted. A job the broker refused
+    stays queued without enqueued_at, and the sweep tries again."""
+    sent = []
+    for job_id in job_ids:
+        try:
+            current_app.send_task(model.task_name, args=[str(job_id)], queue=model.queue)
+        except Exception:
+            logger.warning("Broker unavailable; %s %s stays queued for the sweep", model._meta.verbose_name, job_id, exc_info=True)
+            continue
+        model.objects.filter(pk=job_id, status=model.Status.QUEUED).update(enqueued_at=timezone.now())
+        sent.append(job_id)
+    return sent
+
+
+def enqueue_on_commit(*jobs):
+    """Send the jobs once the transaction that created them commits, so a worker never looks for
+    a row that is not there yet (and nothing is sent for a rolled-back one)."""
+    by_model = {}
+    for job in jobs:
+        by_model.setdefault(type(job), []).append(job.pk)
+    for model, job_ids in by_model.items():
+        transaction.on_commit(lambda model=model, job_ids=job_ids: send(model, job_ids))
+
+
+# --- the sweep ------------------------------------------------------------------------------
+
+@dataclass
+class Swept:
+    sent: list = field(default_factory=list)  # jobs handed to the broker (again)
+    requeued: list = field(default_factory=list)  # running jobs whose worker went silent, put back in the queue
+    failed: list = field(default_factory=list)  # running jobs whose worker went silent once too often
+
+
+def sweep():
+    """One pass over every kind of job; beat runs it every 30 seconds."""
+    swept = Swept()
+    for model in job_models():
+        _sweep_abandoned(model, swept)
+        _sweep_unsent(model, swept)
+    if swept.sent or swept.failed:
+        logger.warning("Job sweep: sent %s, of which requeued %s; failed %s", swept.sent, swept.requeued, swept.failed)
+    return swept
+
+
+def _sweep_abandoned(model, swept):
+    limit = settings.JOB_HEARTBEAT_TIMEOUT
+    for job in model.objects.filter(status=model.Status.RUNNING, heartbeat_at__lt=timezone.now() - limit):
+        if job.attempts < settings.JOB_MAX_ATTEMPTS:
+            still_silent = model.objects.filter(pk=job.pk, status=model.Status.RUNNING, attempts=job.attempts)
+            if still_silent.update(status=model.Status.QUEUED, enqueued_at=None):
+                swept.requeued.append(job)
+        else:
+            reason = (
+                f"The worker {job.worker} stopped responding: no heartbeat since "
+                f"{timezone.localtime(job.heartbeat_at):%Y-%m-%d %H:%M:%S} (limit {int(limit.total_seconds())} s), "
+                f"after {job.attempts} attempt(s). It was probably killed or lost its machine."
+            )
+            if finish(job, model.Status.FAILED, failure_reason=reason):
+                swept.failed.append(job)
+
+
+def _sweep_unsent(model, swept):
+    """Queued jobs the broker never accepted, or accepted long ago without any worker taking them
+    (the filesystem broker drops a message whose worker died while reading it)."""
+    stale = timezone.now() - settings.JOB_REQUEUE_AFTER
+    queued = model.objects.filter(status=model.Status.QUEUED).filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+    sent = set(send(model, list(queued.values_list("pk", flat=True))))
+    swept.sent += [job for job in model.objects.filter(pk__in=sent)]
+
+
+# --- the heartbeat ---------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_beating = {}  # (model, pk, attempts) -> callback(still_running) or None: the jobs this process runs
+_thread = None
+
+
+@contextmanager
+def heartbeat(job, on_beat=None):
+    """While the block runs, this process stamps the job's heartbeat_at every
+    JOB_HEARTBEAT_SECONDS, from a thread of its own, and calls `on_beat(still_running)` after each
+    stamp; still_running is False once the row is no longer this attempt's (cancelled, or swept)."""
+    global _thread
+    key = (type(job), job.pk, job.attempts)
+    with _lock:
+        _beating[key] = on_beat
+        if _thread is None:
+            _thread = threading.Thread(target=_beat_until_idle, name="job-heartbeat", daemon=True)
+            _thread.start()
+    try:
+        yield
+    finally:
+        with _lock:
+            _beating.pop(key, None)
+
+
+def _beat_until_idle():
+    """One thread per process beats for all its running jobs, and ends when there are none."""
+    global _thread
+    try:
+        while True:
+            time.sleep(settings.JOB_HEARTBEAT_SECONDS)
+            with _lock:
+                if not _beating:
+                    _thread = None
+                    return
+                beating = dict(_beating)
+            for (model, job_id, attempts), on_beat in beating.items():
+                _beat(model, job_id, attempts, on_beat)
+    finally:
+        connection.close()
+
+
+def _beat(model, job_id, attempts, on_beat):
+    try:
+        still_running = bool(
+            model.objects.filter(pk=job_id, status=model.Status.RUNNING, attempts=attempts).update(heartbeat_at=timezone.now())
+        )
+        if on_beat is not None:
+            on_beat(still_running)
+    except Exception:
+        # A locked or briefly unreachable database must not end the job; try again next beat.
+        logger.warning("Heartbeat of %s %s failed", model._meta.verbose_name, job_id, exc_info=True)
+        close_old_connections()

@@ -1,0 +1,76 @@
+"""The dataset folders on disk, as the portal names them: where they are, which exist, which is
+the evaluation set, and a fingerprint of their images. Reads only; ml.services.datasets checks
+and exports them."""
+import hashlib
+import os
+from pathlib import Path
+
+from django.conf import settings
+
+
+def datasets_root():
+    return Path(settings.DATASETS_ROOT)
+
+
+def snapshots_dir():
+    return datasets_root() / "snapshots"
+
+
+def visible_entries(folder):
+    return sorted(entry for entry in Path(folder).iterdir() if not entry.name.startswith("."))
+
+
+def dataset_path(name):
+    """The absolute path of a dataset folder named relative to the datasets folder (or absolute).
+
+    `..` is collapsed but symbolic links are kept, so a large dataset linked into the datasets
+    folder counts as inside it, while `../elsewhere` does not."""
+    path = Path(name).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else datasets_root().resolve() / path))
+
+
+def display_path(path):
+    """A dataset path as administrators know it: relative to the datasets folder when inside it."""
+    path = dataset_path(path)
+    try:
+        return str(path.relative_to(datasets_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def dataset_folders():
+    """Folders an administrator may train on: those directly in the datasets folder, and snapshots."""
+    root = datasets_root()
+    if not root.is_dir():
+        return []
+    folders = [entry.name for entry in visible_entries(root) if entry.is_dir() and entry.name != "snapshots"]
+    if snapshots_dir().is_dir():
+        folders += [f"snapshots/{entry.name}" for entry in visible_entries(snapshots_dir()) if entry.is_dir()]
+    return folders
+
+
+def evaluation_set():
+    """The folder every version is measured on (ML_EVALUATION_SET, relative to the datasets folder
+    unless absolute; default `evaluation`), or None when it is not there."""
+    name = settings.ML_EVALUATION_SET
+    if not name:
+        return None
+    path = dataset_path(name)
+    return path if path.is_dir() else None
+
+
+_fingerprints = {}  # (path, file stats) -> fingerprint; hashing is skipped while no file changed
+
+
+def dataset_fingerprint(path):
+    """The engine's content fingerprint of the images an evaluation reads from this folder (their
+    relative paths and bytes), so the same images give the same value wherever the folder lives.
+    Keyed by the files' sizes and times, so a page load only stats the files."""
+    from ml.engine.data import content_fingerprint, evaluation_samples
+
+    samples, _description = evaluation_samples(path)
+    stats = [(sample.relpath, sample.path.stat().st_size, sample.path.stat().st_mtime_ns) for sample in samples]
+    key = (str(Path(path).resolve()), hashlib.sha256(repr(stats).encode()).hexdigest())
+    if key not in _fingerprints:
+        _fingerprints[key] = content_fingerprint(samples)
+    return _fingerprints[key]

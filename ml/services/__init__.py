@@ -1,0 +1,17 @@
+"""Every write to the model lifecycle, one module per workflow. The portal pages, the Celery
+tasks and the management commands all call these, so a thing is done one way whichever door it
+came in by. TensorFlow is imported only inside the functions that train, evaluate or predict.
+
+The names are gathered here so callers write `services.promote_version(...)` whatever the module.
+"""
+from .datasets import DatasetCheck, TrainingRefused, check_dataset_folder, check_evaluation_folder, export_dataset_snapshot
+from .evaluation import EvaluationError, execute_evaluation, start_evaluation
+from .training import cancel_training_job, execute_training_job, start_training_job
+from .versions import PromotionError, predict_files, promote_version, register_version, verify_artifact
+
+__all__ = [
+    "DatasetCheck", "TrainingRefused", "check_dataset_folder", "check_evaluation_folder", "export_dataset_snapshot",
+    "EvaluationError", "execute_evaluation", "start_evaluation",
+    "cancel_training_job", "execute_training_job", "start_training_job",
+    "PromotionError", "predict_files", "promote_version", "register_version", "verify_artifact",
+]

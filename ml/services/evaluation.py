@@ -1,0 +1,95 @@
+"""Evaluation runs: one version measured on one dataset folder (the configured evaluation set by
+default), as a job of its own so a request made while the broker is down still runs later. The
+measurement itself is kept in Evaluation; measuring twice on the same files reuses the first."""
+import logging
+import traceback
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import lifecycle
+from ml import datasets as folders
+from ml import runtime
+from ml.models import Evaluation, EvaluationRun
+
+from .datasets import TrainingRefused, check_evaluation_folder
+
+logger = logging.getLogger(__name__)
+
+NO_EVALUATION_SET = "No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set PORTAL_EVALUATION_SET."
+
+
+class EvaluationError(Exception):
+    pass
+
+
+def _checked_folder(data_dir, allow_outside_root):
+    if data_dir is None:
+        data_dir = folders.evaluation_set()
+        if data_dir is None:
+            raise EvaluationError(NO_EVALUATION_SET)
+    try:
+        return check_evaluation_folder(data_dir, allow_outside_root=allow_outside_root)
+    except TrainingRefused as refusal:
+        raise EvaluationError(str(refusal)) from refusal
+
+
+def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_outside_root=False):
+    """Check the folder, record the run and queue it for the training worker once committed.
+    `enqueue=False` is for a caller that runs it itself with execute_evaluation."""
+    check = _checked_folder(data_dir, allow_outside_root)
+    with transaction.atomic():
+        run = EvaluationRun.objects.create(
+            version=version,
+            dataset_path=folders.display_path(check.path),
+            created_by=actor if actor is not None and actor.is_authenticated else None,
+            # A run its caller runs itself counts as handed over, so the sweep does not send it too.
+            enqueued_at=None if enqueue else timezone.now(),
+        )
+        if enqueue:
+            lifecycle.enqueue_on_commit(run)
+    return run
+
+
+def execute_evaluation(run_id):
+    """Run one queued evaluation to its end in this process; the run as it ended, or None when it
+    was not queued (a duplicate delivery)."""
+    run = lifecycle.claim(EvaluationRun, run_id)
+    if run is None:
+        return None
+    with lifecycle.heartbeat(run):
+        try:
+            evaluation = _measure(run.version, run.dataset_path, run.created_by)
+        except EvaluationError as error:
+            lifecycle.finish(run, EvaluationRun.Status.FAILED, failure_reason=str(error))
+        except Exception as error:
+            logger.error("Evaluation run %s failed:\n%s", run.pk, traceback.format_exc())
+            lifecycle.finish(run, EvaluationRun.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
+        else:
+            lifecycle.finish(run, EvaluationRun.Status.SUCCEEDED, evaluation=evaluation)
+    return EvaluationRun.objects.select_related("evaluation", "version").get(pk=run.pk)
+
+
+def _measure(version, data_dir, actor):
+    check = _checked_folder(data_dir, allow_outside_root=True)
+    fingerprint = folders.dataset_fingerprint(check.path)
+    existing = Evaluation.objects.filter(version=version, dataset_fingerprint=fingerprint).first()
+    if existing is not None:
+        return existing
+    from ml.engine.artifact import ArtifactIntegrityError
+    from ml.engine.evaluate import evaluate_artifact
+
+    try:
+        metrics = evaluate_artifact(runtime.artifact_path(version), check.path, expected_sha256=version.sha256)
+    except (ArtifactIntegrityError, FileNotFoundError, ValueError) as error:
+        raise EvaluationError(f"{version.label} cannot be evaluated on {folders.display_path(check.path)}: {error}") from error
+    fingerprint = metrics.get("dataset_fingerprint") or fingerprint
+    try:
+        with transaction.atomic():
+            return Evaluation.objects.create(
+                version=version, dataset_path=folders.display_path(check.path), dataset_fingerprint=fingerprint,
+                n_images=int(metrics.get("n") or check.n_images), metrics=metrics,
+                created_by=actor if actor is not None and actor.is_authenticated else None,
+            )
+    except IntegrityError:
+        return Evaluation.objects.get(version=version, dataset_fingerprint=fingerprint)

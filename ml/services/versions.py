@@ -1,0 +1,109 @@
+"""Model versions: register what training produced, verify its file, make one active, use one."""
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from ml import runtime, selectors
+from ml.engine.images import ImageDecodeError, load_image_file
+from ml.models import ModelVersion, Promotion
+
+logger = logging.getLogger(__name__)
+
+
+class PromotionError(Exception):
+    pass
+
+
+def _stored_path(path):
+    """Keep paths under the model store relative, so the store can move with its data folder."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(settings.MODEL_STORE_DIR.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def register_version(*, artifact_path, record, created_by=None, training_job=None):
+    """Record a trained artifact as a new candidate version; its fields are copied from the engine's record."""
+    preprocessing = record["preprocessing"]
+    dataset = record.get("dataset", {})
+    return ModelVersion.objects.create(
+        artifact_path=_stored_path(artifact_path),
+        sha256=record["sha256"],
+        backbone=record["backbone"],
+        input_size=preprocessing["image_size"],
+        preprocessing=preprocessing,
+        class_names=record["class_names"],
+        positive_class=record["positive_class"],
+        threshold=record["threshold"],
+        metrics=record.get("metrics", {}),
+        evaluation_set=record.get("evaluation_set", ""),
+        dataset_fingerprint=dataset.get("fingerprint", ""),
+        split_counts=dataset.get("split_counts", {}),
+        training_params=record.get("training", {}),
+        library_versions=record.get("library_versions", {}),
+        trained_on_synthetic_data=bool(record.get("synthetic", False)),
+        record=record,
+        training_job=training_job,
+        created_by=created_by,
+    )
+
+
+def verify_artifact(version):
+    """The artifact a version points at must be there, byte for byte, before it may serve anyone."""
+    from ml.engine.artifact import ArtifactIntegrityError, verify_artifact as verify
+
+    path = runtime.artifact_path(version)
+    try:
+        verify(path, expected_sha256=version.sha256)
+    except FileNotFoundError:
+        raise PromotionError(f"The model file of {version.label} is missing ({path}); it cannot be made active.") from None
+    except ArtifactIntegrityError as error:
+        raise PromotionError(f"The model file of {version.label} does not match its recorded sha256; it cannot be made active. ({error})") from error
+
+
+def promote_version(version_id, *, actor=None, reason=""):
+    """Make one version active in a single transaction; a rollback is a promote of an older version.
+
+    The artifact is checked first (outside any lock), so a promote never switches every worker to
+    a missing or altered file. Then all version rows are locked in id order, so two promotes at once
+    queue up instead of racing; the partial unique index backs this up at the database.
+    """
+    target = ModelVersion.objects.filter(pk=int(version_id)).first()
+    if target is None:
+        raise PromotionError(f"Model version {version_id} does not exist.")
+    verify_artifact(target)
+    with transaction.atomic():
+        locked = {version.pk: version for version in ModelVersion.objects.select_for_update().order_by("pk")}
+        target = locked[target.pk]
+        current = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        if current is not None and current.pk == target.pk:
+            raise PromotionError(f"{target.label} is already the active version.")
+        was_active_before = selectors.has_been_active(target)
+        if current is not None:
+            current.status = ModelVersion.Status.RETIRED
+            current.save(update_fields=["status"])
+        target.status = ModelVersion.Status.ACTIVE
+        target.save(update_fields=["status"])
+        promotion = Promotion.objects.create(
+            from_version=current, to_version=target, actor=actor, reason=reason.strip()[:500], is_rollback=was_active_before
+        )
+    logger.info("%s made %s active (was %s)", actor or "system", target.label, current.label if current else "none")
+    return promotion
+
+
+def predict_files(version, paths):
+    """Yield one result per image file, from the given version's artifact (sha256 verified)."""
+    from ml.engine.predictor import Predictor
+
+    predictor = Predictor.load(runtime.artifact_path(version), expected_sha256=version.sha256)
+    for path in paths:
+        try:
+            pixels = load_image_file(path)
+        except (ImageDecodeError, OSError) as error:
+            yield {"image": str(path), "version": version.pk, "error": str(error)}
+            continue
+        result = predictor.predict([pixels])[0]
+        yield {"image": str(path), "version": version.pk, "demo": version.trained_on_synthetic_data, **result}
