@@ -58,6 +58,9 @@ def auc_with_ci(is_positive, score, *, n_boot: int = 1000, seed: int = 0) -> dic
     value = roc_auc(is_positive, score)
     if value is None:
         return {"value": None, "ci": [None, None], "ci_method": "bootstrap"}
+    if min(is_positive.sum(), (~is_positive).sum()) < 2:
+        # A class of one case cannot be resampled: the AUC stands, without an interval.
+        return {"value": value, "ci": [None, None], "ci_method": "bootstrap"}
     result = stats.bootstrap((score[is_positive], score[~is_positive]), _auc_of_groups, n_resamples=n_boot,
                              confidence_level=CONFIDENCE, method="percentile", batch=100, rng=np.random.default_rng(seed))
     ci = result.confidence_interval

@@ -56,6 +56,12 @@ def test_auc_of_one_class_is_undefined():
     assert auc_with_ci(np.ones(5, bool), np.linspace(0, 1, 5)) == {"value": None, "ci": [None, None], "ci_method": "bootstrap"}
 
 
+def test_auc_with_a_single_case_of_one_class_has_no_interval():
+    result = auc_with_ci(np.array([True, False, False, False]), np.array([0.9, 0.1, 0.2, 0.95]), n_boot=50)
+    assert result["value"] == pytest.approx(2 / 3)
+    assert result["ci"] == [None, None]
+
+
 def test_auc_bootstrap_interval_brackets_the_value_and_narrows_with_more_cases():
     rng = np.random.default_rng(2)
 
