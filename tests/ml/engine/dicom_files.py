@@ -1,4 +1,5 @@
 """DICOM files made in the test process, with any header value, including ones no valid file holds."""
+import functools
 import io
 
 import numpy as np
@@ -13,7 +14,7 @@ from tests.images import chest_like, dicom_bytes
 def dicom_dataset(size=64, seed=0, **header) -> pydicom.Dataset:
     """A valid 12-bit DX chest-like DICOM; `header` values replace its elements. bytes are written
     as the element's raw value (so "abc" can be a Number of Frames), None removes the element."""
-    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(chest_like(size, seed))))
+    dataset = pydicom.dcmread(io.BytesIO(_base_file(size, seed)))
     for keyword, value in header.items():
         if value is None:
             if keyword in dataset:
@@ -21,10 +22,20 @@ def dicom_dataset(size=64, seed=0, **header) -> pydicom.Dataset:
         elif isinstance(value, bytes):
             tag = Tag(tag_for_keyword(keyword))
             value = value + b" " if len(value) % 2 else value  # DICOM values have even lengths
-            dataset[tag] = RawDataElement(tag, dictionary_VR(tag), len(value), value, 0, False, True)
+            vr = dictionary_VR(tag).split(" or ")[0]  # "OB or OW" for Pixel Data: raw bytes are OB
+            dataset[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
         else:
             setattr(dataset, keyword, value)
     return dataset
+
+
+@functools.cache
+def _base_file(size: int, seed: int) -> bytes:
+    """The file as read back with a character set: pydicom writes raw values unchanged only when
+    the character set is the one the file was read with."""
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(chest_like(size, seed))))
+    dataset.SpecificCharacterSet = "ISO_IR 100"
+    return to_bytes(dataset)
 
 
 def to_bytes(dataset: pydicom.Dataset) -> bytes:
@@ -49,3 +60,12 @@ def compressed_dicom(pixels: np.ndarray, syntax, frame: bytes | None = None) -> 
         dataset["PixelData"].VR = "OB"
         dataset.file_meta.TransferSyntaxUID = syntax
     return to_bytes(dataset)
+
+
+def with_character_set(data: bytes, value: bytes) -> bytes:
+    """`data` (explicit VR little endian, as dicom_file makes it) with the Specific Character Set's that element's raw
+    raw value replaced: pydicom refuses to write some values a reader must still survive."""
+    start = data.index(b"\x08\x00\x05\x00CS")
+    length = int.from_bytes(data[start + 6:start + 8], "little")
+    value = value + b" " if len(value) % 2 else value
+    return data[:start + 6] + len(value).to_bytes(2, "little") + value + data[start + 8 + length:]
