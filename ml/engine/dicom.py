@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_description
+from pydicom.encaps import generate_frames
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .images import ImageDecodeError, check_pixel_count, stretch_to_uint8
 
@@ -85,6 +86,9 @@ def chest_radiograph_refusal(identity: DicomIdentity) -> str | None:
 
 def decode_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, DicomIdentity]:
     """The image as 2-D uint8 grayscale (bone bright), and the header's identity."""
+    if _is_deflated(data):
+        # pydicom inflates the whole file in memory before we could check any size: a zip bomb.
+        raise ImageDecodeError("Deflate-compressed DICOM files are not accepted; send the file uncompressed or image-compressed.")
     dataset = pydicom.dcmread(io.BytesIO(data), force=True)
     if "PixelData" not in dataset:
         raise ImageDecodeError("The DICOM file holds no image (no Pixel Data element).")
@@ -104,6 +108,8 @@ def decode_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, DicomIdentit
     photometric = header_text(dataset, "PhotometricInterpretation").upper() or "MONOCHROME2"
     _check_display_values(dataset, photometric)
     _check_decoder(dataset)
+    if dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+        _check_frame_size(dataset, rows, columns, max_pixels)
     pixels = dataset.pixel_array
     if pixels.shape != ((rows, columns) if samples == 1 else (rows, columns, 3)):
         raise ImageDecodeError("The DICOM image does not have the size its header gives.")
@@ -198,6 +204,42 @@ def _check_decoder(dataset: pydicom.Dataset) -> None:
     if not available:
         name = syntax.name if syntax.name != syntax else "an unknown format"
         raise ImageDecodeError(f"The DICOM image is compressed with {name}, which this portal cannot read.")
+
+
+def _check_frame_size(dataset: pydicom.Dataset, rows: int, columns: int, max_pixels: int) -> None:
+    """A compressed frame states its own size, and the decoder allocates that, whatever Rows and
+    Columns say: read it from the codestream before decoding so a small file cannot claim huge memory."""
+    frame = next(generate_frames(dataset.PixelData, number_of_frames=1), b"")
+    size = _codestream_size(frame[:65536])
+    if size is None:
+        return  # not JPEG or JPEG 2000 (RLE decodes to Rows x Columns): nothing to check here
+    check_pixel_count(*size, max_pixels)
+    if size != (columns, rows):
+        raise ImageDecodeError("The DICOM image does not have the size its header gives.")
+
+
+def _codestream_size(frame: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG family start-of-frame marker or a JPEG 2000 SIZ marker."""
+    siz = frame.find(b"\xff\x4f\xff\x51")
+    if siz != -1 and len(frame) >= siz + 24:
+        x, y, x0, y0 = (int.from_bytes(frame[siz + at:siz + at + 4], "big") for at in (8, 12, 16, 20))
+        return x - x0, y - y0
+    at = 2 if frame.startswith(b"\xff\xd8") else None
+    while at is not None and at + 9 <= len(frame) and frame[at] == 0xFF:
+        marker, length = frame[at + 1], int.from_bytes(frame[at + 2:at + 4], "big")
+        # SOF0-SOF15 (but DHT, JPG, DAC) and JPEG-LS SOF55 carry: length, precision, height, width.
+        if marker == 0xF7 or (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)):
+            return int.from_bytes(frame[at + 7:at + 9], "big"), int.from_bytes(frame[at + 5:at + 7], "big")
+        at += 2 + length
+    return None
+
+
+def _is_deflated(data: bytes) -> bool:
+    """Whether the file meta group (after the preamble, sized by its group length) names Deflate."""
+    if data[128:132] != b"DICM" or data[132:136] != b"\x02\x00\x00\x00":
+        return False
+    end = 144 + int.from_bytes(data[140:144], "little")
+    return DeflatedExplicitVRLittleEndian.encode() in data[132:end]
 
 
 def _is_finite_number(value) -> bool:

@@ -69,3 +69,9 @@ def with_character_set(data: bytes, value: bytes) -> bytes:
     length = int.from_bytes(data[start + 6:start + 8], "little")
     value = value + b" " if len(value) % 2 else value
     return data[:start + 6] + len(value).to_bytes(2, "little") + value + data[start + 8 + length:]
+
+
+def compressed_frame(pixels: np.ndarray, syntax) -> bytes:
+    """The one encoded frame pydicom makes of `pixels` in `syntax`."""
+    dataset = pydicom.dcmread(io.BytesIO(compressed_dicom(pixels, syntax)))
+    return next(pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=1))

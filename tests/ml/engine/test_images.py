@@ -5,12 +5,12 @@ import struct
 import numpy as np
 import pytest
 from pydicom.pixels import get_decoder
-from pydicom.uid import MPEG2MPML, JPEGLosslessSV1, JPEGLSLossless, RLELossless
+from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
 from ml.engine.dicom import DicomIdentity, chest_radiograph_refusal
 from ml.engine.images import ImageDecodeError, decode_image_bytes
 from tests.images import chest_like, jpeg_bytes, png_bytes
-from tests.ml.engine.dicom_files import compressed_dicom, dicom_file
+from tests.ml.engine.dicom_files import compressed_dicom, compressed_frame, dicom_dataset, dicom_file, to_bytes
 
 LIBRARY_NAMES = ("pydicom", "pillow", "pil ", "numpy", "pylibjpeg", "openjpeg", "gdcm", "ufunc", "dtype", "traceback")
 
@@ -152,3 +152,32 @@ def test_a_radiograph_of_another_body_part_is_refused():
 def test_a_ct_upload_is_refusable_from_what_the_decoder_returns():
     identity = decode_image_bytes(dicom_file(Modality="CT")).identity
     assert chest_radiograph_refusal(identity).startswith("This DICOM file is a CT scan")
+
+
+def jpeg_ls_frame_claiming(width: int, height: int) -> bytes:
+    """A 64x64 JPEG-LS frame whose start-of-frame marker claims another size."""
+    frame = bytearray(compressed_frame(twelve_bit_chest(), JPEGLSLossless))
+    sof = frame.index(b"\xff\xf7")
+    frame[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(frame)
+
+
+def test_a_compressed_frame_claiming_a_huge_size_is_refused_before_decoding():
+    data = compressed_dicom(twelve_bit_chest(), JPEGLSLossless, frame=jpeg_ls_frame_claiming(60000, 60000))
+    assert refusal(data) == "The image is 60000x60000 pixels, more than the 50,000,000 pixels this portal accepts."
+
+
+def test_a_compressed_frame_of_another_size_than_the_header_is_refused():
+    data = compressed_dicom(twelve_bit_chest(), JPEGLSLossless, frame=jpeg_ls_frame_claiming(64, 32))
+    assert refusal(data) == "The DICOM image does not have the size its header gives."
+
+
+def test_a_jpeg_2000_frame_of_another_size_than_the_header_is_refused():
+    frame = compressed_frame(chest_like(32).astype(np.uint16), JPEG2000Lossless)
+    assert refusal(compressed_dicom(twelve_bit_chest(), JPEG2000Lossless, frame=frame)) == "The DICOM image does not have the size its header gives."
+
+
+def test_deflated_dicom_is_refused_before_it_is_inflated():
+    dataset = dicom_dataset()
+    dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    assert "Deflate-compressed DICOM files are not accepted" in refusal(to_bytes(dataset))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.uid import JPEGLSLossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from ml.engine.dicom import DicomIdentity, chest_radiograph_refusal
 from ml.engine.images import ImageDecodeError, decode_image_bytes
@@ -99,6 +99,7 @@ def base_files() -> dict[str, bytes]:
         "dicom": dicom_file(),
         "dicom-rle": compressed_dicom(twelve_bit, RLELossless),
         "dicom-jpeg-ls": compressed_dicom(twelve_bit, JPEGLSLossless),
+        "dicom-jpeg-2000": compressed_dicom(twelve_bit, JPEG2000Lossless),
     }
 
 
