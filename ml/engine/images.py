@@ -1,23 +1,40 @@
 """Decode uploaded or stored chest X-rays into one canonical form.
 
 Every image enters the model as a 2-D uint8 grayscale array produced here, at training and at
-inference alike, whatever the file was: PNG, JPEG or DICOM. The web process uses this module to
-validate uploads, so it must stay free of TensorFlow (and of Django).
+inference alike, whatever the file was: PNG, JPEG or DICOM (DICOM itself lives in `ml.engine.dicom`).
+The web process uses this module to validate uploads, so it must stay free of TensorFlow (and of
+Django).
+
+Every failure is an `ImageDecodeError` whose message is one sentence for the clinician who sent
+the file: `decode_image_bytes` is the boundary where whatever Pillow, pydicom or NumPy raise on
+malformed input becomes that error, so no other exception escapes for bad bytes.
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
+
+if TYPE_CHECKING:
+    from .dicom import DicomIdentity
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 DICOM_PREAMBLE_LENGTH = 128
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MIN_SIDE = 32
+DAMAGED = {
+    "png": "The PNG file is damaged or incomplete and cannot be read.",
+    "jpeg": "The JPEG file is damaged or incomplete and cannot be read.",
+    "dicom": "The DICOM file is damaged or incomplete, or its header contradicts its image, and it cannot be read.",
+}
+
+# A truncated upload must be refused, never padded with grey and read as a chest.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 class ImageDecodeError(ValueError):
@@ -28,6 +45,7 @@ class ImageDecodeError(ValueError):
 class DecodedImage:
     pixels: np.ndarray  # uint8, shape (height, width)
     format: str  # "png", "jpeg" or "dicom"
+    identity: DicomIdentity | None = None  # what a DICOM header says (patient, study, modality); None otherwise
 
     @property
     def height(self) -> int:
@@ -53,19 +71,35 @@ def detect_format(data: bytes) -> str | None:
 def decode_image_bytes(
     data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = DEFAULT_MIN_SIDE
 ) -> DecodedImage:
-    """Decode the whole image (not just its header) so truncated or corrupt files are caught here."""
+    """Decode the whole image (not just its header) so truncated or corrupt files are caught here.
+
+    Raises ImageDecodeError and nothing else for any bytes (MemoryError aside: that is the
+    server's trouble, not the file's, and must not be reported as a damaged file)."""
     if not data:
         raise ImageDecodeError("The file is empty.")
     kind = detect_format(data)
     if kind is None:
         raise ImageDecodeError("The file is not a PNG, JPEG or DICOM image.")
-    pixels = _decode_dicom(data, max_pixels) if kind == "dicom" else _decode_raster(data, kind, max_pixels)
+    identity = None
+    try:
+        if kind == "dicom":
+            from .dicom import decode_dicom  # pydicom loads only when a DICOM arrives
+
+            pixels, identity = decode_dicom(data, max_pixels)
+        else:
+            pixels = _decode_raster(data, max_pixels)
+    except (ImageDecodeError, MemoryError):
+        raise
+    except Exception as error:  # the decoders raise many types on malformed input; all mean "damaged"
+        raise ImageDecodeError(DAMAGED[kind]) from error
+    if pixels.ndim != 2 or pixels.dtype != np.uint8:
+        raise ImageDecodeError(DAMAGED[kind])
     height, width = pixels.shape
     if min(height, width) < min_side:
         raise ImageDecodeError(
             f"The image is {width}x{height} pixels; a chest X-ray must be at least {min_side} pixels on each side."
         )
-    return DecodedImage(pixels=pixels, format=kind)
+    return DecodedImage(pixels=pixels, format=kind, identity=identity)
 
 
 def load_image_file(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -73,76 +107,43 @@ def load_image_file(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -
     return decode_image_bytes(Path(path).read_bytes(), max_pixels=max_pixels, min_side=1).pixels
 
 
-def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+def check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    """Called on the header's size, before any decompression, so a small file cannot claim huge memory."""
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"The image is {width}x{height} pixels, more than the {max_pixels:,} pixels this portal accepts."
         )
 
 
-def _decode_raster(data: bytes, kind: str, max_pixels: int) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            _check_pixel_count(image.width, image.height, max_pixels)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_grayscale_uint8(image)
-    except ImageDecodeError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageDecodeError(f"The {kind.upper()} file is damaged or incomplete and cannot be read ({error}).") from error
-
-
-def _to_grayscale_uint8(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # Deep PNGs often use 10-12 of their 16 bits; stretching to the range present keeps them visible.
-        return _stretch_to_uint8(np.asarray(image, dtype=np.float64))
-    return np.asarray(image.convert("L"), dtype=np.uint8)
-
-
-def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+def stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Map the range present onto 0-255; a flat image becomes black."""
+    values = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ImageDecodeError("The image holds pixel values that are not numbers and cannot be read.")
     low, high = float(values.min()), float(values.max())
     if high <= low:
         return np.zeros(values.shape, dtype=np.uint8)
     return np.round((values - low) / (high - low) * 255.0).astype(np.uint8)
 
 
+def _decode_raster(data: bytes, max_pixels: int) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        check_pixel_count(image.width, image.height, max_pixels)
+        # Loading a PNG skips the checksums of its image chunks; verify() reads them all, so a
+        # corrupted PNG is refused rather than shown with wrong pixels. verify() spends the image.
+        image.verify()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return _to_grayscale_uint8(ImageOps.exif_transpose(image))
+
+
+def _to_grayscale_uint8(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # Deep PNGs often use 10-12 of their 16 bits; stretching to the range present keeps them visible.
+        return stretch_to_uint8(np.asarray(image, dtype=np.float64))
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
 def _looks_like_headerless_dicom(data: bytes) -> bool:
     """Old DICOM files may lack the preamble; they start with a group 0x0008 element, little endian."""
     return len(data) > 8 and data[:2] == b"\x08\x00" and data[3:4] == b"\x00"
-
-
-def _decode_dicom(data: bytes, max_pixels: int) -> np.ndarray:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-    from pydicom.uid import ImplicitVRLittleEndian
-
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
-        raise ImageDecodeError(f"The DICOM file cannot be read ({error}).") from error
-    if "PixelData" not in dataset:
-        raise ImageDecodeError("The DICOM file holds no image (no Pixel Data element).")
-    if not hasattr(dataset, "file_meta") or "TransferSyntaxUID" not in dataset.file_meta:
-        # Files without the DICOM header predate it and were written implicit VR little endian.
-        dataset.ensure_file_meta()
-        dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    _check_pixel_count(columns, rows, max_pixels)
-    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-        raise ImageDecodeError("Multi-frame DICOM is not supported; send a single chest radiograph.")
-    try:
-        pixels = dataset.pixel_array
-    except Exception as error:  # pydicom raises many types for missing codecs and bad data
-        raise ImageDecodeError(f"The DICOM pixel data cannot be decoded ({error}).") from error
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric.startswith("MONOCHROME"):
-        values = apply_voi_lut(apply_modality_lut(pixels, dataset), dataset)
-    else:
-        values = np.asarray(Image.fromarray(pixels.astype(np.uint8)).convert("L"))
-    grayscale = _stretch_to_uint8(np.asarray(values, dtype=np.float64))
-    if photometric == "MONOCHROME1":
-        # MONOCHROME1 stores bright as low values; radiologists and the model expect bone white.
-        grayscale = 255 - grayscale
-    return grayscale
