@@ -26,6 +26,8 @@ Lung masks come from ml.engine.lungs; films whose mask is the fallback guess are
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .acquisition import AcquisitionStyle, render_in_style
@@ -156,7 +158,7 @@ def shortcut_report(predictor, images, labels, sources, *, styles: dict[str, Acq
     it the styles are measured from these films, without JPEG quality."""
     from .acquisition import measure_styles
 
-    if not (len(images) == len(labels) == len(sources)) or not images:
+    if not (len(images) == len(labels) == len(sources)) or len(images) == 0:
         raise ValueError("The shortcut report needs one label and one source per film, and at least one film.")
     labels, sources = list(labels), list(sources)
     positive = predictor.positive_class
@@ -177,14 +179,16 @@ def shortcut_report(predictor, images, labels, sources, *, styles: dict[str, Acq
     if styles is None:
         styles = measure_styles(images, labels, sources)
     predicted_positive = np.array([label == positive for label in own_labels])
+    groups = _groups(sources)
     return {
         "n": len(images),
         "positive_class": positive,
         "threshold": predictor.threshold,
         "artifact_sha256": predictor.record.get("sha256"),
-        "sources": {name: {"n": int(len(index)), "classes": {c: int(sum(labels[i] == c for i in index)) for c in sorted(set(labels))}}
-                    for name, index in _groups(sources).items()},
+        "sources": {name: {"n": int(len(index)), "classes": dict(Counter(labels[i] for i in index))}
+                    for name, index in groups.items()},
         "masks": {"n": len(fields), "fallback": int(fallback.sum()),
+                  "fallback_by_source": {name: int(fallback[index].sum()) for name, index in groups.items()},
                   "fallback_reasons": sorted({f.reason for f in fields if f.fallback})},
         "occlusion": occlusion_part(p_variants, is_positive, sources, fallback, n_boot=n_boot, seed=seed),
         "counterfactual": counterfactual_part(predictor, images, labels, sources, styles, own_labels),

@@ -144,7 +144,7 @@ def test_full_report_on_a_tiny_model_gives_every_part_with_its_n(tiny_predictor)
     per_source = report["occlusion"]["per_source"]
     assert per_source["both"]["lungs_blanked"]["value"] is not None
     assert per_source["normals only"]["lungs_blanked"]["value"] is None
-    assert report["masks"]["n"] == 10
+    assert report["masks"]["n"] == 10 and set(report["masks"]["fallback_by_source"]) == {"both", "normals only"}
     heat = report["heat_outside_lungs"]
     assert heat["n_gradcam"] == 3 and (heat["n"] == 0 or 0.0 <= heat["mean_share_outside"] <= 1.0)
     assert report["calibration"]["per_source"]["normals only"]["n"] == 2
