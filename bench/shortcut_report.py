@@ -56,7 +56,7 @@ def samples_for(artifact: Path, data: Path, class_names):
             rows = read_manifest(manifest) if manifest else {}
 
             def make(relpath):
-                return Sample(path=data / relpath, relpath=relpath, label=relpath.split("/")[0],
+                return Sample(path=data / relpath, relpath=relpath, label=Path(relpath).parent.name,
                               origin=rows.get(relpath, {}).get("origin", ""))
 
             return [make(r) for r in splits["test"]], [make(r) for r in splits["train"]], "the model's test split"
