@@ -69,7 +69,7 @@ def _for_worklist(scans):
     return _with_results(scans).select_related("patient__site")
 
 
-def worklist(user, *, status="", result="", review="", date_from=None, date_to=None, site=None):
+def worklist(user, *, status="", result="", review="", date_from=None, date_to=None, site=None, since=None):
     """Scans across every patient the user may see, in triage order. Empty filters are ignored;
     `site` only narrows what `patients_visible_to` already allows."""
     scans = _for_worklist(scans_visible_to(user))
@@ -85,6 +85,8 @@ def worklist(user, *, status="", result="", review="", date_from=None, date_to=N
         scans = scans.filter(uploaded_at__date__lte=date_to)
     if site:
         scans = scans.filter(patient__site=site)
+    if since:
+        scans = scans.filter(uploaded_at__gt=since)
     return scans.order_by("triage", "-uploaded_at", "pk")
 
 

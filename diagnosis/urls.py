@@ -6,6 +6,7 @@ app_name = "diagnosis"
 
 urlpatterns = [
     path("", views.worklist, name="home"),
+    path("worklist/news/", views.worklist_news, name="worklist_news"),
     path("worklist/scans/<uuid:scan_id>/", views.worklist_row, name="worklist_row"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),

@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from ml.engine.images import load_image_file
@@ -29,7 +31,25 @@ def worklist(request):
     """The clinician's first page: every scan they may see, in triage order, filtered."""
     form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
     page = Paginator(selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "diagnosis/worklist.html", {"form": form, "page": page, "filtered": bool(form.filters())})
+    context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat()}
+    return render(request, "diagnosis/worklist.html", context)
+
+
+@permission_required("diagnosis.view_scan", raise_exception=True)
+def worklist_news(request):
+    """How many scans matching the worklist's filters arrived since it was shown. New rows are
+    announced, not inserted, so the list never moves under the reader; 204 while there are none."""
+    try:
+        since = parse_datetime(request.GET.get("since", ""))
+    except ValueError:
+        since = None
+    if since is None:
+        return HttpResponse(status=204)
+    form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
+    count = selectors.worklist(request.user, **form.filters(), since=since).count()
+    if not count:
+        return HttpResponse(status=204)
+    return render(request, "diagnosis/_worklist_news.html", {"count": count})
 
 
 def _unchanged(request, scan):

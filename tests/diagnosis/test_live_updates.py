@@ -54,3 +54,20 @@ def test_an_ended_session_gets_the_login_redirect_not_a_card(client, patient, ad
     scan = add_scan(patient)
     response = client.get(card_url(scan, "done"))
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def news(client, since, **filters):
+    return client.get(reverse("diagnosis:worklist_news"), {"since": since.isoformat(), **filters})
+
+
+def test_the_worklist_announces_new_scans_instead_of_moving_its_rows(clinician_client, patient, site_b, add_scan):
+    page = clinician_client.get(reverse("diagnosis:home")).content.decode()
+    assert 'hx-get="/worklist/news/?since=' in page
+    before = add_scan(patient, minutes_ago=5)
+    since = before.uploaded_at
+    assert news(clinician_client, since).status_code == 204
+    add_scan(patient)
+    add_scan(Patient.objects.create(site=site_b, medical_record_number="CG-2", family_name="Berg", given_name="Ola"))
+    response = news(clinician_client, since)
+    assert response.status_code == 200 and "1 new scan since this list was shown" in response.content.decode()
+    assert news(clinician_client, since, status="failed").status_code == 204, "the list's filters apply to what is announced"
