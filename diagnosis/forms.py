@@ -49,3 +49,35 @@ class ReviewForm(forms.Form):
         widget=forms.RadioSelect,
     )
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class WorklistFilterForm(forms.Form):
+    """The worklist's filters, read from the query string; every field may be left empty."""
+
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), ("queued", "Waiting"), ("processing", "Analysing"), ("done", "Done"), ("failed", "Failed")],
+    )
+    result = forms.ChoiceField(required=False, choices=[("", "Any result"), ("positive", "Likely positive"), ("negative", "Negative")])
+    review = forms.ChoiceField(required=False, choices=[("", "Reviewed or not"), ("unreviewed", "Unreviewed"), ("reviewed", "Reviewed")])
+    date_from = forms.DateField(required=False, label="Uploaded from", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="Uploaded to", widget=forms.DateInput(attrs={"type": "date"}))
+    site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False, empty_label="Every site")
+
+    def __init__(self, *args, chooses_site=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not chooses_site:
+            del self.fields["site"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            raise forms.ValidationError("The “from” date is after the “to” date.")
+        return cleaned
+
+    def filters(self):
+        """The valid filters as keyword arguments for `selectors.worklist`; an invalid one is dropped
+        (and shown as an error) rather than emptying the list."""
+        if not self.is_valid() and self.non_field_errors():
+            return {}
+        return {name: value for name, value in self.cleaned_data.items() if value}

@@ -1,5 +1,5 @@
 """Reads, already scoped to what the user may see. The HTML views and the API both come here."""
-from django.db.models import Prefetch, Q
+from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 
 from . import storage
 from .models import Patient, Prediction, Review, Scan
@@ -48,6 +48,51 @@ def _with_results(scans):
 def patient_history(patient):
     """Every scan of the patient with its results, newest first."""
     return _with_results(patient.scans.all()).order_by("-uploaded_at")
+
+
+def _for_worklist(scans):
+    """Each scan with what the worklist sorts and filters on, computed by the database:
+    whether its latest result is likely positive, whether anyone reviewed it, its triage rank."""
+    latest = Prediction.objects.filter(scan=OuterRef("pk")).order_by("-created_at", "-id")
+    positive = ExpressionWrapper(Q(label=F("model_version__positive_class")), output_field=BooleanField())
+    scans = scans.annotate(
+        likely_positive=Subquery(latest.annotate(positive=positive).values("positive")[:1], output_field=BooleanField()),
+        reviewed=Exists(Review.objects.filter(prediction__scan=OuterRef("pk"))),
+    ).annotate(
+        # Triage: a likely positive result nobody has reviewed yet comes first, then the newest.
+        triage=Case(
+            When(status=Scan.Status.DONE, likely_positive=True, reviewed=False, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+    )
+    return _with_results(scans).select_related("patient__site")
+
+
+def worklist(user, *, status="", result="", review="", date_from=None, date_to=None, site=None, since=None):
+    """Scans across every patient the user may see, in triage order. Empty filters are ignored;
+    `site` only narrows what `patients_visible_to` already allows."""
+    scans = _for_worklist(scans_visible_to(user))
+    if status:
+        scans = scans.filter(status=status)
+    if result:
+        scans = scans.filter(status=Scan.Status.DONE, likely_positive=(result == "positive"))
+    if review:
+        scans = scans.filter(status=Scan.Status.DONE, reviewed=(review == "reviewed"))
+    if date_from:
+        scans = scans.filter(uploaded_at__date__gte=date_from)
+    if date_to:
+        scans = scans.filter(uploaded_at__date__lte=date_to)
+    if site:
+        scans = scans.filter(patient__site=site)
+    if since:
+        scans = scans.filter(uploaded_at__gt=since)
+    return scans.order_by("triage", "-uploaded_at", "pk")
+
+
+def worklist_row(user, scan_id):
+    """One worklist row, with the same annotations as the list; raises Scan.DoesNotExist."""
+    return _for_worklist(scans_visible_to(user)).get(pk=scan_id)
 
 
 def scan_for(user, scan_id):

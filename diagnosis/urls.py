@@ -5,12 +5,15 @@ from . import views
 app_name = "diagnosis"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.worklist, name="home"),
+    path("worklist/news/", views.worklist_news, name="worklist_news"),
+    path("worklist/scans/<uuid:scan_id>/", views.worklist_row, name="worklist_row"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<uuid:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<uuid:patient_id>/history/", views.patient_history_fragment, name="patient_history"),
     path("patients/<uuid:patient_id>/scans/", views.scan_upload, name="scan_upload"),
+    path("scans/<uuid:scan_id>/card/", views.scan_card, name="scan_card"),
     path("scans/<uuid:scan_id>/image.png", views.scan_image, name="scan_image"),
     path("scans/<uuid:scan_id>/heatmaps/<int:prediction_id>.png", views.scan_heatmap, name="scan_heatmap"),
     path("results/<int:prediction_id>/review/", views.prediction_review, name="prediction_review"),

@@ -5,14 +5,17 @@ from PIL import Image
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from ml.engine.images import load_image_file
 
 from . import selectors, services, storage
-from .forms import PatientForm, ReviewForm, ScanUploadForm
+from .forms import PatientForm, ReviewForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent, Prediction, Scan
 
 
@@ -20,9 +23,58 @@ def client_ip(request):
     return request.META.get("REMOTE_ADDR")
 
 
-@permission_required("diagnosis.view_patient", raise_exception=True)
-def home(request):
-    return redirect("diagnosis:patient_list")
+WORKLIST_PAGE_SIZE = 25
+
+
+@permission_required("diagnosis.view_scan", raise_exception=True)
+def worklist(request):
+    """The clinician's first page: every scan they may see, in triage order, filtered."""
+    form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
+    page = Paginator(selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat()}
+    return render(request, "diagnosis/worklist.html", context)
+
+
+@permission_required("diagnosis.view_scan", raise_exception=True)
+def worklist_news(request):
+    """How many scans matching the worklist's filters arrived since it was shown. New rows are
+    announced, not inserted, so the list never moves under the reader; 204 while there are none."""
+    try:
+        since = parse_datetime(request.GET.get("since", ""))
+    except ValueError:
+        since = None
+    if since is None:
+        return HttpResponse(status=204)
+    form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
+    count = selectors.worklist(request.user, **form.filters(), since=since).count()
+    if not count:
+        return HttpResponse(status=204)
+    return render(request, "diagnosis/_worklist_news.html", {"count": count})
+
+
+def _unchanged(request, scan):
+    """Live updates poll with the status they show; 204 (htmx leaves the page alone) until it changes."""
+    return request.GET.get("shown") == scan.status
+
+
+@permission_required("diagnosis.view_scan", raise_exception=True)
+def worklist_row(request, scan_id):
+    try:
+        scan = selectors.worklist_row(request.user, scan_id)
+    except Scan.DoesNotExist:
+        raise Http404("No such scan.")
+    if _unchanged(request, scan):
+        return HttpResponse(status=204)
+    return render(request, "diagnosis/_worklist_row.html", {"scan": scan})
+
+
+@permission_required("diagnosis.view_scan", raise_exception=True)
+def scan_card(request, scan_id):
+    """One result card of the patient page; a pending card polls here and is replaced alone."""
+    scan = _scan_or_404(request, scan_id)
+    if _unchanged(request, scan):
+        return HttpResponse(status=204)
+    return render(request, "diagnosis/_scan_card.html", {"scan": scan})
 
 
 @permission_required("diagnosis.view_patient", raise_exception=True)
@@ -66,7 +118,8 @@ def patient_detail(request, patient_id):
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def patient_history_fragment(request, patient_id):
-    """The history table alone; the patient page polls it while a result is pending."""
+    """Every result card of a patient, for clients that want the whole history at once; the
+    patient page itself updates card by card (scan_card)."""
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     context = {"patient": patient, "scans": selectors.patient_history(patient)}
     return render(request, "diagnosis/_history.html", context)

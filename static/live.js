@@ -1,6 +1,6 @@
 // Refresh each [data-live-url] region every two seconds while what it shows is still changing,
-// which its content says with an element marked data-live="true": a scan awaiting its AI result,
-// a training job queued or running. Used by the patient page and the training job page.
+// which its content says with an element marked data-live="true": a training job queued or running.
+// Used by the training job page; the clinical pages update card by card with htmx instead.
 (function () {
   const pollMs = 2000;
 

@@ -1,0 +1,167 @@
+"""The clinician's day in a real browser: Debian's Chromium driven by Playwright against the live
+server and a real Celery inference worker. Results arrive without a reload, only the card whose
+scan changed is replaced, and a review being typed survives another card's update."""
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from diagnosis.models import Scan
+from tests.conftest import CELERY, PROJECT_ROOT, start_celery_worker, stop_celery_worker, worker_environment
+from tests.images import png_bytes
+
+CHROMIUM = "/usr/bin/chromium"
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -r requirements.txt")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
+expect = sync_api.expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+RESULT_TIMEOUT_MS = 120_000
+# Screenshots for a person to look at, only when asked for (they are not test evidence).
+SCREENS = os.environ.get("PORTAL_SCREENSHOTS_DIR")
+
+
+def start_worker(log_path, queue):
+    # live_server overrides settings, which hides settings.SETTINGS_MODULE from worker_environment();
+    # pytest-django exported the module to the environment, so the worker is told from there.
+    return start_celery_worker(log_path, queues=queue, extra_env={"DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]})
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API keeps an event loop running in this thread; the test's ORM reads and the
+    # database teardown are still plain synchronous calls, which Django would otherwise refuse.
+    with pytest.MonkeyPatch.context() as patch, sync_api.sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def inference_queue():
+    """Scans of this test go to a queue of their own, so that only the worker this test starts and
+    stops serves them (the suite's shared worker may be running too)."""
+    from portal.celery import app
+
+    name = f"inference-browser-{uuid.uuid4().hex[:6]}"
+    original = app.conf.task_routes
+    app.conf.task_routes = {**original, "diagnosis.tasks.*": {"queue": name}}
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)  # the cached router holds the old table
+    yield name
+    app.conf.task_routes = original
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)
+    environment = {**worker_environment(), "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
+    subprocess.run([*CELERY, "purge", "-f", "-Q", name], env=environment, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
+
+
+def screenshot(page, name):
+    if not SCREENS:
+        return
+    Path(SCREENS).mkdir(parents=True, exist_ok=True)
+    for width in (1280, 768):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(Path(SCREENS) / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def log_in(page, base_url, username):
+    page.goto(f"{base_url}/")  # the worklist, which first asks who you are
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("not-used-in-tests-1")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
+
+
+def upload(page, *names):
+    page.get_by_label("Chest X-ray images").set_input_files(
+        [{"name": name, "mimeType": "image/png", "buffer": png_bytes(seed=index + 31)} for index, name in enumerate(names)]
+    )
+    page.get_by_role("button", name="Upload and analyse").click()
+    expect(page.get_by_text("received; the AI result will appear below")).to_be_visible()
+    # Set after the page loaded; a reload would lose it, so it proves the results came without one.
+    page.evaluate("window.stillTheSamePage = true")
+
+
+def card(page, scan):
+    return page.locator(f"#scan-{scan.pk}")
+
+
+def test_results_arrive_live_and_a_review_being_typed_survives(page, live_server, clinician, patient, active_model_version, inference_queue, private_storage):
+    log_in(page, live_server.url, clinician.username)
+    expect(page.get_by_text("No scans yet")).to_be_visible()
+    patient_page = f"{live_server.url}/patients/{patient.pk}/"
+
+    worker = start_worker(private_storage / f"{inference_queue}-1.log", inference_queue)
+    try:
+        page.goto(patient_page)
+        upload(page, "first.png", "second.png")
+        first, second = Scan.objects.order_by("uploaded_at", "pk")
+        for scan in (first, second):
+            expect(card(page, scan)).to_have_class(re.compile("status-done"), timeout=RESULT_TIMEOUT_MS)
+            expect(card(page, scan).get_by_text("Model v")).to_be_visible()
+        assert page.evaluate("window.stillTheSamePage") is True
+    finally:
+        stop_celery_worker(worker)
+
+    # With no worker running, a third scan stays pending while the reader types a review.
+    upload(page, "third.png")
+    third = Scan.objects.exclude(pk__in=[first.pk, second.pk]).get()
+    expect(card(page, third)).to_contain_text("Waiting for analysis")
+    worklist = page.context.new_page()
+    worklist.goto(f"{live_server.url}/")
+    expect(worklist.locator(f"#row-{third.pk}")).to_contain_text("Waiting")
+    worklist.evaluate("window.stillTheSamePage = true")
+
+    note = card(page, first).get_by_placeholder("Note (optional)")
+    card(page, first).get_by_label("I disagree").check()
+    note.click()
+    note.press_sequentially("Left lower zone looks clear to me")
+    page.mouse.wheel(0, 200)
+    where_the_note_was = note.bounding_box()["y"]
+
+    worker = start_worker(private_storage / f"{inference_queue}-2.log", inference_queue)
+    try:
+        expect(card(page, third)).to_have_class(re.compile("status-done"), timeout=RESULT_TIMEOUT_MS)
+        expect(worklist.locator(f"#row-{third.pk}")).to_contain_text("Done", timeout=RESULT_TIMEOUT_MS)
+    finally:
+        stop_celery_worker(worker)
+    assert note.input_value() == "Left lower zone looks clear to me"
+    assert card(page, first).get_by_label("I disagree").is_checked()
+    assert page.evaluate("document.activeElement.name") == "note", "the focus stays in the note being typed"
+    # The third card above grew; the browser keeps what is being read where it was on the screen.
+    assert note.bounding_box()["y"] == pytest.approx(where_the_note_was, abs=2)
+    assert page.evaluate("window.stillTheSamePage") is True and worklist.evaluate("window.stillTheSamePage") is True
+    screenshot(worklist, "worklist")
+    screenshot(page, "patient-page")
+
+    viewer = card(page, first).locator(".viewer")
+    viewer.locator("summary").click()
+    overlay = viewer.locator("img.overlay")
+    expect(overlay).to_be_visible()
+    page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=overlay.element_handle())
+    viewer.get_by_label("Heatmap opacity").fill("30")
+    assert overlay.evaluate("image => getComputedStyle(image).opacity") == "0.3"
+    expect(viewer.locator("output")).to_have_text("30%")
+    viewer.get_by_role("button", name="100%").click()
+    assert overlay.evaluate("image => image.getBoundingClientRect().width") == viewer.locator("img.film").evaluate("image => image.naturalWidth")
+    viewer.get_by_role("button", name="Fit").click()
+    viewer.scroll_into_view_if_needed()
+    screenshot(page, "viewer")
