@@ -14,6 +14,12 @@ def health(request):
     return JsonResponse({"status": "ok"})
 
 
+# JSON under /api/, a standalone page elsewhere (portal.errors).
+handler400 = "portal.errors.bad_request"
+handler403 = "portal.errors.permission_denied"
+handler404 = "portal.errors.page_not_found"
+handler500 = "portal.errors.server_error"
+
 admin.site.site_header = "Chest X-ray portal administration"
 
 urlpatterns = [
