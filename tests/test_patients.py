@@ -59,7 +59,7 @@ def test_api_registers_a_patient(client, clinician, site_a):
 def test_api_refuses_a_record_number_that_differs_only_in_case(client, clinician, patient):
     response = api_post(client, clinician, {"medical_record_number": "mrn-0001", "family_name": "Costa", "given_name": "Rui"})
     assert response.status_code == 400
-    assert response.json() == {"error": "A patient with medical record number mrn-0001 is already registered at St Elsewhere."}
+    assert response.json() == {"code": "refused", "error": "A patient with medical record number mrn-0001 is already registered at St Elsewhere."}
     assert Patient.objects.count() == 1
 
 

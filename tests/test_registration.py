@@ -86,7 +86,7 @@ def test_the_api_registers_at_the_site_code_an_administrator_names(client, admin
 def test_the_api_refuses_an_administrator_who_names_no_site(client, administrator):
     response = api_post(client, administrator, {"medical_record_number": "R-1", **DETAILS})
     assert response.status_code == 400
-    assert response.json() == {"error": "Say which site the patient belongs to."}
+    assert response.json() == {"code": "refused", "error": "Say which site the patient belongs to."}
 
 
 def test_the_api_refuses_an_unknown_site_code(client, administrator):
