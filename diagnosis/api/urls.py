@@ -7,9 +7,9 @@ from . import auth, views
 app_name = "api"
 
 
-def token_view(view_class):
+def token_view(view_class, **initkwargs):
     # The API authenticates with tokens inside DRF, so the site-wide login redirect must not apply.
-    return login_not_required(view_class.as_view())
+    return login_not_required(view_class.as_view(**initkwargs))
 
 
 urlpatterns = [
@@ -22,5 +22,5 @@ urlpatterns = [
     path("tokens/<str:token_id>/", token_view(auth.TokenRevoke), name="token_revoke"),
     # Both need a login (SPECTACULAR_SETTINGS SERVE_PERMISSIONS).
     path("schema/", token_view(SpectacularAPIView), name="schema"),
-    path("docs/", token_view(SpectacularSwaggerSplitView), name="docs"),
+    path("docs/", token_view(SpectacularSwaggerSplitView, url_name="api:schema"), name="docs"),
 ]

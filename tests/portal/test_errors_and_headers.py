@@ -77,6 +77,14 @@ def test_the_api_schema_needs_a_login(client, clinician):
     assert client.get(reverse("api:schema"), **token_header(clinician)).status_code == 200
 
 
+def test_the_api_docs_page_loads_its_script_from_a_file(clinician_client):
+    page = clinician_client.get(reverse("api:docs"))
+    assert page.status_code == 200
+    assert b'<script src="/api/v1/docs/?script=">' in page.content
+    script = clinician_client.get(reverse("api:docs"), {"script": ""})
+    assert script.status_code == 200 and "/api/v1/schema/" in script.content.decode()
+
+
 def test_every_page_has_a_content_security_policy_without_inline_scripts(client, db):
     policy = client.get(reverse("login"))["Content-Security-Policy"]
     directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
