@@ -6,8 +6,10 @@ Changing a user's password or deactivating them revokes every token they hold.""
 from django.contrib.auth import authenticate, get_user_model
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from knox.models import AuthToken
+from knox.settings import knox_settings
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -16,6 +18,29 @@ from rest_framework.views import APIView
 from portal.errors import locked_out
 
 from .errors import refusal
+
+
+class TokenLimitReached(Exception):
+    pass
+
+
+def tokens_of(user):
+    """The user's API tokens that still work, newest first."""
+    return AuthToken.objects.filter(user=user, expiry__gt=timezone.now()).order_by("-created")
+
+
+def issue_token(user):
+    """A new token for the user: (the stored record, the secret to show once)."""
+    limit = knox_settings.TOKEN_LIMIT_PER_USER
+    if limit is not None and tokens_of(user).count() >= limit:
+        raise TokenLimitReached(f"You already hold {limit} API tokens; revoke one you no longer use first.")
+    return AuthToken.objects.create(user)
+
+
+def revoke_token(user, token_id):
+    """Revoke one of the user's own tokens; True when there was one."""
+    deleted, _ = AuthToken.objects.filter(user=user, token_key=token_id).delete()
+    return bool(deleted)
 
 
 class CredentialsSerializer(serializers.Serializer):
@@ -56,7 +81,10 @@ class TokenCreate(APIView):
             return locked_out(django_request)
         if user is None:
             return refusal("The username or password is not correct.", code="invalid_credentials")
-        instance, token = AuthToken.objects.create(user)
+        try:
+            instance, token = issue_token(user)
+        except TokenLimitReached as refused:
+            return refusal(str(refused), code="too_many_tokens")
         instance.token = token
         return Response(NewTokenSerializer(instance).data, status=status.HTTP_201_CREATED)
 
@@ -67,7 +95,7 @@ class TokenList(generics.ListAPIView):
     serializer_class = TokenSerializer
 
     def get_queryset(self):
-        return AuthToken.objects.filter(user=self.request.user).order_by("-created")
+        return tokens_of(self.request.user)
 
 
 class TokenRevoke(generics.DestroyAPIView):

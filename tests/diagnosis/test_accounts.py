@@ -127,3 +127,39 @@ def test_a_user_cannot_revoke_someone_elses_token(client, clinician, other_site_
     response = client.delete(reverse("api:token_revoke", args=[theirs.token_key]), HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 404
     assert AuthToken.objects.filter(pk=theirs.pk).exists()
+
+
+def test_a_user_holds_at_most_ten_tokens(client, clinician):
+    for _ in range(10):
+        assert client.post(reverse("api:token_create"), {"username": "dr_a", "password": PASSWORD}).status_code == 201
+        cache.clear()  # the token throttle allows 10 a minute; this test is about the per-user limit
+    response = client.post(reverse("api:token_create"), {"username": "dr_a", "password": PASSWORD})
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_tokens"
+
+
+def test_the_token_page_issues_a_token_shown_once(clinician_client, clinician):
+    response = clinician_client.post(reverse("api_tokens"))
+    assert response.status_code == 200
+    secret = response.context["new_token"]
+    assert secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert secret not in clinician_client.get(reverse("api_tokens")).content.decode()
+
+
+def test_the_token_page_revokes_an_own_token(clinician_client, clinician):
+    instance, token = AuthToken.objects.create(clinician)
+    response = clinician_client.post(reverse("api_tokens"), {"revoke": instance.token_key})
+    assert response.status_code == 302
+    assert not AuthToken.objects.filter(pk=instance.pk).exists()
+
+
+def test_the_token_page_does_not_revoke_someone_elses_token(clinician_client, other_site_clinician):
+    theirs, _ = AuthToken.objects.create(other_site_clinician)
+    clinician_client.post(reverse("api_tokens"), {"revoke": theirs.token_key})
+    assert AuthToken.objects.filter(pk=theirs.pk).exists()
+
+
+def test_the_token_page_needs_a_login(client, db):
+    response = client.get(reverse("api_tokens"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
