@@ -2,7 +2,7 @@
 raised it: DRF (400, 401, 403, 404, 405, 415, 429), Django outside DRF (unknown /api/ URLs, a bad
 Host header, an oversized body, a server error: see portal.errors) or a locked-out sign-in."""
 from django.core.exceptions import BadRequest
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -39,6 +39,9 @@ def exception_handler(exc, context):
     if isinstance(exc, BadRequest):
         # Raised below DRF (e.g. a search with control characters): a 400 with its own sentence.
         exc = exceptions.ParseError(str(exc), code="bad_request")
+    elif isinstance(exc, Http404):
+        # Django's "No Patient matches the given query." names models; one sentence for every 404.
+        exc = exceptions.NotFound(MESSAGES[404][1])
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # A server error: portal.errors.server_error answers it as JSON and logs it.

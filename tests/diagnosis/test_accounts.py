@@ -95,6 +95,15 @@ def test_a_password_change_revokes_the_tokens(client, clinician):
     assert response.status_code == 401
 
 
+def test_an_administrator_changing_a_password_in_admin_revokes_the_tokens(client, administrator, clinician):
+    _, token = AuthToken.objects.create(clinician)
+    client.force_login(administrator)
+    new = "a-brand-new-password-2"
+    response = client.post(reverse("admin:auth_user_password_change", args=[clinician.pk]), {"password1": new, "password2": new})
+    assert response.status_code == 302
+    assert client.get(reverse("api:patient_list"), HTTP_AUTHORIZATION=f"Token {token}").status_code == 401
+
+
 def test_deactivating_a_user_revokes_the_tokens(client, clinician):
     _, token = AuthToken.objects.create(clinician)
     user = User.objects.get(pk=clinician.pk)

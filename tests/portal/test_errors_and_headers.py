@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.urls import reverse
 from knox.models import AuthToken
 
+from diagnosis import selectors
 from diagnosis.models import Scan
 
 
@@ -149,4 +150,18 @@ def test_a_scan_of_another_site_through_the_api_is_a_json_404(client, other_site
 
 def test_an_unknown_patient_uuid_is_a_json_404(client, clinician):
     response = client.get(reverse("api:patient_detail", args=[uuid.uuid4()]), **token_header(clinician))
-    assert response.json()["code"] == "not_found"
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "error": "Nothing exists at this address, or you do not have access to it."}
+
+
+def test_a_server_error_in_the_api_is_json_without_a_traceback(client, clinician, monkeypatch):
+    # Any unexpected exception in a view stands in for a bug; the handler under test is Django's 500 path.
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(selectors, "search_patients", broken)
+    client.raise_request_exception = False
+    response = client.get(reverse("api:patient_list"), **token_header(clinician))
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error"
+    assert b"secret internal detail" not in response.content
