@@ -59,9 +59,10 @@ def test_an_administrator_unlocks_an_account_with_the_management_command(client,
 
 
 def test_token_requests_are_throttled(client, db):
-    statuses = [client.post(reverse("api:token_create"), {"username": f"nobody{i}", "password": "x"}).status_code for i in range(11)]
-    assert statuses[:10] == [400] * 10
-    assert statuses[10] == 429
+    responses = [client.post(reverse("api:token_create"), {"username": f"nobody{i}", "password": "x"}) for i in range(11)]
+    assert [response.status_code for response in responses[:10]] == [400] * 10
+    assert responses[10].status_code == 429
+    assert responses[10].json()["code"] == "throttled"
 
 
 def test_a_token_asked_for_with_the_password_opens_the_api(client, clinician):

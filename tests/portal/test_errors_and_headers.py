@@ -72,6 +72,12 @@ def test_the_api_without_credentials_is_a_json_401(client, db):
     assert response.json()["code"] == "not_authenticated"
 
 
+def test_a_role_that_may_not_is_a_json_403(client, user_without_role):
+    response = client.get(reverse("api:patient_list"), **token_header(user_without_role))
+    assert response.status_code == 403
+    assert response.json() == {"code": "permission_denied", "error": "Your account's role does not allow this request."}
+
+
 def test_the_api_schema_needs_a_login(client, clinician):
     assert client.get(reverse("api:schema")).status_code == 401
     assert client.get(reverse("api:docs")).status_code == 401
