@@ -39,9 +39,13 @@ ADMINISTRATOR_PERMISSIONS = CLINICIAN_PERMISSIONS + [
     "auth.view_user",
     "auth.add_user",
     "auth.change_user",
-    "authtoken.view_token",
-    "authtoken.add_token",
-    "authtoken.delete_token",
+    # API tokens: see and revoke anyone's (never create one: that would act as the user).
+    "knox.view_authtoken",
+    "knox.delete_authtoken",
+    # Sign-in lockouts: see them and unlock an account by deleting its access attempts.
+    "axes.view_accessattempt",
+    "axes.delete_accessattempt",
+    "axes.view_accesslog",
 ]
 
 

@@ -25,7 +25,14 @@ def patients_visible_to(user):
 
 def search_patients(user, query=""):
     patients = patients_visible_to(user).select_related("site")
+    import unicodedata
+
+    from django.core.exceptions import BadRequest
+
     query = query.strip()
+    # A NUL byte breaks PostgreSQL's query; no name or record number holds a control character.
+    if any(unicodedata.category(character) == "Cc" for character in query):
+        raise BadRequest("The search may not contain control characters; type a name or a record number.")
     if query:
         patients = patients.filter(
             Q(medical_record_number__iexact=query)

@@ -5,6 +5,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path
 
+from . import accounts
+
 
 @login_not_required
 def health(request):
@@ -14,11 +16,18 @@ def health(request):
     return JsonResponse({"status": "ok"})
 
 
+# JSON under /api/, a standalone page elsewhere (portal.errors).
+handler400 = "portal.errors.bad_request"
+handler403 = "portal.errors.permission_denied"
+handler404 = "portal.errors.page_not_found"
+handler500 = "portal.errors.server_error"
+
 admin.site.site_header = "Chest X-ray portal administration"
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/tokens/", accounts.api_tokens, name="api_tokens"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("models/", include("ml.urls")),

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from diagnosis.models import AuditEvent, Patient, Scan
 
@@ -107,12 +107,12 @@ def test_administrator_sees_every_site(client, administrator, patient, site_b):
 
 
 def test_api_token_auth_scopes_to_site(client, clinician, other_site_clinician, patient):
-    token = Token.objects.create(user=clinician)
-    response = client.get(reverse("api:patient_list"), HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = AuthToken.objects.create(clinician)
+    response = client.get(reverse("api:patient_list"), HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     assert [row["medical_record_number"] for row in response.json()["results"]] == ["MRN-0001"]
-    other_token = Token.objects.create(user=other_site_clinician)
-    response = client.get(reverse("api:patient_list"), HTTP_AUTHORIZATION=f"Token {other_token.key}")
+    _, other_token = AuthToken.objects.create(other_site_clinician)
+    response = client.get(reverse("api:patient_list"), HTTP_AUTHORIZATION=f"Token {other_token}")
     assert response.json()["results"] == []
 
 

@@ -1,6 +1,6 @@
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from diagnosis.models import AuditEvent, Patient
 
@@ -45,8 +45,8 @@ def test_patient_page_is_logged(clinician_client, clinician, patient):
 
 
 def api_post(client, user, data):
-    token, _ = Token.objects.get_or_create(user=user)
-    return client.post(reverse("api:patient_list"), data, HTTP_AUTHORIZATION=f"Token {token.key}", content_type="application/json")
+    _, token = AuthToken.objects.create(user)
+    return client.post(reverse("api:patient_list"), data, HTTP_AUTHORIZATION=f"Token {token}", content_type="application/json")
 
 
 def test_api_registers_a_patient(client, clinician, site_a):
@@ -59,7 +59,7 @@ def test_api_registers_a_patient(client, clinician, site_a):
 def test_api_refuses_a_record_number_that_differs_only_in_case(client, clinician, patient):
     response = api_post(client, clinician, {"medical_record_number": "mrn-0001", "family_name": "Costa", "given_name": "Rui"})
     assert response.status_code == 400
-    assert response.json() == {"error": "A patient with medical record number mrn-0001 is already registered at St Elsewhere."}
+    assert response.json() == {"code": "refused", "error": "A patient with medical record number mrn-0001 is already registered at St Elsewhere."}
     assert Patient.objects.count() == 1
 
 

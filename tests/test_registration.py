@@ -2,7 +2,7 @@
 import pytest
 from django.db import IntegrityError
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from diagnosis import roles, services
 from diagnosis.models import Patient
@@ -73,8 +73,8 @@ def test_the_page_offers_no_site_to_a_clinician(clinician_client):
 
 
 def api_post(client, user, data):
-    token = Token.objects.create(user=user)
-    return client.post(reverse("api:patient_list"), data, HTTP_AUTHORIZATION=f"Token {token.key}", content_type="application/json")
+    _, token = AuthToken.objects.create(user)
+    return client.post(reverse("api:patient_list"), data, HTTP_AUTHORIZATION=f"Token {token}", content_type="application/json")
 
 
 def test_the_api_registers_at_the_site_code_an_administrator_names(client, administrator, site_b):
@@ -86,7 +86,7 @@ def test_the_api_registers_at_the_site_code_an_administrator_names(client, admin
 def test_the_api_refuses_an_administrator_who_names_no_site(client, administrator):
     response = api_post(client, administrator, {"medical_record_number": "R-1", **DETAILS})
     assert response.status_code == 400
-    assert response.json() == {"error": "Say which site the patient belongs to."}
+    assert response.json() == {"code": "refused", "error": "Say which site the patient belongs to."}
 
 
 def test_the_api_refuses_an_unknown_site_code(client, administrator):

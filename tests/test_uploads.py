@@ -97,9 +97,9 @@ def test_too_many_pixels_is_refused_before_decoding(clinician_client, patient, s
 
 
 def test_api_upload_returns_202_and_errors_as_json(client, clinician, patient):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
-    auth = {"HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=clinician).key}"}
+    auth = {"HTTP_AUTHORIZATION": f"Token {AuthToken.objects.create(clinician)[1]}"}
     url = reverse("api:patient_scans", args=[patient.pk])
     accepted = client.post(url, {"image": SimpleUploadedFile("x.png", png_bytes())}, **auth)
     assert accepted.status_code == 202

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from diagnosis import selectors, services
 from diagnosis.models import AuditEvent
 
+from . import errors
 from .permissions import HasRolePermission
 from .serializers import PatientSerializer, ScanSerializer, ScanUploadSerializer
 
@@ -28,7 +29,7 @@ class PatientList(generics.ListCreateAPIView):
         try:
             patient = services.register_patient(actor=request.user, via="api", **serializer.validated_data)
         except services.PatientRegistrationRefused as refusal:
-            return Response({"error": str(refusal)}, status=status.HTTP_400_BAD_REQUEST)
+            return errors.refusal(str(refusal))
         return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
 
 
@@ -69,7 +70,7 @@ class PatientScans(generics.ListCreateAPIView):
         try:
             (scan,) = services.submit_scans(actor=request.user, patient=patient, uploaded_files=[upload.validated_data["image"]], via="api")
         except services.ScanRejected as error:
-            return Response({"error": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+            return errors.refusal(str(error))
         return Response(ScanSerializer(selectors.scan_for(request.user, scan.pk)).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -25,8 +25,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "rules",
     "jobs",
     "ml",
@@ -36,21 +39,30 @@ INSTALLED_APPS = [
 # Roles are Django permissions from the groups (ModelBackend); which site's records a user may touch
 # is the object rule diagnosis.roles registers with django-rules.
 AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out account before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "rules.permissions.ObjectPermissionBackend",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (CsrfViewMiddleware parses POST): an oversized upload is refused
+    # from its Content-Length, never spooled to disk.
+    "portal.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login unless a view opts out (only the login page and the token API do).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "portal.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in of a locked-out account into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -128,7 +140,12 @@ SCAN_MAX_UPLOAD_BYTES = env.int("PORTAL_SCAN_MAX_BYTES", default=60 * 1024 * 102
 SCAN_MAX_PIXELS = env.int("PORTAL_SCAN_MAX_PIXELS", default=40_000_000)
 SCAN_MIN_SIDE = env.int("PORTAL_SCAN_MIN_SIDE", default=64)
 SCAN_MAX_FILES_PER_UPLOAD = 20
-DATA_UPLOAD_MAX_MEMORY_SIZE = SCAN_MAX_UPLOAD_BYTES
+# Form fields and JSON bodies without files never need more than Django's default 2.5 MB; files
+# are limited per request below and per file by SCAN_MAX_UPLOAD_BYTES.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440
+# The largest body an upload URL accepts (several scans in one form). Checked against Content-Length
+# before the body is read: 60 MB x 20 files would let 1.2 GB be spooled to disk before a refusal.
+UPLOAD_MAX_REQUEST_BYTES = env.int("PORTAL_UPLOAD_MAX_REQUEST_BYTES", default=256 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
 
@@ -193,7 +210,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -201,13 +218,30 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "diagnosis.api.errors.exception_handler",
+    # Throttles count in the default cache (PORTAL_CACHE_URL: shared by every web process on Redis).
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle", "rest_framework.throttling.UserRateThrottle", "rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("PORTAL_API_ANON_RATE", default="60/minute"),
+        "user": env.str("PORTAL_API_USER_RATE", default="1200/minute"),
+        # Asking for a token with a password; django-axes also locks the account after failures.
+        "token": env.str("PORTAL_API_TOKEN_RATE", default="10/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chest X-ray portal API",
     "DESCRIPTION": "Submit chest X-rays and read AI-assisted results. Results support, never replace, a clinician's reading.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes every patient field: only signed-in users (session or token) may read it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The docs page's Swagger UI from the portal's own static files, its script a separate file:
+    # the Content-Security-Policy allows neither a CDN nor inline scripts.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# Caches, API tokens, sign-in lockout and the Content-Security-Policy.
+from .security import *  # noqa: E402, F403
 
 LOGGING = {
     "version": 1,

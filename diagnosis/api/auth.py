@@ -1,0 +1,120 @@
+"""API tokens (django-rest-knox): ask for one with a username and password, list yours, revoke one.
+
+Tokens are stored hashed and expire (REST_KNOX TOKEN_TTL, PORTAL_API_TOKEN_HOURS). A failed password
+here counts toward the same django-axes lockout as the login pages, and the endpoint is throttled.
+Changing a user's password or deactivating them revokes every token they hold."""
+from django.contrib.auth import authenticate, get_user_model
+from django.db.models.signals import pre_save
+from django.dispatch import receiver
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
+from knox.settings import knox_settings
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.errors import locked_out
+
+from .errors import refusal
+
+
+class TokenLimitReached(Exception):
+    pass
+
+
+def tokens_of(user):
+    """The user's API tokens that still work, newest first."""
+    return AuthToken.objects.filter(user=user, expiry__gt=timezone.now()).order_by("-created")
+
+
+def issue_token(user):
+    """A new token for the user: (the stored record, the secret to show once)."""
+    limit = knox_settings.TOKEN_LIMIT_PER_USER
+    if limit is not None and tokens_of(user).count() >= limit:
+        raise TokenLimitReached(f"You already hold {limit} API tokens; revoke one you no longer use first.")
+    return AuthToken.objects.create(user)
+
+
+def revoke_token(user, token_id):
+    """Revoke one of the user's own tokens; True when there was one."""
+    deleted, _ = AuthToken.objects.filter(user=user, token_key=token_id).delete()
+    return bool(deleted)
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="token_key", help_text="The token's first characters: name it to revoke it.")
+
+    class Meta:
+        model = AuthToken
+        fields = ["id", "created", "expiry"]
+
+
+class NewTokenSerializer(TokenSerializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown only once.")
+
+    class Meta(TokenSerializer.Meta):
+        fields = ["id", "token", "created", "expiry"]
+
+
+class TokenCreate(APIView):
+    """Exchange a username and password for a new API token that expires."""
+
+    authentication_classes = []  # The credentials are in the body.
+    permission_classes = [AllowAny]
+    throttle_scope = "token"
+
+    @extend_schema(request=CredentialsSerializer, responses={201: NewTokenSerializer})
+    def post(self, request):
+        credentials = CredentialsSerializer(data=request.data)
+        credentials.is_valid(raise_exception=True)
+        # The Django request, not DRF's: django-axes records the failure and the lockout on it.
+        django_request = request._request
+        user = authenticate(django_request, username=credentials.validated_data["username"], password=credentials.validated_data["password"])
+        if getattr(django_request, "axes_locked_out", False):
+            return locked_out(django_request)
+        if user is None:
+            return refusal("The username or password is not correct.", code="invalid_credentials")
+        try:
+            instance, token = issue_token(user)
+        except TokenLimitReached as refused:
+            return refusal(str(refused), code="too_many_tokens")
+        instance.token = token
+        return Response(NewTokenSerializer(instance).data, status=status.HTTP_201_CREATED)
+
+
+class TokenList(generics.ListAPIView):
+    """Your own API tokens that have not expired (never their secret part)."""
+
+    serializer_class = TokenSerializer
+
+    def get_queryset(self):
+        return tokens_of(self.request.user)
+
+
+class TokenRevoke(generics.DestroyAPIView):
+    """Revoke one of your own tokens by its id."""
+
+    serializer_class = TokenSerializer
+    lookup_field = "token_key"
+    lookup_url_kwarg = "token_id"
+
+    def get_queryset(self):
+        return AuthToken.objects.filter(user=self.request.user)
+
+
+@receiver(pre_save, sender=get_user_model(), dispatch_uid="revoke_api_tokens")
+def revoke_tokens_when_credentials_change(sender, instance, raw=False, **kwargs):
+    """A new password or a deactivated account ends every API token of that user (sessions end
+    through Django's session hash already)."""
+    if raw or instance.pk is None:
+        return
+    before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
+    if before and (before["password"] != instance.password or (before["is_active"] and not instance.is_active)):
+        AuthToken.objects.filter(user=instance).delete()
