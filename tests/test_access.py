@@ -48,10 +48,11 @@ def test_anonymous_api_calls_get_401_or_403(client, patient):
         assert client.get(url).status_code in (401, 403), url
 
 
-def test_login_with_password_then_see_patients(client, clinician, patient):
+def test_login_with_password_lands_on_the_worklist(client, clinician, patient):
     response = client.post(reverse("login"), {"username": "dr_a", "password": "not-used-in-tests-1"}, follow=True)
     assert response.status_code == 200
-    assert b"OKAFOR" in response.content
+    assert response.redirect_chain[-1][0] == reverse("diagnosis:home")
+    assert b"OKAFOR" in client.get(reverse("diagnosis:patient_list")).content
 
 
 def test_wrong_password_is_refused_with_a_message(client, clinician):

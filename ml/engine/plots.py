@@ -19,14 +19,20 @@ def _figure(width=4.5, height=4.0):
     return figure
 
 
+def auc_label(auc: dict) -> str:
+    """'AUC 0.912 [0.874, 0.944]', or without the interval when there is none (a class of one case)."""
+    low, high = auc.get("ci") or [None, None]
+    interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"AUC {auc['value']:.3f}{interval}"
+
+
 def save_roc_png(metrics: dict, path: Path, title: str = "ROC") -> Path | None:
     curve = metrics.get("roc_curve")
     if not curve:
         return None
     figure = _figure()
     axes = figure.add_subplot()
-    auc = metrics["roc_auc"]
-    axes.plot(curve["fpr"], curve["tpr"], label=f"AUC {auc['value']:.3f} [{auc['ci'][0]:.3f}, {auc['ci'][1]:.3f}]")
+    axes.plot(curve["fpr"], curve["tpr"], label=auc_label(metrics["roc_auc"]))
     axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
     sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
     if sens is not None and spec is not None:

@@ -23,7 +23,7 @@ def test_a_pending_card_polls_for_itself_only(clinician_client, patient, add_sca
 
 
 def test_an_unchanged_scan_answers_204_so_nothing_is_swapped(clinician_client, patient, add_scan):
-    scan = add_scan(patient, Scan.Status.PROCESSING)
+    scan = add_scan(patient, Scan.Status.RUNNING)
     assert clinician_client.get(card_url(scan, "processing")).status_code == 204
     assert clinician_client.get(row_url(scan, "processing")).status_code == 204
 

@@ -63,7 +63,7 @@ def test_filters_by_status_result_and_review(clinician_client, clinician, patien
     version = make_version()
     scans = {
         "waiting": add_scan(patient),
-        "analysing": add_scan(patient, Scan.Status.PROCESSING),
+        "analysing": add_scan(patient, Scan.Status.RUNNING),
         "failed": add_scan(patient, Scan.Status.FAILED),
         "positive": add_result(patient, version, "covid", 0.7),
         "reviewed_negative": add_result(patient, version, "normal", 0.2, reviewed_by=clinician),
