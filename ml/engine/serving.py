@@ -130,8 +130,9 @@ class ServingPredictor:
 
     @classmethod
     def openvino(cls, export_dir, *, precision: str = "fp32", concurrency: int = 1, threads: int | None = None,
-                 expected_files: dict | None = None) -> ServingPredictor:
-        """Load a verified export with OpenVINO. Call after forking: a compiled model holds threads."""
+                 expected_files: dict | None = None, cache_dir=None) -> ServingPredictor:
+        """Load a verified export with OpenVINO. Call after forking: a compiled model holds threads.
+        `cache_dir` (writable) keeps OpenVINO's compiled blob, so a restarted worker skips compiling."""
         import openvino as ov
 
         if precision not in OV_PRECISION:
@@ -147,7 +148,10 @@ class ServingPredictor:
             "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY",
         }
-        compiled = ov.Core().compile_model(str(export_dir / "serving.xml"), "CPU", config)
+        core = ov.Core()
+        if cache_dir is not None:
+            core.set_property({"CACHE_DIR": str(cache_dir)})
+        compiled = core.compile_model(str(export_dir / "serving.xml"), "CPU", config)
         request = compiled.create_infer_request()
         names = {name: output for output in compiled.outputs for name in output.get_names()}
 
