@@ -18,6 +18,7 @@ over classes and averaged over positions (`cam_weights`), computed once here. An
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,6 @@ def export_serving_model(artifact_path, out_dir, *, expected_sha256: str | None 
     # compress_to_fp16 defaults to True: fp32 weights are what the 1e-4 check is against.
     ov.save_model(converted, str(out / "serving.xml"), compress_to_fp16=False)
     np.save(out / "cam_weights.npy", cam)
-    import shutil
-
     shutil.rmtree(saved)  # the IR is the export; the SavedModel was only its route
     files = {name: file_sha256(out / name) for name in ("serving.xml", "serving.bin", "cam_weights.npy")}
     export = {
