@@ -127,6 +127,7 @@ class ServingPredictor:
         self.threshold = float(classifier["threshold"])
         self.cam_weights = np.asarray(cam_weights, dtype=np.float32)
         self.runtime, self.precision = runtime, precision
+        self.fallback_reason: str | None = None  # set by load_serving_predictor when Keras stands in
 
     @classmethod
     def openvino(cls, export_dir, *, precision: str = "fp32", concurrency: int = 1, threads: int | None = None,
@@ -208,3 +209,22 @@ class ServingPredictor:
             }
             for label, row, cam, image in zip(labels, probabilities, cams, images)
         ]
+
+
+def load_serving_predictor(artifact_path, *, export_dir=None, validation: dict | None = None, expected_sha256: str | None = None,
+                           expected_files: dict | None = None, concurrency: int = 1, cache_dir=None) -> ServingPredictor:
+    """What a worker loads: the OpenVINO export at the precision `validation` (validate_export's
+    result) accepted, else Keras. `fallback_reason` says why Keras serves (None on OpenVINO).
+    Only the Keras fallback imports TensorFlow."""
+    reason = validation["reason"] if validation else "No validated export exists for this model."
+    if export_dir is not None and validation and validation.get("accepted"):
+        # bf16 accepted on a machine that has it; fp32 (validated too) where this one does not.
+        precision = "bf16" if validation["precision"] == "bf16" and bf16_supported() else "fp32"
+        try:
+            return ServingPredictor.openvino(export_dir, precision=precision, concurrency=concurrency,
+                                             expected_files=expected_files, cache_dir=cache_dir)
+        except (ArtifactIntegrityError, OSError, RuntimeError, ValueError) as error:
+            reason = f"The validated export could not be loaded: {error}"
+    predictor = ServingPredictor.keras(artifact_path, expected_sha256=expected_sha256, threads=threads_for(concurrency))
+    predictor.fallback_reason = reason
+    return predictor

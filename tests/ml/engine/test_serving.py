@@ -17,7 +17,7 @@ from ml.engine.export import ServingUnsupported, _bf16_check, export_serving_mod
 from ml.engine.model import BatchNormRecalibrator, build_model
 from ml.engine.predictor import Predictor
 from ml.engine.preprocessing import PreprocessingSpec, prepare_batch
-from ml.engine.serving import ServingPredictor, bf16_supported, threads_for
+from ml.engine.serving import ServingPredictor, bf16_supported, load_serving_predictor, threads_for
 from ml.engine.synthetic import make_chest_image
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -190,3 +190,16 @@ def test_the_openvino_path_never_imports_tensorflow(export_dir):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[] openvino (80, 60)"
+
+
+def test_a_worker_given_a_refused_export_falls_back_to_keras_saying_why(corrupted_export, artifact, images, labels):
+    validation = validate_export(corrupted_export, artifact, images, labels)
+    predictor = load_serving_predictor(artifact, export_dir=corrupted_export, validation=validation)
+    assert predictor.runtime == "keras" and "differs from Keras" in predictor.fallback_reason
+    assert predictor.predict_batch(images[:1])[0]["runtime"] == "keras"
+
+
+def test_a_worker_given_an_accepted_export_serves_with_openvino(export_dir, artifact, images, labels):
+    validation = validate_export(export_dir, artifact, images, labels)
+    predictor = load_serving_predictor(artifact, export_dir=export_dir, validation=validation)
+    assert (predictor.runtime, predictor.precision, predictor.fallback_reason) == ("openvino", validation["precision"], None)
