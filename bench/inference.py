@@ -1,0 +1,226 @@
+"""Inference at the machine's limit (engine part): ceilings, each runtime, the original path.
+
+    nice .venv/bin/python bench/inference.py            # Xception 299 px, medians of 5
+    nice .venv/bin/python bench/inference.py --quick    # 71 px, medians of 2: a smoke run
+
+In one run, on this machine: the CPU model and flags; the fp32 and bf16 matrix-product ceilings
+(NumPy and OpenVINO MatMul, GFLOP/s); the two-output serving model on each runtime (the Keras
+compiled call, OpenVINO fp32, OpenVINO bf16 where the CPU has it) at batch 1 and 16, in images/s
+and as a fraction of the ceiling of its precision; the whole per-scan path (resize, one pass,
+heatmap); a fresh worker's start (no TensorFlow); and the original project's per-request path
+(`load_img`, `preprocess_input`, `model.predict`) as the baseline, with ratios against it.
+Xception has random weights: the cost does not depend on them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ml.engine.serving import ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
+
+
+def times(function, repeats: int) -> list[float]:
+    function()  # warm-up: compilation, first-call allocations
+    out = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def median_time(function, repeats: int) -> float:
+    return statistics.median(times(function, repeats))
+
+
+def best_rate(function, flop: float, repeats: int) -> float:
+    """GFLOP/s of the fastest repeat: a ceiling is what the machine can do, noise only lowers it."""
+    return flop / min(times(function, repeats)) / 1e9
+
+
+def matmul_ceilings(repeats: int, n: int = 2048) -> dict:
+    """GFLOP/s of an n x n matrix product: NumPy, TensorFlow and OpenVINO fp32, OpenVINO bf16.
+    The fp32 ceiling is the best of the three (NumPy's OpenBLAS is far below oneDNN here)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    flop = 2.0 * n ** 3
+    result = {"numpy_fp32": best_rate(lambda: a @ b, flop, repeats)}
+    ta, tb = tf.constant(a), tf.constant(b)
+    product = tf.function(lambda: tf.linalg.matmul(ta, tb))
+    result["tensorflow_fp32"] = best_rate(lambda: product().numpy(), flop, repeats)
+    left = ops.parameter([n, n], ov.Type.f32)
+    model = ov.Model([ops.matmul(left, ops.constant(b), False, False)], [left])
+    for precision in ["fp32"] + (["bf16"] if bf16_supported() else []):
+        # The serving configuration: without the latency hint and one stream OpenVINO gave 1/5 of this.
+        config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision], "NUM_STREAMS": 1,
+                  "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": available_cores()}
+        request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+        result[f"openvino_{precision}"] = best_rate(lambda: request.infer({0: a}), flop, repeats)
+    ceilings = {"fp32": max(result["numpy_fp32"], result["tensorflow_fp32"], result["openvino_fp32"])}
+    if "openvino_bf16" in result:
+        ceilings["bf16"] = result["openvino_bf16"]
+    return {"measured": result, "ceiling": ceilings}
+
+
+def model_gflop(model) -> float:
+    """Multiply-adds x 2 of the convolutions and dense layers, per image."""
+    import keras
+
+    from ml.engine.model import backbone_of
+
+    macs = 0
+    for layer in backbone_of(model).layers + model.layers:
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            _, h, w, out_c = layer.output.shape
+            k, in_c = layer.kernel_size, layer.input.shape[-1]
+            macs += h * w * (k[0] * k[1] * in_c + in_c * out_c)
+        elif isinstance(layer, (keras.layers.Conv2D,)):
+            _, h, w, out_c = layer.output.shape
+            macs += h * w * layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1] * out_c
+        elif isinstance(layer, keras.layers.Dense):
+            macs += layer.input.shape[-1] * layer.units
+    return 2.0 * macs / 1e9
+
+
+WORKER_START = """
+import re, sys, time
+started = time.perf_counter()
+import numpy as np
+from ml.engine.serving import ServingPredictor
+predictor = ServingPredictor.openvino(sys.argv[1], precision=sys.argv[2])
+ready = time.perf_counter() - started
+predictor.predict_batch([np.full((1024, 1024), 100, np.uint8)])
+first = time.perf_counter() - started
+peak_kb = re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)  # ru_maxrss survives exec
+print(ready, first, int(peak_kb) / 1024, "tensorflow" in sys.modules)
+"""
+
+
+def worker_start(export_dir: Path, precision: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", WORKER_START, str(export_dir), precision], cwd=ROOT,
+                         capture_output=True, text=True, check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    ready, first, rss, tf_loaded = out.stdout.split()
+    return {"ready_s": float(ready), "first_scan_s": float(first), "max_rss_mb": float(rss), "tensorflow_imported": tf_loaded == "True"}
+
+
+def original_path(model, png: Path, size: int, repeats: int) -> float:
+    """The Flask app's request: keras load_img -> img_to_array -> preprocess_input -> model.predict."""
+    import keras
+
+    def request():
+        image = keras.utils.load_img(png, target_size=(size, size))
+        x = keras.applications.xception.preprocess_input(keras.utils.img_to_array(image)[None])
+        model.predict(x, verbose=0)
+
+    return median_time(request, repeats)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="71 px and medians of 2: checks the script, not the machine")
+    parser.add_argument("--image-size", type=int, help="default 299 (71 with --quick)")
+    parser.add_argument("--repeats", type=int, help="default 5 (2 with --quick)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    size = args.image_size or (71 if args.quick else 299)
+    repeats = args.repeats or (2 if args.quick else 5)
+
+    import keras
+    from PIL import Image
+
+    from ml.engine.artifact import save_artifact
+    from ml.engine.export import export_serving_model
+    from ml.engine.model import build_model
+    from ml.engine.preprocessing import PreprocessingSpec, resize_images
+    from ml.engine.synthetic import make_chest_image
+
+    report = {"cpu": cpu_description(), "image_size": size, "repeats": repeats}
+    report["matmul_gflops"] = matmul_ceilings(repeats)
+    ceilings = report["matmul_gflops"]["ceiling"]
+
+    keras.utils.set_random_seed(0)
+    spec = PreprocessingSpec.for_backbone("xception", size)
+    model = build_model("xception", 2, size, weights=None)
+    gflop = report["gflop_per_image"] = model_gflop(model)
+    folder = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    record = {"backbone": "xception", "preprocessing": spec.to_dict(), "class_names": ["covid", "normal"],
+              "positive_class": "covid", "threshold": 0.5}
+    artifact, _ = save_artifact(model, folder / "model", record)
+    started = time.perf_counter()
+    export_serving_model(artifact, folder / "export")
+    report["export_s"] = time.perf_counter() - started
+
+    rng = np.random.default_rng(0)
+    films = [make_chest_image(rng, 1024, opacities=i % 2 == 0) for i in range(16)]
+    batches = {n: resize_images(films[:n], spec) for n in (1, 16)}
+    runtimes = {"keras": ServingPredictor.keras(artifact, threads=available_cores()),
+                "openvino_fp32": ServingPredictor.openvino(folder / "export", precision="fp32")}
+    if bf16_supported():
+        runtimes["openvino_bf16"] = ServingPredictor.openvino(folder / "export", precision="bf16")
+
+    png = folder / "film.png"
+    Image.fromarray(films[0]).save(png)
+    baseline = original_path(model, png, size, repeats)
+    report["original_path"] = {"latency_ms": 1000 * baseline, "images_per_s": 1 / baseline}
+
+    report["runtimes"] = {}
+    for name, predictor in runtimes.items():
+        ceiling = ceilings[predictor.precision]
+        row = {}
+        for n, batch in batches.items():
+            seconds = median_time(lambda: predictor.forward(batch), repeats)
+            rate = n / seconds
+            row[f"batch{n}"] = {"latency_ms": 1000 * seconds, "images_per_s": rate,
+                                "fraction_of_ceiling": rate * gflop / ceiling, "vs_original": rate * baseline}
+        scan = median_time(lambda: predictor.predict_batch(films[:1]), repeats)
+        row["per_scan_ms"] = 1000 * scan  # resize from 1024 px, one pass, label, heatmap
+        row["per_scan_vs_engine_batch1"] = scan / (row["batch1"]["latency_ms"] / 1000)
+        report["runtimes"][name] = row
+    best = "openvino_bf16" if "openvino_bf16" in runtimes else "openvino_fp32"
+    report["worker_start"] = worker_start(folder / "export", runtimes[best].precision)
+
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def print_report(report: dict) -> None:
+    cpu = report["cpu"]
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags'])}")
+    matmul = report["matmul_gflops"]
+    print("matrix product GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in matmul["measured"].items()))
+    print("ceilings: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul["ceiling"].items()))
+    print(f"Xception {report['image_size']} px, random init, {report['gflop_per_image']:.1f} GFLOP/image, "
+          f"medians of {report['repeats']}; export took {report['export_s']:.0f} s")
+    original = report["original_path"]
+    print(f"original path (load_img, preprocess_input, model.predict): {original['latency_ms']:.0f} ms, {original['images_per_s']:.2f} images/s")
+    for name, row in report["runtimes"].items():
+        for n in (1, 16):
+            cell = row[f"batch{n}"]
+            print(f"{name:14s} batch {n:2d}: {cell['latency_ms']:7.0f} ms  {cell['images_per_s']:6.2f} images/s  "
+                  f"{cell['fraction_of_ceiling']:.2f} of ceiling  {cell['vs_original']:.2f}x original")
+        print(f"{name:14s} per scan (resize + pass + heatmap): {row['per_scan_ms']:.0f} ms = "
+              f"{row['per_scan_vs_engine_batch1']:.2f}x the engine's batch 1")
+    start = report["worker_start"]
+    print(f"fresh OpenVINO worker: ready {start['ready_s']:.2f} s, first scan done {start['first_scan_s']:.2f} s, "
+          f"max RSS {start['max_rss_mb']:.0f} MB, TensorFlow imported: {start['tensorflow_imported']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

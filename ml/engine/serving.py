@@ -1,0 +1,230 @@
+"""Serving: probabilities and heatmap from one forward pass, on OpenVINO (no TensorFlow) or Keras.
+
+    predictor = ServingPredictor.openvino(export_dir, precision="bf16", concurrency=1,
+                                          expected_files=export_record["files"])
+    predictor = ServingPredictor.keras(artifact_path, expected_sha256=version.sha256)  # reference, fallback
+    predictor.predict_batch([pixels, ...])   # uint8 (H, W) arrays from ml.engine.images
+
+Each result: {"label", "probabilities": {class: p}, "positive_probability", "threshold",
+"heatmap": uint8 (h, w) at most 512 px on its longer side with the image's aspect ratio,
+"heatmap_class", "runtime", "precision"}. The heatmap is the class activation map of the
+label given (0 = no evidence, 255 = the image's strongest evidence): store it as a small
+grey PNG and colour it over the X-ray in the browser.
+
+Importing this module, and the whole OpenVINO path, loads neither TensorFlow nor Keras (the
+worker must be ready in a second and stay small); `export.py` is the TensorFlow side.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import ArtifactIntegrityError, file_sha256
+from .decision import decide
+from .preprocessing import PreprocessingSpec, resize_images
+
+EXPORT_FORMAT = 1
+EXPORT_RECORD = "export.json"
+HEATMAP_MAX_SIDE = 512
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def cpu_description() -> dict:
+    """The CPU model and the flags that decide the matrix-product ceilings."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "unknown")
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+    return {"model": model, "cores": available_cores(), "flags": sorted(f for f in cpu_flags() if f in wanted)}
+
+
+def bf16_supported() -> bool:
+    """Native bf16: AMX-BF16 or AVX512-BF16 in the CPU flags, and OpenVINO's CPU plugin agrees.
+    (Without them OpenVINO would emulate bf16: slower than fp32 and no reason to lose precision.)"""
+    if not {"amx_bf16", "avx512_bf16"} & cpu_flags():
+        return False
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads_for(concurrency: int = 1, cores: int | None = None) -> int:
+    """Threads per inference process: the cores shared among the processes running at once."""
+    return max(1, (cores or available_cores()) // max(1, int(concurrency)))
+
+
+# --- the heatmap ---------------------------------------------------------------------------
+
+def class_activation_maps(features: np.ndarray, cam_weights: np.ndarray, classes) -> np.ndarray:
+    """(N, h, w, K) feature maps -> (N, h, w) float32 maps in [0, 1], one per image, for the
+    class index given per image: relu(sum_k alpha_k,c A_k), divided by its maximum."""
+    weights = cam_weights[:, np.asarray(classes)].T  # (N, K)
+    cam = np.maximum(np.einsum("nhwk,nk->nhw", features.astype(np.float32), weights), 0.0)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0).astype(np.float32)
+
+
+def heatmap_image(cam: np.ndarray, image_shape, max_side: int = HEATMAP_MAX_SIDE) -> np.ndarray:
+    """A (h, w) map in [0, 1] -> uint8, bilinearly upsampled to the image's aspect ratio with its
+    longer side at most `max_side` (the browser scales it over the full film)."""
+    from PIL import Image
+
+    height, width = image_shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.asarray(Image.fromarray(cam.astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+    return np.round(np.clip(resized, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+# --- the predictor -------------------------------------------------------------------------
+
+def read_export(export_dir, expected_files: dict | None = None) -> dict:
+    """export.json, after checking every file's sha256 against it (and against `expected_files`,
+    the copy the portal keeps: export.json sits beside the files it vouches for)."""
+    export_dir = Path(export_dir)
+    path = export_dir / EXPORT_RECORD
+    if not path.is_file():
+        raise ArtifactIntegrityError(f"{export_dir} holds no {EXPORT_RECORD}: it is not a serving export.")
+    record = json.loads(path.read_text())
+    if record.get("format") != EXPORT_FORMAT:
+        raise ArtifactIntegrityError(f"Export format {record.get('format')} is not {EXPORT_FORMAT}: export the model again.")
+    if expected_files is not None and expected_files != record["files"]:
+        raise ArtifactIntegrityError("The export's file list is not the one recorded for this version.")
+    for name, digest in record["files"].items():
+        actual = file_sha256(export_dir / name)
+        if actual != digest:
+            raise ArtifactIntegrityError(f"{name} has sha256 {actual}, but the export says {digest}: refusing to load it.")
+    return record
+
+
+class ServingPredictor:
+    """One call per batch: resize (preprocessing.resize_images), one forward pass giving the
+    probabilities and the feature map, the label rule, the heatmap of the label."""
+
+    def __init__(self, forward, classifier: dict, cam_weights: np.ndarray, *, runtime: str, precision: str):
+        self.forward = forward  # uint8 (N, S, S, 1) -> (probabilities (N, C), features (N, h, w, K))
+        self.classifier = classifier
+        self.spec = PreprocessingSpec.from_dict(classifier["preprocessing"])
+        self.class_names = list(classifier["class_names"])
+        self.positive_class = classifier["positive_class"]
+        self.threshold = float(classifier["threshold"])
+        self.cam_weights = np.asarray(cam_weights, dtype=np.float32)
+        self.runtime, self.precision = runtime, precision
+        self.fallback_reason: str | None = None  # set by load_serving_predictor when Keras stands in
+
+    @classmethod
+    def openvino(cls, export_dir, *, precision: str = "fp32", concurrency: int = 1, threads: int | None = None,
+                 expected_files: dict | None = None, cache_dir=None) -> ServingPredictor:
+        """Load a verified export with OpenVINO. Call after forking: a compiled model holds threads.
+        `cache_dir` (writable) keeps OpenVINO's compiled blob, so a restarted worker skips compiling."""
+        import openvino as ov
+
+        if precision not in OV_PRECISION:
+            raise ValueError(f"precision must be one of {sorted(OV_PRECISION)}, not {precision!r}.")
+        if precision == "bf16" and not bf16_supported():
+            raise ValueError("This CPU computes no bf16 natively (AMX or AVX512-BF16): use fp32.")
+        export_dir = Path(export_dir)
+        record = read_export(export_dir, expected_files)
+        config = {
+            # The CPU plugin defaults to bf16 where the CPU has it: fp32 must be asked for.
+            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+            "INFERENCE_NUM_THREADS": threads or threads_for(concurrency),
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        core = ov.Core()
+        if cache_dir is not None:
+            core.set_property({"CACHE_DIR": str(cache_dir)})
+        compiled = core.compile_model(str(export_dir / "serving.xml"), "CPU", config)
+        request = compiled.create_infer_request()
+        names = {name: output for output in compiled.outputs for name in output.get_names()}
+
+        def forward(batch):
+            out = request.infer({0: np.ascontiguousarray(batch, dtype=np.uint8)})
+            return np.array(out[names["probabilities"]]), np.array(out[names["features"]])
+
+        cam = np.load(export_dir / "cam_weights.npy")
+        return cls(forward, record["classifier"], cam, runtime="openvino", precision=precision)
+
+    @classmethod
+    def keras(cls, artifact_path, *, expected_sha256: str | None = None, threads: int | None = None) -> ServingPredictor:
+        """The reference (and fallback): the same two-output function, run by TensorFlow."""
+        import tensorflow as tf
+
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+            except RuntimeError:  # TensorFlow already started its thread pools in this process
+                pass
+        from .artifact import load_artifact
+        from .export import head_cam_weights, serving_function
+
+        model, record = load_artifact(artifact_path, expected_sha256)
+        serve = serving_function(model, PreprocessingSpec.from_dict(record["preprocessing"]))
+
+        def forward(batch):
+            out = serve(tf.constant(batch, dtype=tf.uint8))
+            return out["probabilities"].numpy(), out["features"].numpy()
+
+        classifier = {key: record[key] for key in ("class_names", "positive_class", "threshold", "preprocessing")}
+        predictor = cls(forward, classifier, head_cam_weights(model), runtime="keras", precision="fp32")
+        predictor.model = model
+        return predictor
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[dict]:
+        if not images:
+            return []
+        probabilities, features = self.forward(resize_images(images, self.spec))
+        labels = decide(probabilities, self.class_names, self.positive_class, self.threshold)
+        classes = [self.class_names.index(label) for label in labels]
+        cams = class_activation_maps(features, self.cam_weights, classes)
+        positive = self.class_names.index(self.positive_class)
+        return [
+            {
+                "label": label,
+                "probabilities": {name: float(p) for name, p in zip(self.class_names, row)},
+                "positive_probability": float(row[positive]),
+                "threshold": self.threshold,
+                "heatmap": heatmap_image(cam, image.shape),
+                "heatmap_class": label,
+                "runtime": self.runtime,
+                "precision": self.precision,
+            }
+            for label, row, cam, image in zip(labels, probabilities, cams, images)
+        ]
+
+
+def load_serving_predictor(artifact_path, *, export_dir=None, validation: dict | None = None, expected_sha256: str | None = None,
+                           expected_files: dict | None = None, concurrency: int = 1, cache_dir=None) -> ServingPredictor:
+    """What a worker loads: the OpenVINO export at the precision `validation` (validate_export's
+    result) accepted, else Keras. `fallback_reason` says why Keras serves (None on OpenVINO).
+    Only the Keras fallback imports TensorFlow."""
+    reason = validation["reason"] if validation else "No validated export exists for this model."
+    if export_dir is not None and validation and validation.get("accepted"):
+        # bf16 accepted on a machine that has it; fp32 (validated too) where this one does not.
+        precision = "bf16" if validation["precision"] == "bf16" and bf16_supported() else "fp32"
+        try:
+            return ServingPredictor.openvino(export_dir, precision=precision, concurrency=concurrency,
+                                             expected_files=expected_files, cache_dir=cache_dir)
+        except (ArtifactIntegrityError, OSError, RuntimeError, ValueError) as error:
+            reason = f"The validated export could not be loaded: {error}"
+    predictor = ServingPredictor.keras(artifact_path, expected_sha256=expected_sha256, threads=threads_for(concurrency))
+    predictor.fallback_reason = reason
+    return predictor
