@@ -10,7 +10,7 @@ from diagnosis import services
 from diagnosis.models import Scan
 from ml.engine.images import decode_image_bytes
 
-DICOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom"
+DICOM_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicom"
 pytestmark = [
     pytest.mark.real_data,
     pytest.mark.skipif(not DICOM_DIR.is_dir(), reason=f"real DICOM samples not present at {DICOM_DIR}"),
