@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from jobs import lifecycle
 from ml import runtime
+from ml.engine.dicom import chest_radiograph_refusal
 from ml.engine.images import ImageDecodeError, decode_image_bytes, load_image_file
 from ml.selectors import NoActiveModelVersion
 
@@ -94,6 +95,10 @@ def validate_upload(uploaded_file, *, label=None):
         image = decode_image_bytes(data, max_pixels=settings.SCAN_MAX_PIXELS, min_side=settings.SCAN_MIN_SIDE)
     except ImageDecodeError as error:
         raise ScanRejected(f"{prefix}{error}") from error
+    # The model reads chest radiographs only: a CT, an MR or another body part would get an answer it cannot give.
+    refusal = image.identity and chest_radiograph_refusal(image.identity)
+    if refusal:
+        raise ScanRejected(f"{prefix}{refusal}")
     return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height)
 
 

@@ -3,11 +3,10 @@
 Every view here is for administrators only; anyone else gets 403 before the request is looked at
 (so a clinician gets 403, not 405, from a POST-only address too).
 """
-import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -60,46 +59,13 @@ def version_list(request):
 
 @administrators_only
 def roc_plot(request):
-    """The ROC curves of every version measured on the current evaluation set, as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    evaluation_set, fingerprint = _evaluation_set()
-    figure = Figure(figsize=(6, 6), dpi=100)
-    axes = figure.subplots()
-    axes.plot([0, 1], [0, 1], linestyle=":", color="#999999", label="chance")
-    for row in selectors.comparison(fingerprint):
-        points = row.evaluation and selectors.roc_points(row.evaluation.metrics)
-        if not points:
-            continue
-        version = row.version
-        auc = selectors.figure(row.evaluation.metrics.get("roc_auc"))
-        label = f"{version.label} {version.backbone}"
-        if auc and auc["value"] is not None:
-            label += f" (AUC {auc['value']:.3f})"
-        if version.trained_on_synthetic_data:
-            label += " DEMO"
-        if version.status == ModelVersion.Status.ACTIVE:
-            label += " — active"
-        active = version.status == ModelVersion.Status.ACTIVE
-        (line,) = axes.plot(*points, linewidth=3 if active else 1.5, linestyle="--" if version.trained_on_synthetic_data else "-", label=label)
-        # Where the version's own threshold puts it on its curve.
-        sensitivity = selectors.figure(row.evaluation.metrics.get("sensitivity"))
-        specificity = selectors.figure(row.evaluation.metrics.get("specificity"))
-        if sensitivity and specificity and None not in (sensitivity["value"], specificity["value"]):
-            axes.scatter([1 - specificity["value"]], [sensitivity["value"]], color=line.get_color(), edgecolors="black", zorder=3)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1.01)
-    axes.set_xlabel("False positive rate (1 − specificity)")
-    axes.set_ylabel("True positive rate (sensitivity)")
-    axes.set_title(f"ROC on {evaluation_set} (dots: each version's threshold)" if evaluation_set else "No evaluation set configured")
-    axes.legend(loc="lower right", fontsize="small")
-    axes.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    """The ROC curves of every version measured on the current evaluation set: the PNG drawn when
+    the last of those measurements finished."""
+    _name, fingerprint = _evaluation_set()
+    path = services.comparison_plot_path(fingerprint) if fingerprint else None
+    if path is None or not path.is_file():
+        raise Http404("No version has been measured on the evaluation set yet.")
+    response = FileResponse(open(path, "rb"), content_type="image/png")
     response["Cache-Control"] = "private, no-store"
     return response
 

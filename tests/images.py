@@ -27,7 +27,7 @@ def jpeg_bytes(size=128, seed=0):
     return encode(chest_like(size, seed), "JPEG")
 
 
-def dicom_bytes(pixels, photometric="MONOCHROME2", bits=12):
+def dicom_bytes(pixels, photometric="MONOCHROME2", bits=12, modality="DX", body_part=None):
     """A minimal but valid DICOM file holding `pixels` scaled to `bits` bits."""
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -40,7 +40,9 @@ def dicom_bytes(pixels, photometric="MONOCHROME2", bits=12):
     dataset = FileDataset("synthetic.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     dataset.SOPClassUID = meta.MediaStorageSOPClassUID
     dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.Modality = "DX"
+    dataset.Modality = modality
+    if body_part is not None:
+        dataset.BodyPartExamined = body_part
     dataset.Rows, dataset.Columns = pixels.shape
     dataset.SamplesPerPixel = 1
     dataset.PhotometricInterpretation = photometric

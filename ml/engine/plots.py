@@ -46,6 +46,33 @@ def save_roc_png(metrics: dict, path: Path, title: str = "ROC") -> Path | None:
     return Path(path)
 
 
+def save_roc_comparison_png(curves: list[dict], path: Path, title: str) -> Path:
+    """Several versions' ROC curves on the same evaluation set in one plot. Each curve is
+    {"label", "metrics", "dashed"}; a dot marks where each version's own threshold puts it."""
+    figure = _figure(6.0, 6.0)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    for curve in curves:
+        metrics = curve["metrics"]
+        points = metrics["roc_curve"]
+        (line,) = axes.plot(points["fpr"], points["tpr"], linestyle="--" if curve.get("dashed") else "-",
+                            label=f"{curve['label']} ({auc_label(metrics['roc_auc'])})")
+        sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
+        if sens is not None and spec is not None:
+            axes.scatter([1 - spec], [sens], color=line.get_color(), edgecolors="black", zorder=3)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel("False positive rate (1 - specificity)")
+    axes.set_ylabel("True positive rate (sensitivity)")
+    axes.set_title(title)
+    axes.legend(loc="lower right", fontsize="small")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return Path(path)
+
+
 def save_confusion_png(metrics: dict, path: Path, title: str = "Confusion matrix") -> Path:
     cm = metrics["confusion_matrix"]
     matrix = np.array(cm["matrix"])

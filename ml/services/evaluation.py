@@ -4,6 +4,7 @@ measurement itself is kept in Evaluation; measuring twice on the same files reus
 import logging
 import traceback
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -83,13 +84,42 @@ def _measure(version, data_dir, actor):
         metrics = evaluate_artifact(runtime.artifact_path(version), check.path, expected_sha256=version.sha256)
     except (ArtifactIntegrityError, FileNotFoundError, ValueError) as error:
         raise EvaluationError(f"{version.label} cannot be evaluated on {folders.display_path(check.path)}: {error}") from error
-    fingerprint = metrics.get("dataset_fingerprint") or fingerprint
+    return record_evaluation(
+        version=version, dataset_path=folders.display_path(check.path), fingerprint=metrics.get("dataset_fingerprint") or fingerprint,
+        n_images=int(metrics.get("n") or check.n_images), metrics=metrics, actor=actor,
+    )
+
+
+def record_evaluation(*, version, dataset_path, fingerprint, n_images, metrics, actor=None):
+    """Keep one measurement and redraw the comparison plot of its evaluation set, so that pages
+    serve a file drawn once per measurement instead of drawing on every request."""
     try:
         with transaction.atomic():
-            return Evaluation.objects.create(
-                version=version, dataset_path=folders.display_path(check.path), dataset_fingerprint=fingerprint,
-                n_images=int(metrics.get("n") or check.n_images), metrics=metrics,
+            evaluation = Evaluation.objects.create(
+                version=version, dataset_path=dataset_path, dataset_fingerprint=fingerprint, n_images=n_images, metrics=metrics,
                 created_by=actor if actor is not None and actor.is_authenticated else None,
             )
     except IntegrityError:
         return Evaluation.objects.get(version=version, dataset_fingerprint=fingerprint)
+    draw_comparison_plot(fingerprint)
+    return evaluation
+
+
+def comparison_plot_path(fingerprint):
+    return settings.MODEL_STORE_DIR / "plots" / f"roc-{fingerprint}.png"
+
+
+def draw_comparison_plot(fingerprint):
+    """The ROC curves of every version measured on one evaluation set (one fingerprint), in one PNG.
+    Which version is active is said by the comparison table, so promotions need no redraw."""
+    from ml.engine.plots import save_roc_comparison_png
+
+    evaluations = Evaluation.objects.filter(dataset_fingerprint=fingerprint).select_related("version").order_by("version_id")
+    curves = [
+        {"label": f"{e.version.label} {e.version.backbone}" + (" DEMO" if e.version.trained_on_synthetic_data else ""),
+         "metrics": e.metrics, "dashed": e.version.trained_on_synthetic_data}
+        for e in evaluations if e.metrics.get("roc_curve")
+    ]
+    if not curves:
+        return None
+    return save_roc_comparison_png(curves, comparison_plot_path(fingerprint), title=f"ROC on {evaluations[0].dataset_path} (dots: each version's threshold)")

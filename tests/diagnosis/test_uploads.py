@@ -46,6 +46,27 @@ def test_dicom_upload_is_accepted(clinician_client, patient):
 
 
 @pytest.mark.parametrize(
+    "header, message",
+    [
+        ({"modality": "CT"}, b"is a CT scan, not an X-ray"),
+        ({"modality": "MR"}, b"not an X-ray"),
+        ({"modality": "DX", "body_part": "ABDOMEN"}, b"chest"),
+    ],
+)
+def test_a_dicom_that_is_not_a_chest_radiograph_is_refused_and_leaves_nothing_behind(clinician_client, patient, header, message):
+    files_before = stored_files()
+    response = upload(clinician_client, patient, SimpleUploadedFile("study.dcm", dicom_bytes(chest_like(128), **header)))
+    assert response.status_code == 400
+    assert message in response.content
+    assert not Scan.objects.exists() and stored_files() == files_before
+
+
+def test_a_chest_dicom_without_a_body_part_is_accepted(clinician_client, patient):
+    response = upload(clinician_client, patient, SimpleUploadedFile("study.dcm", dicom_bytes(chest_like(128), modality="CR")))
+    assert response.status_code == 302 and Scan.objects.get().file_format == "dicom"
+
+
+@pytest.mark.parametrize(
     "name, data, message",
     [
         ("empty.png", b"", b"is empty"),

@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 
 from ml import datasets, services
-from ml.models import Evaluation
 from tests.ml.conftest import make_dataset
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +21,10 @@ def engine_metrics(auc, sensitivity, specificity, n=12):
     }
 
 
+def measure(version, dataset_path, fingerprint, metrics):
+    return services.record_evaluation(version=version, dataset_path=dataset_path, fingerprint=fingerprint, n_images=6, metrics=metrics)
+
+
 @pytest.fixture
 def evaluation_folder(settings, tmp_path):
     folder = make_dataset(f"compare-{tmp_path.name}", {"covid": 3, "normal": 3})
@@ -33,10 +36,10 @@ def test_versions_are_compared_on_the_configured_evaluation_set(admin_client, ma
     fingerprint = datasets.dataset_fingerprint(evaluation_folder)
     old, new, unmeasured = make_version(), make_version(synthetic=True), make_version()
     services.promote_version(old.pk)
-    Evaluation.objects.create(version=old, dataset_path=evaluation_folder.name, dataset_fingerprint=fingerprint, n_images=6, metrics=engine_metrics(0.81, 0.75, 0.66))
-    Evaluation.objects.create(version=new, dataset_path=evaluation_folder.name, dataset_fingerprint=fingerprint, n_images=6, metrics=engine_metrics(0.93, 0.9, 0.8))
+    measure(old, evaluation_folder.name, fingerprint, engine_metrics(0.81, 0.75, 0.66))
+    measure(new, evaluation_folder.name, fingerprint, engine_metrics(0.93, 0.9, 0.8))
     # A measurement on an earlier state of the folder is not mixed into the comparison.
-    Evaluation.objects.create(version=unmeasured, dataset_path=evaluation_folder.name, dataset_fingerprint="0" * 64, n_images=6, metrics=engine_metrics(0.99, 1, 1))
+    measure(unmeasured, evaluation_folder.name, "0" * 64, engine_metrics(0.99, 1, 1))
 
     page = admin_client.get(reverse("ml:version_list")).content.decode()
     assert f"measured on <strong>{evaluation_folder.name}</strong>" in page
@@ -47,12 +50,23 @@ def test_versions_are_compared_on_the_configured_evaluation_set(admin_client, ma
     assert f'action="{reverse("ml:version_evaluate", args=[unmeasured.pk])}"' in page
     assert reverse("ml:roc_plot") in page
 
-    plot = admin_client.get(reverse("ml:roc_plot"))
-    assert plot.status_code == 200 and plot["Content-Type"] == "image/png" and "no-store" in plot["Cache-Control"]
-
     confirm = admin_client.get(reverse("ml:version_promote", args=[new.pk])).content.decode()
     assert "(now)" in confirm and "(after)" in confirm and "0.81 (95% CI" in confirm and "0.93 (95% CI" in confirm
     assert "DEMO MODEL" in confirm
+
+
+def test_the_roc_plot_is_drawn_once_when_a_measurement_is_recorded_and_served_as_a_file(admin_client, make_version, evaluation_folder, settings, tmp_path):
+    settings.MODEL_STORE_DIR = tmp_path  # a model store of this test's own, so no earlier plot is there
+    fingerprint = datasets.dataset_fingerprint(evaluation_folder)
+    assert admin_client.get(reverse("ml:roc_plot")).status_code == 404  # nothing measured yet
+    measure(make_version(), evaluation_folder.name, fingerprint, engine_metrics(0.81, 0.75, 0.66))
+    drawn = services.comparison_plot_path(fingerprint)
+    first = drawn.read_bytes()
+    plot = admin_client.get(reverse("ml:roc_plot"))
+    assert plot.status_code == 200 and plot["Content-Type"] == "image/png" and "no-store" in plot["Cache-Control"]
+    assert b"".join(plot.streaming_content) == first
+    measure(make_version(), evaluation_folder.name, fingerprint, engine_metrics(0.93, 0.9, 0.8))
+    assert drawn.read_bytes() != first  # the second version's curve was added
 
 
 def test_without_an_evaluation_set_the_page_says_versions_cannot_be_compared(admin_client, make_version, settings):
