@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ml.engine.data import evaluation_samples
-    from ml.engine.evaluate import source_name
+    from ml.engine.metrics import source_name
     from ml.engine.images import load_image_file
     from ml.engine.lungs import lung_fields, overlay_png
 

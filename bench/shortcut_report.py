@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ml.engine.acquisition import styles_from_files
-    from ml.engine.evaluate import source_name
+    from ml.engine.metrics import source_name
     from ml.engine.images import load_image_file
     from ml.engine.predictor import Predictor
     from ml.engine.shortcuts import shortcut_report

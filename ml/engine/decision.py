@@ -40,6 +40,22 @@ def decide(probabilities: np.ndarray, class_names: list[str], positive_class: st
     ]
 
 
+def results(probabilities: np.ndarray, class_names: list[str], positive_class: str, threshold: float) -> list[dict]:
+    """One answer per row of probabilities: the label, every class's probability, and the threshold
+    that made the label, in the shape the portal stores for a prediction."""
+    labels = decide(probabilities, class_names, positive_class, threshold)
+    positive = class_names.index(positive_class)
+    return [
+        {
+            "label": label,
+            "probabilities": {name: float(p) for name, p in zip(class_names, row)},
+            "positive_probability": float(row[positive]),
+            "threshold": threshold,
+        }
+        for label, row in zip(labels, probabilities)
+    ]
+
+
 def select_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, target_sensitivity: float) -> dict:
     """The validation operating point with the highest specificity at sensitivity >= target,
     with the threshold in the middle of the gap below the lowest positive score it keeps."""

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from .artifact import load_artifact
 from .backbones import get_backbone
-from .decision import decide
+from .decision import results
 from .model import HEAD_LAYERS, backbone_of
 from .preprocessing import PreprocessingSpec, prepare_batch, to_model_input
 
@@ -61,17 +61,7 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), dtype=np.float32)
 
     def results(self, probabilities: np.ndarray) -> list[dict]:
-        labels = decide(probabilities, self.class_names, self.positive_class, self.threshold)
-        positive = self.class_names.index(self.positive_class)
-        return [
-            {
-                "label": label,
-                "probabilities": {name: float(p) for name, p in zip(self.class_names, row)},
-                "positive_probability": float(row[positive]),
-                "threshold": self.threshold,
-            }
-            for label, row in zip(labels, probabilities)
-        ]
+        return results(probabilities, self.class_names, self.positive_class, self.threshold)
 
     def predict(self, images: list[np.ndarray]) -> list[dict]:
         return self.results(self.predict_proba(images))

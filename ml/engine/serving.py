@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifact import ArtifactIntegrityError, file_sha256
-from .decision import decide
+from .decision import results
 from .preprocessing import PreprocessingSpec, resize_images
 
 EXPORT_FORMAT = 1
@@ -192,22 +192,12 @@ class ServingPredictor:
         if not images:
             return []
         probabilities, features = self.forward(resize_images(images, self.spec))
-        labels = decide(probabilities, self.class_names, self.positive_class, self.threshold)
-        classes = [self.class_names.index(label) for label in labels]
-        cams = class_activation_maps(features, self.cam_weights, classes)
-        positive = self.class_names.index(self.positive_class)
+        answers = results(probabilities, self.class_names, self.positive_class, self.threshold)
+        # The map of the class each image was labelled with, from the same forward pass.
+        cams = class_activation_maps(features, self.cam_weights, [self.class_names.index(answer["label"]) for answer in answers])
         return [
-            {
-                "label": label,
-                "probabilities": {name: float(p) for name, p in zip(self.class_names, row)},
-                "positive_probability": float(row[positive]),
-                "threshold": self.threshold,
-                "heatmap": heatmap_image(cam, image.shape),
-                "heatmap_class": label,
-                "runtime": self.runtime,
-                "precision": self.precision,
-            }
-            for label, row, cam, image in zip(labels, probabilities, cams, images)
+            {**answer, "heatmap": heatmap_image(cam, image.shape), "heatmap_class": answer["label"], "runtime": self.runtime, "precision": self.precision}
+            for answer, cam, image in zip(answers, cams, images)
         ]
 
 

@@ -31,7 +31,7 @@ from collections import Counter
 import numpy as np
 
 from .acquisition import AcquisitionStyle, render_in_style
-from .evaluate import auc_with_ci, calibration, proportion
+from .metrics import auc_with_ci, calibration, proportion
 from .lungs import lung_fields
 
 

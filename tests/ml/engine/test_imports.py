@@ -12,9 +12,10 @@ CHECK = """
 import sys
 import ml.engine, ml.engine.images, ml.engine.backbones, ml.engine.preprocessing, ml.engine.data
 import ml.engine.pipeline, ml.engine.decision, ml.engine.synthetic, ml.engine.artifact, ml.engine.metrics
-import ml.engine.plots, ml.engine.evaluate, ml.engine.cli
+import ml.engine.plots, ml.engine.evaluate, ml.engine.cli, ml.engine.dicom, ml.engine.serving
+import ml.engine.lungs, ml.engine.acquisition, ml.engine.shortcuts
 light = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
-import ml.engine.model, ml.engine.config, ml.engine.callbacks, ml.engine.train, ml.engine.predictor
+import ml.engine.model, ml.engine.config, ml.engine.callbacks, ml.engine.train, ml.engine.predictor, ml.engine.export
 print(light, "django" in sys.modules)
 """
 
