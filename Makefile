@@ -33,7 +33,7 @@ test: install
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	$(VENV_PYTHON) bench/inference_batch.py
+	nice $(VENV_PYTHON) bench/inference.py
 
 clean:
 	rm -rf var .pytest_cache
