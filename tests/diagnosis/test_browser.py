@@ -54,20 +54,13 @@ def page(browser):
 
 
 @pytest.fixture
-def inference_queue():
-    """Scans of this test go to a queue of their own, so that only the worker this test starts and
-    stops serves them (the suite's shared worker may be running too)."""
-    from portal.celery import app
-
+def inference_queue(monkeypatch):
+    """Scans of this test go to a queue of their own (Scan.queue, which the job lifecycle sends to),
+    so that only the worker this test starts and stops serves them (the suite's shared worker may
+    be running too). The live server runs in this process, so it sends there too."""
     name = f"inference-browser-{uuid.uuid4().hex[:6]}"
-    original = app.conf.task_routes
-    app.conf.task_routes = {**original, "diagnosis.tasks.*": {"queue": name}}
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)  # the cached router holds the old table
+    monkeypatch.setattr(Scan, "queue", name)
     yield name
-    app.conf.task_routes = original
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)
     environment = {**worker_environment(), "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
     subprocess.run([*CELERY, "purge", "-f", "-Q", name], env=environment, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
 
