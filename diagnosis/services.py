@@ -1,8 +1,11 @@
 """Every write to the clinical domain goes through one function here."""
 import hashlib
+import io
 import logging
 import time
 from dataclasses import dataclass
+
+from PIL import Image
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -155,9 +158,10 @@ def analyse_scan(scan_id):
             version, predictor = runtime.active_predictor()
             pixels = load_image_file(storage.path_of(scan.stored_name))
             started = time.perf_counter()
-            result = predictor.predict([pixels])[0]
+            # One forward pass gives the probabilities and the heatmap of the label.
+            result = predictor.predict_batch([pixels])[0]
             inference_ms = (time.perf_counter() - started) * 1000
-            heatmap_name = storage.write(predictor.gradcam_overlay_png(pixels, predictor.gradcam(pixels)), "png")
+            heatmap_name = storage.write(grey_png(result["heatmap"]), "png")
         except NoActiveModelVersion as error:
             return _fail(scan, str(error))
         except ImageDecodeError as error:
@@ -166,6 +170,13 @@ def analyse_scan(scan_id):
             logger.exception("Inference failed for scan %s", scan_id)
             return _fail(scan, "The analysis failed because of an internal error; IT has the details in the worker log.")
         return record_prediction(scan=scan, model_version=version, result=result, heatmap_name=heatmap_name, inference_ms=inference_ms)
+
+
+def grey_png(heatmap):
+    """The uint8 map (at most 512 px) as a small grey PNG; the browser colours it over the film."""
+    buffer = io.BytesIO()
+    Image.fromarray(heatmap, mode="L").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def _fail(scan, reason):
@@ -192,6 +203,9 @@ def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms
                 positive_probability=result["positive_probability"],
                 threshold=result["threshold"],
                 heatmap_name=heatmap_name,
+                heatmap_is_map=bool(heatmap_name),
+                runtime=result.get("runtime", ""),
+                precision=result.get("precision", ""),
                 inference_ms=inference_ms,
                 queue_to_result_ms=(finished_at - scan.uploaded_at).total_seconds() * 1000,
             )
