@@ -64,12 +64,12 @@ def prepare_serving(version, *, force=False):
     try:
         shutil.rmtree(out_dir, ignore_errors=True)
         export_serving_model(runtime.artifact_path(version), out_dir, expected_sha256=version.sha256)
+        return check_serving(version)
     except Exception as error:  # an unsupported head, a converter failure: Keras serves, and says why
         logger.exception("Exporting the serving model of %s failed", version.label)
         refusal = {"accepted": False, "runtime": "keras", "precision": "fp32",
-                   "reason": f"The serving model could not be exported: {type(error).__name__}: {error}"}
+                   "reason": f"The serving model could not be exported or checked: {type(error).__name__}: {error}"}
         return _record(version, export_path="", record={}, validation=refusal, validated_on="")
-    return check_serving(version)
 
 
 def check_serving(version):
