@@ -118,3 +118,17 @@ def test_the_worker_path_never_imports_tensorflow_when_an_export_is_accepted(exp
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-3:] == ["0", "0", "openvino"]
+
+
+def test_a_backlog_is_predicted_in_batches_with_exactly_one_prediction_per_scan(exported_version, clinician, client, patient, celery_worker_process):
+    client.force_login(clinician)
+    files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=30 + i)) for i in range(6)]
+    assert client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": files}).status_code == 302
+    wait_for(lambda: not Scan.objects.exclude(status__in=["done", "failed"]).exists(), message="the backlog to finish")
+    scans = list(Scan.objects.all())
+    assert len(scans) == 6 and all(scan.status == Scan.Status.DONE for scan in scans), [scan.failure_reason for scan in scans]
+    assert all(scan.predictions.count() == 1 and scan.attempts == 1 for scan in scans)
+    # The rows were all queued before the first message was sent, so the worker took them in one call:
+    # every scan of a batch records the same share of that call's time.
+    shares = [scan.predictions.get().inference_ms for scan in scans]
+    assert len(set(shares)) < len(shares), f"no two scans were predicted together: {shares}"
