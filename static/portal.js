@@ -40,6 +40,7 @@
         data[i] = rgb[0]; data[i + 1] = rgb[1]; data[i + 2] = rgb[2]; data[i + 3] = 128;
       }
       context.putImageData(pixels, 0, 0);
+      canvas.dataset.coloured = "1";
     };
     grey.src = canvas.dataset.heatmap;
   }
