@@ -109,6 +109,11 @@ class Prediction(models.Model):
     positive_probability = models.FloatField()
     threshold = models.FloatField()
     heatmap_name = models.CharField(max_length=200, blank=True)
+    # A grey class activation map the browser colours over the film; predictions made before it
+    # stored a blended colour overlay, which is shown as it is.
+    heatmap_is_map = models.BooleanField(default=False)
+    runtime = models.CharField(max_length=16, blank=True)  # "openvino" or "keras"; blank before it was recorded
+    precision = models.CharField(max_length=8, blank=True)  # "fp32" or "bf16"
     inference_ms = models.FloatField()
     queue_to_result_ms = models.FloatField()
     created_at = models.DateTimeField(auto_now_add=True)

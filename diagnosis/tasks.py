@@ -1,7 +1,16 @@
 """Celery tasks: each hands its message to one service."""
 from celery import shared_task
+from celery.signals import worker_init
+
+from ml import runtime
 
 from . import services
+
+
+@worker_init.connect
+def share_cores_among_processes(sender=None, **kwargs):
+    # In the parent, before the pool forks: each child then gives its runtime cores / concurrency threads.
+    runtime.set_concurrency(getattr(sender, "concurrency", 1))
 
 
 # acks_late keeps a message on Redis until the scan is analysed; on the filesystem broker the

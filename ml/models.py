@@ -206,3 +206,37 @@ class EvaluationRun(Job):
 
     def __str__(self):
         return f"evaluation of {self.version.label} on {self.dataset_path}"
+
+
+class ServingExport(models.Model):
+    """The fast serving model of one version, made once on a training worker, and what its check
+    against Keras decided. Kept beside the version (which is immutable) rather than in it.
+
+    `validation` is ml.engine.export.validate_export's result ({accepted, runtime, precision,
+    reason, checks, ...}); when the export itself failed, accepted is False and the reason says why."""
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="serving_export")
+    export_path = models.CharField(max_length=500, blank=True)
+    record = models.JSONField(default=dict)
+    validation = models.JSONField(default=dict)
+    validated_on = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"serving export of {self.version.label}"
+
+    @property
+    def accepted(self):
+        return bool(self.validation.get("accepted"))
+
+    @property
+    def runtime(self):
+        return self.validation.get("runtime", "keras")
+
+    @property
+    def precision(self):
+        return self.validation.get("precision", "fp32")
+
+    @property
+    def reason(self):
+        return self.validation.get("reason", "")

@@ -14,6 +14,43 @@
   });
 
   // The result viewer. Listeners sit on the document, so cards swapped in later work too.
+
+  // matplotlib's "jet" (the legend's colours), for a grey value 0..255.
+  function jet(value) {
+    const x = value / 255;
+    const channel = function (centre) { return Math.round(255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * x - centre)))); };
+    return [channel(3), channel(2), channel(1)];
+  }
+
+  // A stored grey heatmap (at most 512 px) is coloured here, once, when its viewer first opens;
+  // the film shows through it (half-transparent at 100%, like the old blended overlays).
+  function colourHeatmap(canvas) {
+    if (canvas.dataset.drawn) return;
+    canvas.dataset.drawn = "1";
+    const grey = new Image();
+    grey.onload = function () {
+      canvas.width = grey.naturalWidth;
+      canvas.height = grey.naturalHeight;
+      const context = canvas.getContext("2d");
+      context.drawImage(grey, 0, 0);
+      const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+      const data = pixels.data;
+      for (let i = 0; i < data.length; i += 4) {
+        const rgb = jet(data[i]);
+        data[i] = rgb[0]; data[i + 1] = rgb[1]; data[i + 2] = rgb[2]; data[i + 3] = 128;
+      }
+      context.putImageData(pixels, 0, 0);
+      canvas.dataset.coloured = "1";
+    };
+    grey.src = canvas.dataset.heatmap;
+  }
+
+  // "toggle" does not bubble: listen in the capture phase.
+  document.addEventListener("toggle", function (event) {
+    if (!event.target.matches || !event.target.matches("details.viewer") || !event.target.open) return;
+    event.target.querySelectorAll("canvas.overlay[data-heatmap]").forEach(colourHeatmap);
+  }, true);
+
   document.addEventListener("input", function (event) {
     const slider = event.target.closest(".viewer input.opacity");
     if (!slider) return;

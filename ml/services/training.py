@@ -19,6 +19,7 @@ from ml.engine.backbones import BACKBONES
 from ml.models import TrainingJob
 
 from .datasets import TrainingRefused, check_dataset_folder, export_dataset_snapshot, resolve_dataset_path, reviewed_images
+from .serving import prepare_serving
 from .versions import register_version
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,10 @@ def execute_training_job(job_id, *, on_progress=None):
     try:
         with lifecycle.heartbeat(job, on_beat):
             version = _train(job, output_dir, stop_training, log_tail, on_progress)
+        if version is not None:
+            # Here, on the training worker that already holds TensorFlow, and once: the inference
+            # workers then serve the export without TensorFlow, and no web request ever exports.
+            prepare_serving(version)
         if version is not None and folders.evaluation_set() is not None:
             _evaluate(version, job.created_by)
     finally:

@@ -149,6 +149,10 @@ UPLOAD_MAX_REQUEST_BYTES = env.int("PORTAL_UPLOAD_MAX_REQUEST_BYTES", default=25
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
 
+# Under a backlog an inference worker claims up to this many queued scans and predicts them in one
+# call; a lone scan is never held back to wait for company.
+INFERENCE_BATCH_SIZE = env.int("PORTAL_INFERENCE_BATCH_SIZE", default=8)
+
 # Model lifecycle. Every version is evaluated on the same evaluation set so versions compare
 # fairly: a class-folder dataset, relative to PORTAL_DATASETS_ROOT or absolute ("" turns it off).
 ML_EVALUATION_SET = env.str("PORTAL_EVALUATION_SET", default="evaluation")

@@ -147,14 +147,17 @@ def test_results_arrive_live_and_a_review_being_typed_survives(page, live_server
 
     viewer = card(page, first).locator(".viewer")
     viewer.locator("summary").click()
-    overlay = viewer.locator("img.overlay")
+    overlay = viewer.locator("canvas.overlay")
     expect(overlay).to_be_visible()
-    page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=overlay.element_handle())
+    # The stored grey map is coloured in the browser: its lowest values become jet's dark blue, not grey.
+    page.wait_for_function("canvas => canvas.dataset.coloured === '1'", arg=overlay.element_handle())
+    colours = overlay.evaluate("canvas => Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data)")
+    assert any(red != blue for red, blue in zip(colours[0::4], colours[2::4])), "the map must be drawn in colour"
     viewer.get_by_label("Heatmap opacity").fill("30")
-    assert overlay.evaluate("image => getComputedStyle(image).opacity") == "0.3"
+    assert overlay.evaluate("canvas => getComputedStyle(canvas).opacity") == "0.3"
     expect(viewer.locator("output")).to_have_text("30%")
     viewer.get_by_role("button", name="100%").click()
-    assert overlay.evaluate("image => image.getBoundingClientRect().width") == viewer.locator("img.film").evaluate("image => image.naturalWidth")
+    assert overlay.evaluate("canvas => canvas.getBoundingClientRect().width") == viewer.locator("img.film").evaluate("image => image.naturalWidth")
     viewer.get_by_role("button", name="Fit").click()
     viewer.scroll_into_view_if_needed()
     screenshot(page, "viewer")

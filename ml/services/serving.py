@@ -1,0 +1,91 @@
+"""The fast serving model of a version: exported and checked against Keras once, on a training
+worker (right after training registers the version) or from `manage.py export_serving`; never in
+a web request (it loads TensorFlow and takes seconds). A version without one is served by Keras,
+and the worker says so."""
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from ml import runtime
+from ml.engine.images import ImageDecodeError, load_image_file
+from ml.models import ServingExport
+
+from .versions import _stored_path
+
+logger = logging.getLogger(__name__)
+
+MAX_VALIDATION_IMAGES = 64
+GENERATED_IMAGES = 16
+
+
+def export_dir_of(version):
+    return Path(settings.MODEL_STORE_DIR) / "serving" / f"{version.label}-{version.sha256[:12]}"
+
+
+def validation_images(version):
+    """(images, labels or None, what they are): the version's own test split (else validation split),
+    read from the `.splits.json` training wrote beside the artifact; else generated images without
+    labels (the fp32 agreement is still checked; bf16 is then refused, having no AUC to keep)."""
+    artifact = runtime.artifact_path(version)
+    splits_file = artifact.with_suffix(".splits.json")
+    data = Path(version.record.get("dataset", {}).get("path", ""))
+    if splits_file.is_file() and data.is_dir():
+        splits = json.loads(splits_file.read_text())
+        for split in ("test", "val"):
+            relpaths = splits.get(split, [])[:MAX_VALIDATION_IMAGES]
+            try:
+                images = [load_image_file(data / relpath) for relpath in relpaths]
+            except (ImageDecodeError, OSError):
+                continue
+            if images:
+                # The class is the folder the film sits in; a label that is not a class leaves the AUC unmeasured.
+                names = [Path(relpath).parent.name for relpath in relpaths]
+                labels = [int(name == version.positive_class) for name in names] if set(names) <= set(version.class_names) else None
+                return images, labels, f"{len(images)} images of the {split} split of {data}"
+    rng = np.random.default_rng(0)
+    size = version.input_size
+    images = [rng.integers(0, 256, (size, size), dtype=np.uint8) for _ in range(GENERATED_IMAGES)]
+    return images, None, f"{GENERATED_IMAGES} generated images (the version's own images were not found)"
+
+
+def prepare_serving(version, *, force=False):
+    """Export and validate the version's serving model once; return its ServingExport row.
+    A failure is recorded as a refusal with its reason, never raised: Keras serves meanwhile."""
+    existing = ServingExport.objects.filter(version=version).first()
+    if existing is not None and not force:
+        return existing
+    from ml.engine.export import export_serving_model
+
+    out_dir = export_dir_of(version)
+    try:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        export_serving_model(runtime.artifact_path(version), out_dir, expected_sha256=version.sha256)
+        return check_serving(version)
+    except Exception as error:  # an unsupported head, a converter failure: Keras serves, and says why
+        logger.exception("Exporting the serving model of %s failed", version.label)
+        refusal = {"accepted": False, "runtime": "keras", "precision": "fp32",
+                   "reason": f"The serving model could not be exported or checked: {type(error).__name__}: {error}"}
+        return _record(version, export_path="", record={}, validation=refusal, validated_on="")
+
+
+def check_serving(version):
+    """Compare the export on disk with Keras on the version's images and record the verdict
+    (also to re-check an export that was changed or restored)."""
+    from ml.engine.export import validate_export
+    from ml.engine.serving import EXPORT_RECORD
+
+    out_dir = export_dir_of(version)
+    images, labels, described = validation_images(version)
+    record = json.loads((out_dir / EXPORT_RECORD).read_text())
+    validation = validate_export(out_dir, runtime.artifact_path(version), images, labels, expected_sha256=version.sha256)
+    return _record(version, export_path=_stored_path(out_dir), record=record, validation=validation, validated_on=described[:200])
+
+
+def _record(version, **fields):
+    logger.info("Serving model of %s: %s", version.label, fields["validation"]["reason"])
+    serving, _ = ServingExport.objects.update_or_create(version=version, defaults=fields)
+    return serving

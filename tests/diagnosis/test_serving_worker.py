@@ -1,0 +1,134 @@
+"""The fast serving path through the portal: a version's export made and checked once, a real
+worker answering with it (one pass, a small grey heatmap), and Keras standing in, saying why,
+when the export disagrees with it."""
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+
+from diagnosis import storage
+from diagnosis.models import Scan
+from ml import services
+from ml.engine.artifact import file_sha256
+from ml.services.serving import export_dir_of
+from tests.conftest import PROJECT_ROOT, wait_for, worker_environment
+from tests.images import png_bytes
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+@pytest.fixture
+def exported_version(db, tiny_model_artifact):
+    """A version registered, its serving model exported and validated (as the training job does), and active."""
+    version = services.register_version(artifact_path=tiny_model_artifact.artifact_path, record=tiny_model_artifact.record)
+    serving = services.prepare_serving(version)
+    services.promote_version(version.pk, reason="test")
+    version.refresh_from_db()
+    return version, serving
+
+
+def upload_and_wait(client, patient, seed=1):
+    response = client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": [SimpleUploadedFile("a.png", png_bytes(seed=seed))]})
+    assert response.status_code == 302
+    scan = Scan.objects.latest("uploaded_at")
+    return wait_for(lambda: Scan.objects.filter(pk=scan.pk, status__in=["done", "failed"]).first(), message="the scan to finish")
+
+
+def corrupt(export_dir):
+    """Triple some weights and update export.json to match: the sha256 checks pass, only the comparison with Keras can tell."""
+    weights = np.fromfile(export_dir / "serving.bin", dtype=np.float32)
+    middle = len(weights) // 2
+    weights[middle:middle + 20000] *= 3.0
+    weights.tofile(export_dir / "serving.bin")
+    record = json.loads((export_dir / "export.json").read_text())
+    record["files"]["serving.bin"] = file_sha256(export_dir / "serving.bin")
+    (export_dir / "export.json").write_text(json.dumps(record))
+
+
+def test_the_export_is_validated_once_on_the_versions_own_test_images(exported_version, administrator, client):
+    version, serving = exported_version
+    assert serving.accepted and serving.runtime == "openvino", serving.reason
+    assert serving.precision in {"fp32", "bf16"}
+    assert serving.validation["checks"]["fp32"]["max_abs_difference"] <= 1e-4
+    assert "test split" in serving.validated_on
+    assert services.prepare_serving(version).pk == serving.pk, "a second call must not export again"
+    client.force_login(administrator)
+    page = client.get(reverse("ml:version_detail", args=[version.pk])).content.decode()
+    assert f"Served by <strong>openvino {serving.precision}</strong>" in page
+
+
+def test_a_real_worker_answers_with_the_export_and_stores_a_small_grey_heatmap(exported_version, clinician, client, patient, celery_worker_process):
+    version, serving = exported_version
+    client.force_login(clinician)
+    scan = upload_and_wait(client, patient)
+    assert scan.status == Scan.Status.DONE, scan.failure_reason
+    prediction = scan.predictions.get()
+    assert (prediction.runtime, prediction.precision) == ("openvino", serving.precision)
+    assert prediction.heatmap_is_map
+    heatmap = client.get(reverse("diagnosis:scan_heatmap", args=[scan.pk, prediction.pk]))
+    image = Image.open(io.BytesIO(heatmap.content))
+    assert image.mode == "L" and max(image.size) <= 512
+    assert image.size[0] / image.size[1] == pytest.approx(scan.width / scan.height, rel=0.02)
+    page = client.get(reverse("diagnosis:patient_history", args=[patient.pk])).content.decode()
+    assert f"openvino {serving.precision}" in page, "the page says which runtime and precision made the result"
+    assert 'data-heatmap="' in page and "<canvas" in page, "the browser colours the grey map"
+
+
+def test_an_export_that_disagrees_with_keras_is_refused_and_keras_serves(exported_version, administrator, clinician, client, patient, celery_worker_process):
+    version, _ = exported_version
+    corrupt(export_dir_of(version))
+    serving = services.check_serving(version)
+    assert not serving.accepted and serving.runtime == "keras"
+    assert "differs from Keras" in serving.reason
+    client.force_login(administrator)
+    page = client.get(reverse("ml:version_detail", args=[version.pk])).content.decode()
+    assert "<strong>refused</strong>" in page and "differs from Keras" in page
+    client.force_login(clinician)
+    scan = upload_and_wait(client, patient, seed=2)
+    assert scan.status == Scan.Status.DONE, scan.failure_reason
+    assert (scan.predictions.get().runtime, scan.predictions.get().precision) == ("keras", "fp32")
+
+
+WORKER_PATH = """
+import sys, django
+django.setup()
+from diagnosis import services, tasks  # the worker's import chain
+from diagnosis.models import Scan
+before = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras"))
+services.analyse_scan(sys.argv[1])
+after = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras"))
+prediction = Scan.objects.get(pk=sys.argv[1]).predictions.get()
+print(len(before), len(after), prediction.runtime)
+"""
+
+
+def test_the_worker_path_never_imports_tensorflow_when_an_export_is_accepted(exported_version, clinician, patient):
+    # Stored but never sent to the broker (a session worker may be running): the subprocess is the worker.
+    data = png_bytes()
+    scan = Scan.objects.create(patient=patient, uploaded_by=clinician, stored_name=storage.write(data, "png"), file_format="png",
+                               width=Image.open(io.BytesIO(data)).width, height=Image.open(io.BytesIO(data)).height,
+                               size_bytes=len(data), sha256="0" * 64)
+    done = subprocess.run([sys.executable, "-c", WORKER_PATH, str(scan.pk)], env=worker_environment(), cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == ["0", "0", "openvino"]
+
+
+def test_a_backlog_is_predicted_in_batches_with_exactly_one_prediction_per_scan(exported_version, clinician, client, patient, celery_worker_process):
+    client.force_login(clinician)
+    files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=30 + i)) for i in range(6)]
+    assert client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": files}).status_code == 302
+    wait_for(lambda: not Scan.objects.exclude(status__in=["done", "failed"]).exists(), message="the backlog to finish")
+    scans = list(Scan.objects.all())
+    assert len(scans) == 6 and all(scan.status == Scan.Status.DONE for scan in scans), [scan.failure_reason for scan in scans]
+    assert all(scan.predictions.count() == 1 and scan.attempts == 1 for scan in scans)
+    # The rows were all queued before the first message was sent, so the worker took them in one call:
+    # every scan of a batch records the same share of that call's time.
+    shares = [scan.predictions.get().inference_ms for scan in scans]
+    assert len(set(shares)) < len(shares), f"no two scans were predicted together: {shares}"
