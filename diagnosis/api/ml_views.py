@@ -26,6 +26,8 @@ MANAGE = "ml.manage_models"
 
 
 class TrainingJobSerializer(serializers.ModelSerializer):
+    # Plain text, not an enum: a second enum named "status" beside the scans' would need a settings override.
+    status = serializers.CharField(read_only=True, help_text="queued, running, succeeded, failed or cancelled.")
     progress_percent = serializers.IntegerField(read_only=True)
     version = serializers.SerializerMethodField(help_text="The id of the version this job registered, once it succeeded.")
 

@@ -20,6 +20,9 @@ class ModelVersionSummarySerializer(serializers.ModelSerializer):
 class ModelVersionSerializer(ModelVersionSummarySerializer):
     """One version in full: what it is, how it was measured, whether it is the one in use."""
 
+    # Plain text, not an enum: a second enum named "status" beside the scans' would need a settings override.
+    status = serializers.CharField(read_only=True, help_text="candidate, active or retired.")
+
     class Meta(ModelVersionSummarySerializer.Meta):
         fields = ModelVersionSummarySerializer.Meta.fields + [
             "status", "class_names", "positive_class", "metrics", "evaluation_set", "dataset_fingerprint", "split_counts", "training_params",
