@@ -59,3 +59,7 @@ def test_other_sites_patients_are_404_to_read_and_to_correct(client, other_site_
     assert client.get(reverse("api:patient_list"), {"q": "Okafor"}).json()["count"] == 0
     patient.refresh_from_db()
     assert patient.family_name == "Okafor"
+
+
+def test_an_accept_header_the_api_cannot_serve_is_a_json_406(api, patient):
+    assert_json_error(api.get(reverse("api:patient_list"), HTTP_ACCEPT="application/xml"), 406, "not_acceptable")
