@@ -66,3 +66,33 @@ def test_other_sites_results_are_404_and_absent_from_the_worklist(client, other_
     assert_json_error(review(client, result, False), 404)
     assert Review.objects.count() == 0
     assert client.get(reverse("api:worklist")).json()["count"] == 0
+
+
+def test_a_review_on_the_page_is_revised_through_the_api(api, client, clinician, result):
+    client.force_login(clinician)
+    client.post(reverse("diagnosis:prediction_review", args=[result.pk]), {"agrees": "yes"})
+    response = review(api, result, False, "Changed my mind.")
+    assert response.status_code == 200
+    assert Review.objects.filter(prediction=result, reviewer=clinician, superseded_at__isnull=True).get().agrees is False
+    assert Review.objects.filter(prediction=result, reviewer=clinician).count() == 2
+
+
+def test_two_clinicians_each_keep_their_own_current_review(api, client, result, site_a):
+    from diagnosis import roles
+    from tests.conftest import make_user
+
+    review(api, result, True)
+    client.defaults.update(token_headers(make_user("dr_c", roles.CLINICIANS, site_a)))
+    assert review(client, result, False).status_code == 201
+    assert Review.objects.filter(prediction=result, superseded_at__isnull=True).count() == 2
+
+
+def test_a_user_without_a_role_gets_403_from_every_new_address(client, user_without_role, result):
+    client.defaults.update(token_headers(user_without_role))
+    for url in [
+        reverse("api:worklist"), reverse("api:prediction_detail", args=[result.pk]), reverse("api:prediction_reviews", args=[result.pk]),
+        reverse("api:version_list"), reverse("api:version_detail", args=[result.model_version_id]),
+    ]:
+        assert_json_error(client.get(url), 403, "permission_denied")
+    assert_json_error(review(client, result, True), 403)
+    assert Review.objects.count() == 0
