@@ -1,4 +1,4 @@
-"""What every API view shares: the role permissions, the documented errors and the paginator."""
+"""What every API view shares: the role permissions and the documented errors."""
 from .permissions import HasRolePermission
 from .schema import ApiSchema
 
