@@ -130,14 +130,42 @@ class Prediction(models.Model):
 
 
 class Review(models.Model):
+    """A clinician's reading of one prediction. Each clinician has one current review per
+    prediction; revising it keeps the earlier one as history (superseded_at set)."""
+
     prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     agrees = models.BooleanField()
     note = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prediction", "reviewer"], condition=models.Q(superseded_at__isnull=True), name="one_current_review_per_reviewer"
+            ),
+        ]
+
+    @property
+    def is_current(self):
+        return self.superseded_at is None
+
+
+class UploadKey(models.Model):
+    """An API upload's Idempotency-Key: a retry with the same key by the same user gets the scans
+    the first request made, never new ones. `fingerprint` (the patient and the files' sha256)
+    tells a retry from a different request that reuses the key."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    scans = models.ManyToManyField(Scan, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_upload_per_user_and_key")]
 
 
 class AuditEvent(models.Model):
@@ -146,6 +174,7 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         PATIENT_CREATED = "patient.created", "Patient registered"
         PATIENT_VIEWED = "patient.viewed", "Patient record viewed"
+        PATIENT_UPDATED = "patient.updated", "Patient record corrected"
         SCAN_UPLOADED = "scan.uploaded", "Scan uploaded"
         SCAN_IMAGE_VIEWED = "scan.image_viewed", "Scan image viewed"
         HEATMAP_VIEWED = "scan.heatmap_viewed", "Heatmap viewed"

@@ -133,3 +133,16 @@ def reviewed_scans_for_training():
                 continue
             label = others[0]
         yield str(storage.path_of(scan.stored_name)), label, str(scan.patient_id), scan.patient.site.code
+
+
+def prediction_with_reviews_for(user, prediction_id):
+    """One prediction the user may see, with its model version and every review (history
+    included); raises Prediction.DoesNotExist for one of another site."""
+    return Prediction.objects.select_related("scan__patient", "model_version").prefetch_related("reviews__reviewer").get(
+        pk=prediction_id, scan__in=scans_visible_to(user)
+    )
+
+
+def reviews_of(prediction):
+    """Every review of the prediction, newest first; revised ones are kept with superseded_at set."""
+    return prediction.reviews.select_related("reviewer").order_by("-created_at", "-id")

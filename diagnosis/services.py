@@ -19,7 +19,7 @@ from ml.engine.images import ImageDecodeError, decode_image_bytes, load_image_fi
 from ml.selectors import NoActiveModelVersion
 
 from . import selectors, storage
-from .models import AuditEvent, Patient, Prediction, Review, Scan
+from .models import AuditEvent, Patient, Prediction, Review, Scan, UploadKey
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,68 @@ def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms
 
 
 def review_prediction(*, actor, prediction, agrees, note="", via="web"):
+    """Record the clinician's review, or revise it: their earlier review of this prediction stays
+    as history (superseded) and the new one is current. Returns (review, revised)."""
     with transaction.atomic():
+        # Locking the prediction queues two reviews by the same clinician at once instead of racing.
+        Prediction.objects.select_for_update().filter(pk=prediction.pk).first()
+        revised = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True).update(superseded_at=timezone.now())
         review = Review.objects.create(prediction=prediction, reviewer=actor, agrees=agrees, note=note.strip())
         record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via)
-    return review
+    return review, bool(revised)
+
+
+PATIENT_CORRECTABLE_FIELDS = ("family_name", "given_name", "date_of_birth", "sex", "medical_record_number")
+
+
+def update_patient(*, actor, patient, via="web", **changes):
+    """Correct a patient's names, date of birth, sex or record number; one audit row per change.
+    The record number stays unique per site in any letter case (the database says so)."""
+    unknown = set(changes) - set(PATIENT_CORRECTABLE_FIELDS)
+    if unknown:
+        raise PatientRegistrationRefused(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    for name, value in changes.items():
+        setattr(patient, name, value.strip() if isinstance(value, str) and name != "sex" else value)
+    try:
+        with transaction.atomic():
+            patient.save(update_fields=list(changes) or None)
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via)
+    except IntegrityError as error:
+        raise PatientAlreadyRegistered(
+            f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."
+        ) from error
+    return patient
+
+
+class UploadKeyConflict(Exception):
+    """An Idempotency-Key reused for a different request; the message says so."""
+
+
+def _fingerprint(patient, uploaded_files):
+    digest = hashlib.sha256(str(patient.pk).encode())
+    for upload in uploaded_files:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+        upload.seek(0)
+    return digest.hexdigest()
+
+
+def submit_scans_once(*, actor, patient, uploaded_files, key, via="api"):
+    """submit_scans with an Idempotency-Key: the first request with a key makes the scans; a retry
+    with the same key, patient and files gets those scans back and creates nothing. Returns
+    (scans, replayed). Raises UploadKeyConflict when the key was used for something else."""
+    fingerprint = _fingerprint(patient, uploaded_files)
+    try:
+        with transaction.atomic():
+            # The unique (user, key) row is written first, so of two identical requests at once
+            # only one gets past here; the other waits for it and then finds its scans.
+            upload_key = UploadKey.objects.create(user=actor, key=key, fingerprint=fingerprint)
+            scans = submit_scans(actor=actor, patient=patient, uploaded_files=uploaded_files, via=via)
+            upload_key.scans.set(scans)
+            return scans, False
+    except IntegrityError:
+        pass
+    earlier = UploadKey.objects.get(user=actor, key=key)
+    if earlier.fingerprint != fingerprint:
+        raise UploadKeyConflict("This Idempotency-Key was already used for a different upload; send a new key for a new upload.")
+    return list(earlier.scans.order_by("uploaded_at", "pk")), True

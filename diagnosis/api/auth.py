@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from portal.errors import locked_out
 
 from .errors import refusal
+from .schema import ApiSchema
 
 
 class TokenLimitReached(Exception):
@@ -66,6 +67,8 @@ class NewTokenSerializer(TokenSerializer):
 class TokenCreate(APIView):
     """Exchange a username and password for a new API token that expires."""
 
+    schema = ApiSchema()
+
     authentication_classes = []  # The credentials are in the body.
     permission_classes = [AllowAny]
     throttle_scope = "token"
@@ -92,6 +95,8 @@ class TokenCreate(APIView):
 class TokenList(generics.ListAPIView):
     """Your own API tokens that have not expired (never their secret part)."""
 
+    schema = ApiSchema()
+
     serializer_class = TokenSerializer
 
     def get_queryset(self):
@@ -100,6 +105,8 @@ class TokenList(generics.ListAPIView):
 
 class TokenRevoke(generics.DestroyAPIView):
     """Revoke one of your own tokens by its id."""
+
+    schema = ApiSchema()
 
     serializer_class = TokenSerializer
     lookup_field = "token_key"

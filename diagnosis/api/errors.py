@@ -14,6 +14,8 @@ MESSAGES = {
     403: ("permission_denied", "Your account's role does not allow this request."),
     404: ("not_found", "Nothing exists at this address, or you do not have access to it."),
     405: ("method_not_allowed", "This endpoint does not accept that HTTP method."),
+    406: ("not_acceptable", "The Accept header asks for a format this endpoint cannot produce; it answers JSON."),
+    409: ("conflict", "The request conflicts with an earlier one."),
     411: ("length_required", "Send the upload with a Content-Length header."),
     413: ("request_too_large", "The request is too large."),
     415: ("unsupported_media_type", "This endpoint does not accept that content type."),

@@ -1,3 +1,4 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from diagnosis.models import Patient, Prediction, Review, Scan, Site
@@ -16,12 +17,31 @@ class ModelVersionSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "name", "backbone", "input_size", "threshold", "demo", "headline_metrics", "created_at"]
 
 
+class ModelVersionSerializer(ModelVersionSummarySerializer):
+    """One version in full: what it is, how it was measured, whether it is the one in use."""
+
+    # Plain text, not an enum: a second enum named "status" beside the scans' would need a settings override.
+    status = serializers.CharField(read_only=True, help_text="candidate, active or retired.")
+
+    class Meta(ModelVersionSummarySerializer.Meta):
+        fields = ModelVersionSummarySerializer.Meta.fields + [
+            "status", "class_names", "positive_class", "metrics", "evaluation_set", "dataset_fingerprint", "split_counts", "training_params",
+        ]
+
+
+class PromoteSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why this version becomes the one every new scan is read with (kept in the promotion history).")
+
+
 class ReviewSerializer(serializers.ModelSerializer):
-    reviewer = serializers.CharField(source="reviewer.username")
+    reviewer = serializers.CharField(source="reviewer.username", read_only=True)
+    current = serializers.BooleanField(source="is_current", read_only=True, help_text="False for a review its author has since revised.")
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
     class Meta:
         model = Review
-        fields = ["agrees", "note", "reviewer", "created_at"]
+        fields = ["id", "agrees", "note", "reviewer", "created_at", "current"]
+        read_only_fields = ["id", "created_at"]
 
 
 class PredictionSerializer(serializers.ModelSerializer):
@@ -42,10 +62,39 @@ class PredictionSerializer(serializers.ModelSerializer):
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.UUIDField(source="patient_id", read_only=True)
     predictions = PredictionSerializer(many=True, read_only=True)
+    status_url = serializers.SerializerMethodField(help_text="Poll this address until `status` is done or failed.")
 
     class Meta:
         model = Scan
-        fields = ["id", "patient", "status", "failure_reason", "file_format", "width", "height", "uploaded_at", "finished_at", "predictions"]
+        fields = ["id", "patient", "status", "status_url", "failure_reason", "file_format", "width", "height", "uploaded_at", "finished_at", "predictions"]
+
+    def get_status_url(self, scan) -> str:
+        url = reverse("api:scan_detail", args=[scan.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
+class WorklistScanSerializer(ScanSerializer):
+    """A worklist row: the scan, whose patient it is, and what the triage order used."""
+
+    patient_name = serializers.CharField(source="patient.__str__", read_only=True)
+    site = serializers.CharField(source="patient.site.code", read_only=True)
+    likely_positive = serializers.BooleanField(read_only=True, allow_null=True)
+    reviewed = serializers.BooleanField(read_only=True)
+
+    class Meta(ScanSerializer.Meta):
+        fields = ScanSerializer.Meta.fields + ["patient_name", "site", "likely_positive", "reviewed"]
+
+
+class WorklistFilterSerializer(serializers.Serializer):
+    """The worklist page's filters (diagnosis.forms.WorklistFilterForm), as query parameters."""
+
+    status = serializers.ChoiceField(choices=Scan.Status.choices, required=False)
+    result = serializers.ChoiceField(choices=["positive", "negative"], required=False)
+    review = serializers.ChoiceField(choices=["reviewed", "unreviewed"], required=False)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    site = serializers.SlugRelatedField(slug_field="code", queryset=Site.objects.all(), required=False, help_text="A site code; narrows, never widens, what you may see.")
 
 
 class ScanUploadSerializer(serializers.Serializer):
@@ -64,3 +113,11 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = ["id", "site", "site_code", "medical_record_number", "family_name", "given_name", "date_of_birth", "sex", "created_at"]
         read_only_fields = ["id", "site", "created_at"]
+
+
+class PatientUpdateSerializer(serializers.ModelSerializer):
+    """The fields a correction may change (PATCH sends only those that change)."""
+
+    class Meta:
+        model = Patient
+        fields = ["medical_record_number", "family_name", "given_name", "date_of_birth", "sex"]

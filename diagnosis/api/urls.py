@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import auth, views
+from . import auth, ml_views, reviews, views
 
 app_name = "api"
 
@@ -17,6 +17,15 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/", token_view(views.PatientDetail), name="patient_detail"),
     path("patients/<uuid:patient_id>/scans/", token_view(views.PatientScans), name="patient_scans"),
     path("scans/<uuid:scan_id>/", token_view(views.ScanDetail), name="scan_detail"),
+    path("worklist/", token_view(views.Worklist), name="worklist"),
+    path("predictions/<int:prediction_id>/", token_view(reviews.PredictionDetail), name="prediction_detail"),
+    path("predictions/<int:prediction_id>/reviews/", token_view(reviews.PredictionReviews), name="prediction_reviews"),
+    path("versions/", token_view(ml_views.VersionList), name="version_list"),
+    path("versions/<int:version_id>/", token_view(ml_views.VersionDetail), name="version_detail"),
+    path("versions/<int:version_id>/promote/", token_view(ml_views.VersionPromote), name="version_promote"),
+    path("training-jobs/", token_view(ml_views.TrainingJobList), name="training_job_list"),
+    path("training-jobs/<int:job_id>/", token_view(ml_views.TrainingJobDetail), name="training_job_detail"),
+    path("training-jobs/<int:job_id>/cancel/", token_view(ml_views.TrainingJobCancel), name="training_job_cancel"),
     path("auth/token/", token_view(auth.TokenCreate), name="token_create"),
     path("tokens/", token_view(auth.TokenList), name="token_list"),
     path("tokens/<str:token_id>/", token_view(auth.TokenRevoke), name="token_revoke"),

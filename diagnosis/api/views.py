@@ -1,6 +1,7 @@
-"""REST API for other hospital systems: token auth, same selectors and services as the pages."""
+"""REST API for other hospital systems: token auth, same selectors, services and permissions as the pages."""
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -9,15 +10,25 @@ from diagnosis import selectors, services
 from diagnosis.models import AuditEvent
 
 from . import errors
-from .permissions import HasRolePermission
-from .serializers import PatientSerializer, ScanSerializer, ScanUploadSerializer
+from .base import ApiViewMixin
+from .schema import ErrorSerializer
+from .serializers import (
+    PatientSerializer, PatientUpdateSerializer, ScanSerializer, ScanUploadSerializer, WorklistFilterSerializer, WorklistScanSerializer,
+)
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="Any unique string of up to 255 characters (a UUID). A retry with the same key gets the first request's scan back "
+    "(header Idempotent-Replayed: true) and creates nothing; the same key with another patient or file is refused with 409.",
+)
+MAX_KEY_LENGTH = 255
 
 
-class PatientList(generics.ListCreateAPIView):
+@extend_schema(parameters=[OpenApiParameter("q", OpenApiTypes.STR, description="A name, or the start of a medical record number.")])
+class PatientList(ApiViewMixin, generics.ListCreateAPIView):
     """List the patients you may see (search with ?q= by name or medical record number), or register one."""
 
     serializer_class = PatientSerializer
-    permission_classes = [HasRolePermission]
     permission_required = {"GET": "diagnosis.view_patient", "POST": "diagnosis.add_patient"}
 
     def get_queryset(self):
@@ -33,11 +44,13 @@ class PatientList(generics.ListCreateAPIView):
         return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
 
 
-class PatientDetail(generics.RetrieveAPIView):
+class PatientDetail(ApiViewMixin, generics.RetrieveUpdateAPIView):
+    """One patient; PATCH corrects names, date of birth, sex or record number (kept unique per site in any letter case)."""
+
     serializer_class = PatientSerializer
-    permission_classes = [HasRolePermission]
-    permission_required = {"GET": "diagnosis.view_patient"}
+    permission_required = {"GET": "diagnosis.view_patient", "PATCH": "diagnosis.add_patient"}
     lookup_url_kwarg = "patient_id"
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
         return selectors.patients_visible_to(self.request.user)
@@ -47,12 +60,22 @@ class PatientDetail(generics.RetrieveAPIView):
         services.record_audit(request.user, AuditEvent.Action.PATIENT_VIEWED, patient=patient, via="api", ip_address=request.META.get("REMOTE_ADDR"))
         return Response(self.get_serializer(patient).data)
 
+    @extend_schema(request=PatientUpdateSerializer, responses={200: PatientSerializer})
+    def patch(self, request, *args, **kwargs):
+        patient = self.get_object()
+        changes = PatientUpdateSerializer(patient, data=request.data, partial=True)
+        changes.is_valid(raise_exception=True)
+        try:
+            services.update_patient(actor=request.user, patient=patient, via="api", **changes.validated_data)
+        except services.PatientRegistrationRefused as refusal:
+            return errors.refusal(str(refusal))
+        return Response(self.get_serializer(patient).data)
 
-class PatientScans(generics.ListCreateAPIView):
+
+class PatientScans(ApiViewMixin, generics.ListCreateAPIView):
     """A patient's scans with their AI results, newest first; POST one image to submit a scan (202: analysis is asynchronous)."""
 
     serializer_class = ScanSerializer
-    permission_classes = [HasRolePermission]
     permission_required = {"GET": "diagnosis.view_scan", "POST": "diagnosis.add_scan"}
     parser_classes = [MultiPartParser]
 
@@ -62,25 +85,55 @@ class PatientScans(generics.ListCreateAPIView):
     def get_queryset(self):
         return selectors.patient_history(self.patient())
 
-    @extend_schema(request={"multipart/form-data": ScanUploadSerializer}, responses={202: ScanSerializer})
+    @extend_schema(
+        request={"multipart/form-data": ScanUploadSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            202: OpenApiResponse(ScanSerializer, description="Accepted: poll `status_url` (also the Location header) for the result."),
+            409: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used before for a different upload."),
+        },
+    )
     def post(self, request, *args, **kwargs):
         patient = self.patient()
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > MAX_KEY_LENGTH:
+            return errors.refusal(f"The Idempotency-Key may be at most {MAX_KEY_LENGTH} characters long.", code="invalid_idempotency_key")
         upload = ScanUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
+        files, replayed = [upload.validated_data["image"]], False
         try:
-            (scan,) = services.submit_scans(actor=request.user, patient=patient, uploaded_files=[upload.validated_data["image"]], via="api")
+            if key:
+                scans, replayed = services.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api")
+            else:
+                scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api")
         except services.ScanRejected as error:
             return errors.refusal(str(error))
-        return Response(ScanSerializer(selectors.scan_for(request.user, scan.pk)).data, status=status.HTTP_202_ACCEPTED)
+        except services.UploadKeyConflict as conflict:
+            return errors.refusal(str(conflict), code="idempotency_key_reused", status_code=status.HTTP_409_CONFLICT)
+        data = ScanSerializer(selectors.scan_for(request.user, scans[0].pk), context={"request": request}).data
+        headers = {"Location": data["status_url"], **({"Idempotent-Replayed": "true"} if replayed else {})}
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
-class ScanDetail(generics.RetrieveAPIView):
-    """One scan: its status and, once done, the AI result with the model version that made it."""
+class ScanDetail(ApiViewMixin, generics.RetrieveAPIView):
+    """One scan: its status and, once done, the AI result with the model version that made it. Poll this after an upload."""
 
     serializer_class = ScanSerializer
-    permission_classes = [HasRolePermission]
     permission_required = {"GET": "diagnosis.view_scan"}
 
     def get_object(self):
         scan = get_object_or_404(selectors.scans_visible_to(self.request.user), pk=self.kwargs["scan_id"])
         return selectors.scan_for(self.request.user, scan.pk)
+
+
+@extend_schema(parameters=[WorklistFilterSerializer])
+class Worklist(ApiViewMixin, generics.ListAPIView):
+    """Every scan you may see in the worklist page's triage order: likely positive and unreviewed first, then newest."""
+
+    serializer_class = WorklistScanSerializer
+    permission_required = {"GET": "diagnosis.view_scan"}
+
+    def get_queryset(self):
+        filters = WorklistFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.worklist(self.request.user, **filters.validated_data)

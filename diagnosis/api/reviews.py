@@ -1,0 +1,51 @@
+"""Predictions with their model version, and clinicians' reviews of them (one current review per
+clinician per prediction; a revision keeps the earlier one as history)."""
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+
+from diagnosis import selectors, services
+from diagnosis.models import Prediction
+
+from .base import ApiViewMixin
+from .serializers import PredictionSerializer, ReviewSerializer
+
+
+def visible_prediction(request, prediction_id):
+    try:
+        return selectors.prediction_with_reviews_for(request.user, prediction_id)
+    except Prediction.DoesNotExist:
+        raise Http404 from None
+
+
+class PredictionDetail(ApiViewMixin, generics.RetrieveAPIView):
+    """One AI result: label, probability, threshold, and the model version (its label, DEMO flag and test figures)."""
+
+    serializer_class = PredictionSerializer
+    permission_required = {"GET": "diagnosis.view_prediction"}
+
+    def get_object(self):
+        return visible_prediction(self.request, self.kwargs["prediction_id"])
+
+
+class PredictionReviews(ApiViewMixin, generics.ListCreateAPIView):
+    """Reviews of one AI result, newest first (`current` false for revised ones). POST records your
+    review, or revises it if you reviewed this result before."""
+
+    serializer_class = ReviewSerializer
+    permission_required = {"GET": "diagnosis.view_prediction", "POST": "diagnosis.add_review"}
+
+    def get_queryset(self):
+        return selectors.reviews_of(visible_prediction(self.request, self.kwargs["prediction_id"]))
+
+    @extend_schema(responses={
+        201: OpenApiResponse(ReviewSerializer, description="Your first review of this result."),
+        200: OpenApiResponse(ReviewSerializer, description="Your review, revised; the earlier one is kept with current false."),
+    })
+    def post(self, request, *args, **kwargs):
+        prediction = visible_prediction(request, kwargs["prediction_id"])
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        review, revised = services.review_prediction(actor=request.user, prediction=prediction, via="api", **serializer.validated_data)
+        return Response(self.get_serializer(review).data, status=status.HTTP_200_OK if revised else status.HTTP_201_CREATED)

@@ -1,0 +1,13 @@
+"""Calling the API as another hospital system does: with a knox token in the Authorization header."""
+from knox.models import AuthToken
+
+
+def token_headers(user):
+    return {"HTTP_AUTHORIZATION": f"Token {AuthToken.objects.create(user)[1]}"}
+
+
+def assert_json_error(response, status_code, code=None):
+    assert response.status_code == status_code, response.content
+    body = response.json()
+    assert body["error"] and body["code"] == (code or body["code"])
+    return body
