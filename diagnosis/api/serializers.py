@@ -51,7 +51,7 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["id", "label", "positive_probability", "threshold", "probabilities", "model_version", "inference_ms", "created_at", "reviews", "disclaimer"]
+        fields = ["id", "label", "positive_probability", "threshold", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
 
     def get_disclaimer(self, prediction) -> str:
         if prediction.model_version.trained_on_synthetic_data:

@@ -20,7 +20,7 @@ def supersede_older_reviews(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('diagnosis', '0003_scan_job_lifecycle'),
+        ('diagnosis', '0004_prediction_runtime_and_grey_heatmap'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

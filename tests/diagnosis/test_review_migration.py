@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-BEFORE = [("diagnosis", "0003_scan_job_lifecycle")]
+BEFORE = [("diagnosis", "0004_prediction_runtime_and_grey_heatmap")]
 AFTER = [("diagnosis", "0005_api_reviews_and_upload_keys")]
 
 
