@@ -1,0 +1,136 @@
+"""The inference write path: claim queued scans, run the active model once for all of them, and
+record each answer with the version, runtime and heatmap that made it. Its own module because it
+is the worker's side of the clinical services (re-exported by `diagnosis.services`)."""
+import io
+import logging
+import time
+from contextlib import ExitStack
+
+from PIL import Image
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import lifecycle
+from ml import runtime
+from ml.engine.images import ImageDecodeError, load_image_file
+from ml.selectors import NoActiveModelVersion
+
+from . import storage
+from .models import Prediction, Scan
+
+logger = logging.getLogger(__name__)
+
+
+def analyse_scan(scan_id):
+    """Run the active model on a queued scan and record its answer: the inference worker's whole job.
+
+    Under a backlog it also takes up to INFERENCE_BATCH_SIZE - 1 other queued scans (oldest first)
+    and predicts them all in one call; a lone scan is analysed at once, never waiting for company.
+    Each extra scan is claimed exactly as its own message would claim it, so that message later
+    finds it taken and does nothing, and a worker dying mid-batch leaves every one to the sweep.
+    A scan that is not queued (already done, or taken by another worker) is left alone."""
+    scan = lifecycle.claim(Scan, scan_id)
+    if scan is None:
+        return None
+    scans = [scan, *_claim_backlog(scan)]
+    with ExitStack() as beating:
+        for each in scans:
+            beating.enter_context(lifecycle.heartbeat(each))
+        predictions = _analyse(scans)
+    return predictions.get(scan.pk)
+
+
+def _claim_backlog(scan):
+    size = settings.INFERENCE_BATCH_SIZE
+    waiting = Scan.objects.filter(status=Scan.Status.QUEUED).exclude(pk=scan.pk).order_by("uploaded_at").values_list("pk", flat=True)
+    claimed = (lifecycle.claim(Scan, pk) for pk in list(waiting[: size - 1]))
+    return [each for each in claimed if each is not None]  # None: another worker took it meanwhile
+
+
+def _analyse(scans):
+    """{scan id: Prediction} for the scans answered; the others are failed, each with its reason."""
+    try:
+        version, predictor = runtime.active_predictor()
+    except NoActiveModelVersion as error:
+        return _fail_all(scans, str(error))
+    except Exception:
+        logger.exception("Loading the model failed for scans %s", [each.pk for each in scans])
+        return _fail_all(scans, INTERNAL_ERROR)
+    readable, images = [], []
+    for each in scans:
+        try:
+            images.append(load_image_file(storage.path_of(each.stored_name)))
+            readable.append(each)
+        except ImageDecodeError as error:
+            _fail(each, f"The stored image could not be read: {error}")
+    try:
+        started = time.perf_counter()
+        # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
+        results = predictor.predict_batch(images)
+        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))  # this scan's share of the call
+        heatmap_names = [storage.write(grey_png(result["heatmap"]), "png") for result in results]
+    except Exception:
+        logger.exception("Inference failed for scans %s", [each.pk for each in readable])
+        return _fail_all(readable, INTERNAL_ERROR)
+    answered = {}
+    for each, result, heatmap_name in zip(readable, results, heatmap_names):
+        prediction = record_prediction(scan=each, model_version=version, result=result, heatmap_name=heatmap_name, inference_ms=inference_ms)
+        if prediction is not None:
+            answered[each.pk] = prediction
+    return answered
+
+
+INTERNAL_ERROR = "The analysis failed because of an internal error; IT has the details in the worker log."
+
+
+def _fail_all(scans, reason):
+    for each in scans:
+        _fail(each, reason)
+    return {}
+
+
+def grey_png(heatmap):
+    """The uint8 map (at most 512 px) as a small grey PNG; the browser colours it over the film."""
+    buffer = io.BytesIO()
+    Image.fromarray(heatmap, mode="L").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _fail(scan, reason):
+    lifecycle.finish(scan, Scan.Status.FAILED, failure_reason=reason)
+    return None
+
+
+def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms):
+    """Write the model's answer and finish the scan, in one transaction. None when this attempt no
+    longer owns the scan (the sweep gave it to another worker): that one's answer counts."""
+    finished_at = timezone.now()
+    try:
+        with transaction.atomic():
+            if not lifecycle.finish(scan, Scan.Status.DONE, failure_reason=""):
+                transaction.set_rollback(True)
+                if heatmap_name:
+                    storage.delete(heatmap_name)
+                return None
+            return Prediction.objects.create(
+                scan=scan,
+                model_version=model_version,
+                label=result["label"],
+                probabilities=result["probabilities"],
+                positive_probability=result["positive_probability"],
+                threshold=result["threshold"],
+                heatmap_name=heatmap_name,
+                heatmap_is_map=bool(heatmap_name),
+                runtime=result.get("runtime", ""),
+                precision=result.get("precision", ""),
+                inference_ms=inference_ms,
+                queue_to_result_ms=(finished_at - scan.uploaded_at).total_seconds() * 1000,
+            )
+    except IntegrityError:
+        # This version's answer was recorded before; keep the first.
+        if heatmap_name:
+            storage.delete(heatmap_name)
+        Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.DONE, finished_at=finished_at, failure_reason="")
+        return Prediction.objects.get(scan=scan, model_version=model_version)
