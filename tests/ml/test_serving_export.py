@@ -14,6 +14,7 @@ from ml.models import ServingExport, TrainingJob
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.django_db(transaction=True)  # the job's heartbeat thread has its own connection: the job row must be committed
 def test_a_training_job_exports_and_validates_the_version_it_registers(administrator):
     folder = make_synthetic_dataset(Path(settings.DATASETS_ROOT) / "serving-synthetic", n_per_class=8, image_size=96, seed=4)
     try:
