@@ -11,7 +11,6 @@ urlpatterns = [
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<uuid:patient_id>/", views.patient_detail, name="patient_detail"),
-    path("patients/<uuid:patient_id>/history/", views.patient_history_fragment, name="patient_history"),
     path("patients/<uuid:patient_id>/scans/", views.scan_upload, name="scan_upload"),
     path("scans/<uuid:scan_id>/card/", views.scan_card, name="scan_card"),
     path("scans/<uuid:scan_id>/image.png", views.scan_image, name="scan_image"),

@@ -116,15 +116,6 @@ def patient_detail(request, patient_id):
     return _patient_page(request, patient, ScanUploadForm())
 
 
-@permission_required("diagnosis.view_scan", raise_exception=True)
-def patient_history_fragment(request, patient_id):
-    """Every result card of a patient, for clients that want the whole history at once; the
-    patient page itself updates card by card (scan_card)."""
-    patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
-    context = {"patient": patient, "scans": selectors.patient_history(patient)}
-    return render(request, "diagnosis/_history.html", context)
-
-
 @require_POST
 @permission_required("diagnosis.add_scan", raise_exception=True)
 def scan_upload(request, patient_id):

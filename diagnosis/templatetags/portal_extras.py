@@ -21,8 +21,3 @@ def percent(value):
 @register.filter
 def metric(figure):
     return format_metric(figure, digits=2)
-
-
-@register.filter
-def any_pending(scans):
-    return any(scan.is_pending for scan in scans)

@@ -16,7 +16,6 @@ def page_urls(patient_id, scan_id):
         reverse("diagnosis:patient_list"),
         reverse("diagnosis:patient_create"),
         reverse("diagnosis:patient_detail", args=[patient_id]),
-        reverse("diagnosis:patient_history", args=[patient_id]),
         reverse("diagnosis:scan_image", args=[scan_id]),
         reverse("diagnosis:scan_heatmap", args=[scan_id, 1]),
         reverse("ml:version_list"),
@@ -65,7 +64,6 @@ def test_clinician_of_another_site_cannot_see_the_patient(client, other_site_cli
     client.force_login(other_site_clinician)
     assert b"OKAFOR" not in client.get(reverse("diagnosis:patient_list")).content
     assert client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).status_code == 404
-    assert client.get(reverse("diagnosis:patient_history", args=[patient.pk])).status_code == 404
     assert client.post(reverse("diagnosis:scan_upload", args=[patient.pk])).status_code == 404
     assert client.get(reverse("api:patient_detail", args=[patient.pk])).status_code == 404
     assert client.get(reverse("api:patient_scans", args=[patient.pk])).status_code == 404

@@ -11,6 +11,6 @@ pytestmark = pytest.mark.django_db
 def test_the_viewer_shows_each_kind_of_stored_heatmap(clinician_client, patient, make_version, add_result, is_map, element):
     scan = add_result(patient, make_version(), "covid", 0.9)
     Prediction.objects.filter(scan=scan).update(heatmap_name="test/heat.png", heatmap_is_map=is_map, runtime="openvino", precision="fp32")
-    page = clinician_client.get(reverse("diagnosis:patient_history", args=[patient.pk])).content.decode()
+    page = clinician_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
     assert element in page
     assert "openvino fp32" in page
