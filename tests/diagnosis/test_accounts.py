@@ -26,17 +26,10 @@ def fail_five_times(client, url, username):
     assert 429 not in statuses[:4] and statuses[4] == 429
 
 
-def test_the_sixth_portal_sign_in_is_refused_even_with_the_right_password(client, clinician):
-    fail_five_times(client, reverse("login"), "dr_a")
-    response = client.post(reverse("login"), {"username": "dr_a", "password": PASSWORD})
-    assert response.status_code == 429
-    assert LOCKED in response.content.decode()
-    assert "_auth_user_id" not in client.session
-
-
-def test_the_sixth_admin_sign_in_is_refused_even_with_the_right_password(client, administrator):
-    fail_five_times(client, reverse("admin:login"), "admin_a")
-    response = client.post(reverse("admin:login"), {"username": "admin_a", "password": PASSWORD})
+@pytest.mark.parametrize("login, username", [("login", "dr_a"), ("admin:login", "admin_a")], ids=["portal", "admin"])
+def test_the_sixth_sign_in_is_refused_even_with_the_right_password(client, clinician, administrator, login, username):
+    fail_five_times(client, reverse(login), username)
+    response = client.post(reverse(login), {"username": username, "password": PASSWORD})
     assert response.status_code == 429
     assert LOCKED in response.content.decode()
     assert "_auth_user_id" not in client.session

@@ -2,11 +2,9 @@
 worker answering with it (one pass, a small grey heatmap), and Keras standing in, saying why,
 when the export disagrees with it."""
 import io
-import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -15,10 +13,10 @@ from PIL import Image
 from diagnosis import storage
 from diagnosis.models import Scan
 from ml import services
-from ml.engine.artifact import file_sha256
 from ml.services.serving import export_dir_of
 from tests.conftest import PROJECT_ROOT, wait_for, worker_environment
 from tests.images import png_bytes
+from tests.ml.engine.exports import corrupt_export
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -38,17 +36,6 @@ def upload_and_wait(client, patient, seed=1):
     assert response.status_code == 302
     scan = Scan.objects.latest("uploaded_at")
     return wait_for(lambda: Scan.objects.filter(pk=scan.pk, status__in=["done", "failed"]).first(), message="the scan to finish")
-
-
-def corrupt(export_dir):
-    """Triple some weights and update export.json to match: the sha256 checks pass, only the comparison with Keras can tell."""
-    weights = np.fromfile(export_dir / "serving.bin", dtype=np.float32)
-    middle = len(weights) // 2
-    weights[middle:middle + 20000] *= 3.0
-    weights.tofile(export_dir / "serving.bin")
-    record = json.loads((export_dir / "export.json").read_text())
-    record["files"]["serving.bin"] = file_sha256(export_dir / "serving.bin")
-    (export_dir / "export.json").write_text(json.dumps(record))
 
 
 def test_the_export_is_validated_once_on_the_versions_own_test_images(exported_version, administrator, client):
@@ -75,14 +62,14 @@ def test_a_real_worker_answers_with_the_export_and_stores_a_small_grey_heatmap(e
     image = Image.open(io.BytesIO(heatmap.content))
     assert image.mode == "L" and max(image.size) <= 512
     assert image.size[0] / image.size[1] == pytest.approx(scan.width / scan.height, rel=0.02)
-    page = client.get(reverse("diagnosis:patient_history", args=[patient.pk])).content.decode()
+    page = client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
     assert f"openvino {serving.precision}" in page, "the page says which runtime and precision made the result"
     assert 'data-heatmap="' in page and "<canvas" in page, "the browser colours the grey map"
 
 
 def test_an_export_that_disagrees_with_keras_is_refused_and_keras_serves(exported_version, administrator, clinician, client, patient, celery_worker_process):
     version, _ = exported_version
-    corrupt(export_dir_of(version))
+    corrupt_export(export_dir_of(version))
     serving = services.check_serving(version)
     assert not serving.accepted and serving.runtime == "keras"
     assert "differs from Keras" in serving.reason

@@ -3,7 +3,6 @@ validation against Keras, and a worker path that never loads TensorFlow.
 
 The models are untrained Xceptions at 71 px (speed and numerics do not depend on training); the
 dense head is scaled up so the probabilities spread over (0, 1) instead of sitting at 0.5."""
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,14 @@ import keras
 import numpy as np
 import pytest
 
-from ml.engine.artifact import ArtifactIntegrityError, file_sha256, save_artifact
+from ml.engine.artifact import ArtifactIntegrityError, save_artifact
 from ml.engine.export import ServingUnsupported, _bf16_check, export_serving_model, head_cam_weights, validate_export
 from ml.engine.model import BatchNormRecalibrator, build_model
 from ml.engine.predictor import Predictor
 from ml.engine.preprocessing import PreprocessingSpec, prepare_batch
 from ml.engine.serving import ServingPredictor, bf16_supported, load_serving_predictor, threads_for
 from ml.engine.synthetic import make_chest_image
+from tests.ml.engine.exports import corrupt_export
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = PreprocessingSpec.for_backbone("xception", 71)
@@ -125,13 +125,7 @@ def corrupted_export(export_dir, tmp_path):
 
     copy = tmp_path / "corrupted"
     shutil.copytree(export_dir, copy)
-    weights = np.fromfile(copy / "serving.bin", dtype=np.float32)
-    middle = len(weights) // 2
-    weights[middle:middle + 20000] *= 3.0
-    weights.tofile(copy / "serving.bin")
-    record = json.loads((copy / "export.json").read_text())
-    record["files"]["serving.bin"] = file_sha256(copy / "serving.bin")
-    (copy / "export.json").write_text(json.dumps(record))
+    corrupt_export(copy)
     return copy
 
 
