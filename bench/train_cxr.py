@@ -25,15 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.engine.cli import add_train_arguments, config_from_args  # noqa: E402
+from ml.engine.metrics import value_with_interval  # noqa: E402
 
 
-def fmt(item) -> str:
-    if not item or item.get("value") is None:
-        return "n/a"
-    low, high = item.get("ci", [None, None])
-    if low is None:
-        return f"{item['value']:.3f}"
-    return f"{item['value']:.3f} [{low:.3f}, {high:.3f}]"
+TABLE_METRICS = ("roc_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy")
+
+
+def figures(metrics: dict) -> str:
+    """The table's metric cells of one row: each value with its interval."""
+    return " | ".join(value_with_interval(metrics[name]) for name in TABLE_METRICS)
 
 
 def summary_markdown(record: dict) -> str:
@@ -47,15 +47,13 @@ def summary_markdown(record: dict) -> str:
         f"(validation sensitivity {choice['achieved_sensitivity']:.3f}, specificity {choice['specificity']:.3f}; "
         f"{choice['n_positive']} positive / {choice['n_negative']} negative validation images).",
         "",
-        f"| test split | n | ROC AUC | sensitivity | specificity | PPV | NPV | accuracy |",
+        "| test split | n | ROC AUC | sensitivity | specificity | PPV | NPV | accuracy |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| all | {m['n']} | {fmt(m['roc_auc'])} | {fmt(m['sensitivity'])} | {fmt(m['specificity'])} | {fmt(m['ppv'])} | "
-        f"{fmt(m['npv'])} | {fmt(m['accuracy'])} |",
+        f"| all | {m['n']} | {figures(m)} |",
     ]
     for source, s in m.get("per_source", {}).items():
         classes = ", ".join(f"{c} {n}" for c, n in s["classes"].items())
-        lines.append(f"| {source} ({classes}) | {s['n']} | {fmt(s['roc_auc'])} | {fmt(s['sensitivity'])} | "
-                     f"{fmt(s['specificity'])} | {fmt(s['ppv'])} | {fmt(s['npv'])} | {fmt(s['accuracy'])} |")
+        lines.append(f"| {source} ({classes}) | {s['n']} | {figures(s)} |")
     cm = m["confusion_matrix"]
     lines += ["", f"Confusion matrix (rows true, columns predicted, {cm['labels']}): {cm['matrix']}",
               f"Calibration: ECE {m['calibration']['ece']:.3f} (10 bins)."]

@@ -7,8 +7,7 @@ from django.core.exceptions import BadRequest
 from django.shortcuts import render
 from django.views import defaults
 
-from diagnosis.api.errors import json_error
-
+from diagnosis.api.errors import MESSAGES, json_error
 
 
 def is_api(request):
@@ -56,7 +55,7 @@ def too_large(request):
 def length_required(request):
     if is_api(request):
         return json_error(411)
-    return _page(request, "413.html", 411, message="Send the upload with a Content-Length header.")
+    return _page(request, "413.html", 411, message=MESSAGES[411][1])
 
 
 def locked_out(request, original_response=None, credentials=None):

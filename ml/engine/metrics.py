@@ -181,6 +181,14 @@ def per_source(true_labels, predicted, p_positive, positive_class, origins, *, n
     return out
 
 
+def value_with_interval(item: dict | None) -> str:
+    """'0.912 [0.874, 0.944]'; the value alone when it has no interval; 'n/a' when there is none."""
+    if not item or item.get("value") is None:
+        return "n/a"
+    low, high = item.get("ci") or [None, None]
+    return f"{item['value']:.3f}" if low is None or high is None else f"{item['value']:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def headline(metrics: dict) -> str:
     """One line for logs: AUC, sensitivity, specificity with their intervals."""
     def fmt(name):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import value_with_interval
+
 
 def _figure(width=4.5, height=4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,9 +23,7 @@ def _figure(width=4.5, height=4.0):
 
 def auc_label(auc: dict) -> str:
     """'AUC 0.912 [0.874, 0.944]', or without the interval when there is none (a class of one case)."""
-    low, high = auc.get("ci") or [None, None]
-    interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
-    return f"AUC {auc['value']:.3f}{interval}"
+    return f"AUC {value_with_interval(auc)}"
 
 
 def save_roc_png(metrics: dict, path: Path, title: str = "ROC") -> Path | None:
