@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Patient, Site
+from .models import Patient, Review, Site
 
 
 class MultipleImageInput(forms.ClearableFileInput):
@@ -40,15 +40,29 @@ class ScanUploadForm(forms.Form):
         required=False,
         widget=MultipleImageInput(attrs={"accept": ".png,.jpg,.jpeg,.dcm,image/png,image/jpeg,application/dicom"}),
     )
+    # Shown only with an identity refusal: the uploader confirms a header naming someone else.
+    confirm_identity_mismatch = forms.BooleanField(required=False, label="The header names someone else, but this X-ray belongs to this patient")
+    identity_mismatch_reason = forms.CharField(
+        required=False, max_length=500, label="Reason (kept in the audit trail)", widget=forms.TextInput(attrs={"size": 50}),
+    )
 
 
 class ReviewForm(forms.Form):
+    finding = forms.ChoiceField(choices=Review.Finding.choices, widget=forms.RadioSelect)
     agrees = forms.TypedChoiceField(
         choices=[("yes", "I agree with the AI result"), ("no", "I disagree with the AI result")],
         coerce=lambda value: value == "yes",
         widget=forms.RadioSelect,
     )
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ScanMoveForm(forms.Form):
+    """Where a wrongly filed scan belongs: the right patient's record number (looked up among the
+    patients the user may see) and why."""
+
+    medical_record_number = forms.CharField(max_length=64, label="Right patient's medical record number")
+    reason = forms.CharField(max_length=500, label="Reason")
 
 
 class WorklistFilterForm(forms.Form):

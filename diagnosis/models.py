@@ -75,14 +75,31 @@ class Scan(Job):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="scans")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
-    # The stored name is generated; the client's filename is never kept (it often holds a patient name).
+    # The stored name is generated. The client's file name is kept for display only (never as a
+    # path): directories stripped, length capped, so five scans sent together can be told apart.
     stored_name = models.CharField(max_length=200, unique=True)
+    original_filename = models.CharField(max_length=120, blank=True)
     file_format = models.CharField(max_length=8)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # What a DICOM header said (empty for PNG and JPEG): the study, and the patient it names, as
+    # written, so a card can show "Anonymized" or another patient's ID exactly as the file had it.
+    study_date = models.DateField(null=True, blank=True)
+    study_time = models.TimeField(null=True, blank=True)
+    accession_number = models.CharField(max_length=64, blank=True)
+    view_position = models.CharField(max_length=16, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    body_part = models.CharField(max_length=64, blank=True)
+    header_patient_id = models.CharField(max_length=64, blank=True)
+    header_patient_name = models.CharField(max_length=200, blank=True)
+    header_birth_date = models.DateField(null=True, blank=True)
+    header_sex = models.CharField(max_length=16, blank=True)
+    # Filled when the uploader confirmed that a header naming someone else belongs to this patient.
+    identity_mismatch = models.TextField(blank=True, help_text="What differed between the header and the patient, when confirmed.")
+    identity_mismatch_reason = models.TextField(blank=True, max_length=500)
 
     class Meta:
         ordering = ["-uploaded_at"]
@@ -133,8 +150,15 @@ class Review(models.Model):
     """A clinician's reading of one prediction. Each clinician has one current review per
     prediction; revising it keeps the earlier one as history (superseded_at set)."""
 
+    class Finding(models.TextChoices):
+        POSITIVE = "positive", "COVID-19 positive"
+        NEGATIVE = "negative", "COVID-19 negative"
+        INDETERMINATE = "indeterminate", "Indeterminate"
+
     prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The clinician's own reading; null ("not recorded") for reviews made before it was asked.
+    finding = models.CharField(max_length=16, choices=Finding.choices, null=True, blank=True)
     agrees = models.BooleanField()
     note = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -179,6 +203,7 @@ class AuditEvent(models.Model):
         SCAN_IMAGE_VIEWED = "scan.image_viewed", "Scan image viewed"
         HEATMAP_VIEWED = "scan.heatmap_viewed", "Heatmap viewed"
         PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"
+        SCAN_MOVED = "scan.moved", "Scan moved to another patient"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -187,6 +212,8 @@ class AuditEvent(models.Model):
     scan = models.ForeignKey(Scan, null=True, on_delete=models.PROTECT, related_name="+")
     via = models.CharField(max_length=8, default="web")
     ip_address = models.GenericIPAddressField(null=True)
+    # What changed or was confirmed (a scan's from and to patient, a correction's old and new values, a reason).
+    details = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-at"]

@@ -43,6 +43,15 @@ def search_patients(user, query=""):
     return patients
 
 
+def patient_by_record_number(user, medical_record_number, *, prefer_site=None):
+    """The patient the user may see with this record number (any letter case), or None. Record
+    numbers are unique per site; for someone who sees several sites, one at `prefer_site` wins."""
+    matches = list(patients_visible_to(user).filter(medical_record_number__iexact=medical_record_number.strip())[:20])
+    if len(matches) > 1:
+        matches = [patient for patient in matches if patient.site_id == getattr(prefer_site, "pk", prefer_site)]
+    return matches[0] if len(matches) == 1 else None
+
+
 def scans_visible_to(user):
     return Scan.objects.filter(patient__in=patients_visible_to(user))
 
@@ -112,27 +121,44 @@ def prediction_for(user, prediction_id):
     )
 
 
+def training_label(review):
+    """The class a reviewed scan is trained as, or None to leave it out. The clinician's finding
+    when they recorded one (positive: the model's positive class; negative: the other class of a
+    two-class model; indeterminate: left out). Reviews from before findings were asked keep the
+    earlier rule: the AI's label when the reviewer agreed, else the other class."""
+    prediction = review.prediction
+    classes = prediction.model_version.class_names
+    positive = prediction.model_version.positive_class
+    if review.finding == Review.Finding.INDETERMINATE:
+        return None
+    if review.finding == Review.Finding.POSITIVE:
+        return positive
+    if review.finding == Review.Finding.NEGATIVE:
+        reference = positive
+    elif review.agrees:
+        return prediction.label
+    else:
+        reference = prediction.label
+    others = [name for name in classes if name != reference]
+    return others[0] if len(others) == 1 else None
+
+
 def reviewed_scans_for_training():
-    """Every scan a clinician reviewed, labelled by its latest review: the AI's label when the
-    reviewer agreed, else the other class. Yields (image path, label, patient id, site code);
-    ml exports these as a training snapshot without importing the clinical app."""
+    """Every scan a clinician reviewed, labelled by its latest review (training_label). Yields
+    (image path, label, patient id, site code); ml exports these as a training snapshot without
+    importing the clinical app."""
     reviews = Review.objects.select_related("prediction__scan__patient__site", "prediction__model_version").order_by(
         "prediction__scan_id", "-created_at", "-id"
     )
     seen = set()
     for review in reviews:
-        prediction, scan = review.prediction, review.prediction.scan
+        scan = review.prediction.scan
         if scan.pk in seen:
             continue
         seen.add(scan.pk)
-        if review.agrees:
-            label = prediction.label
-        else:
-            others = [name for name in prediction.model_version.class_names if name != prediction.label]
-            if len(others) != 1:
-                continue
-            label = others[0]
-        yield str(storage.path_of(scan.stored_name)), label, str(scan.patient_id), scan.patient.site.code
+        label = training_label(review)
+        if label is not None:
+            yield str(storage.path_of(scan.stored_name)), label, str(scan.patient_id), scan.patient.site.code
 
 
 def prediction_with_reviews_for(user, prediction_id):

@@ -10,7 +10,7 @@ from jobs import lifecycle
 from ml.engine.dicom import chest_radiograph_refusal
 from ml.engine.images import ImageDecodeError, decode_image_bytes
 
-from . import selectors, storage
+from . import identity, selectors, storage
 from .inference import analyse_scan, record_prediction  # noqa: F401  (the worker side of these services)
 from .models import AuditEvent, Patient, Prediction, Review, Scan, UploadKey
 
@@ -19,15 +19,22 @@ class ScanRejected(Exception):
     """An upload we refuse; the message says why, in words for the person who sent it."""
 
 
+class IdentityMismatch(ScanRejected):
+    """A DICOM header names someone other than the chosen patient; the upload may be confirmed
+    with a reason (pages show the confirmation with this refusal, the API documents its fields)."""
+
+
 @dataclass(frozen=True)
 class ValidatedImage:
     data: bytes
     format: str
     width: int
     height: int
+    identity: object = None  # the DICOM header's DicomIdentity, None for PNG and JPEG
+    original_name: str = ""
 
 
-def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None):
+def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
     AuditEvent.objects.create(
         actor=actor if actor and actor.is_authenticated else None,
         action=action,
@@ -35,6 +42,7 @@ def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_addres
         scan=scan,
         via=via,
         ip_address=ip_address,
+        details=details or {},
     )
 
 
@@ -94,13 +102,32 @@ def validate_upload(uploaded_file, *, label=None):
     refusal = image.identity and chest_radiograph_refusal(image.identity)
     if refusal:
         raise ScanRejected(f"{prefix}{refusal}")
-    return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height)
+    return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height, identity=image.identity, original_name=uploaded_file.name)
 
 
-def submit_scans(*, actor, patient, uploaded_files, via="web"):
+def _identity_mismatches(images, names, patient, confirmed, reason):
+    """{index: what differs} for the files whose header names someone else; refused unless the
+    uploader confirmed with a written reason."""
+    found = {}
+    for index, image in enumerate(images):
+        differences = identity.mismatches(identity.header_patient_of_upload(image.identity), patient)
+        if differences:
+            found[index] = identity.mismatch_sentence(differences)
+    if found and not (confirmed and reason.strip()):
+        sentences = " ".join(f"{names[index]}: {sentence}" if names[index] else sentence for index, sentence in found.items())
+        ask = "Write the reason for filing it under this patient anyway." if confirmed else (
+            f"Upload it for the right patient, or confirm that it belongs to {patient.family_name.upper()}, {patient.given_name} and give a reason."
+        )
+        raise IdentityMismatch(f"{sentences} {ask}")
+    return found
+
+
+def submit_scans(*, actor, patient, uploaded_files, via="web", confirm_identity_mismatch=False, identity_mismatch_reason=""):
     """Accept one or many X-rays for a patient, all or none.
 
-    Every file is decoded before anything is stored. The scan rows and audit rows are written in
+    Every file is decoded before anything is stored. A DICOM whose header names someone else is
+    refused unless `confirm_identity_mismatch` comes with a reason, which is kept on the scan and
+    in its audit row. The scan rows and audit rows are written in
     one transaction, and the inference tasks are sent only after it commits, so a worker never
     looks for a scan that is not there yet.
     """
@@ -109,16 +136,17 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
     if len(uploaded_files) > settings.SCAN_MAX_FILES_PER_UPLOAD:
         raise ScanRejected(f"Upload at most {settings.SCAN_MAX_FILES_PER_UPLOAD} images at a time.")
     several = len(uploaded_files) > 1
-    images = [
-        validate_upload(upload, label=f"File {index} ({upload.name})" if several else None)
-        for index, upload in enumerate(uploaded_files, start=1)
-    ]
+    names = [f"File {index} ({upload.name})" if several else None for index, upload in enumerate(uploaded_files, start=1)]
+    images = [validate_upload(upload, label=name) for upload, name in zip(uploaded_files, names)]
+    reason = (identity_mismatch_reason or "").strip()[:500]
+    mismatched = _identity_mismatches(images, names, patient, confirm_identity_mismatch, reason)
     stored_names = []
     try:
         with transaction.atomic():
             scans = []
-            for image in images:
+            for index, image in enumerate(images):
                 stored_names.append(storage.write(image.data, image.format))
+                confirmed = {"identity_mismatch": mismatched[index], "identity_mismatch_reason": reason} if index in mismatched else {}
                 scan = Scan.objects.create(
                     patient=patient,
                     uploaded_by=actor,
@@ -128,8 +156,10 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
                     height=image.height,
                     size_bytes=len(image.data),
                     sha256=hashlib.sha256(image.data).hexdigest(),
+                    **identity.scan_fields(image.identity, image.original_name),
+                    **confirmed,
                 )
-                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via)
+                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details=confirmed)
                 scans.append(scan)
             lifecycle.enqueue_on_commit(*scans)
     except BaseException:
@@ -139,15 +169,20 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
     return scans
 
 
-def review_prediction(*, actor, prediction, agrees, note="", via="web"):
-    """Record the clinician's review, or revise it: their earlier review of this prediction stays
-    as history (superseded) and the new one is current. Returns (review, revised)."""
+def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="web"):
+    """Record the clinician's review (their finding, whether they agree with the AI, a note), or
+    revise it: their earlier review of this prediction stays as history (superseded) and the new
+    one is current. The pages and the API require a finding; None means "not recorded". Returns
+    (review, revised)."""
     with transaction.atomic():
         # Locking the prediction queues two reviews by the same clinician at once instead of racing.
         Prediction.objects.select_for_update().filter(pk=prediction.pk).first()
         revised = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True).update(superseded_at=timezone.now())
-        review = Review.objects.create(prediction=prediction, reviewer=actor, agrees=agrees, note=note.strip())
-        record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via)
+        review = Review.objects.create(prediction=prediction, reviewer=actor, finding=finding, agrees=agrees, note=note.strip())
+        record_audit(
+            actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via,
+            details={"finding": finding, "agrees": agrees, "revised": bool(revised)},
+        )
     return review, bool(revised)
 
 
@@ -160,17 +195,50 @@ def update_patient(*, actor, patient, via="web", **changes):
     unknown = set(changes) - set(PATIENT_CORRECTABLE_FIELDS)
     if unknown:
         raise PatientRegistrationRefused(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    changed = {}
     for name, value in changes.items():
-        setattr(patient, name, value.strip() if isinstance(value, str) and name != "sex" else value)
+        value = value.strip() if isinstance(value, str) and name != "sex" else value
+        if getattr(patient, name) != value:
+            changed[name] = [str(getattr(patient, name) or ""), str(value or "")]
+        setattr(patient, name, value)
     try:
         with transaction.atomic():
             patient.save(update_fields=list(changes) or None)
-            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via)
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, details={"changed": changed})
     except IntegrityError as error:
         raise PatientAlreadyRegistered(
             f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."
         ) from error
     return patient
+
+
+class MoveRefused(Exception):
+    """A move of a scan we refuse; the message says why in one sentence."""
+
+
+def move_scan(*, actor, scan, to_patient, reason, via="web"):
+    """File a scan under the right patient. Both must be ones the actor may see (views look them up
+    through the selectors, so another site's ids are a 404 before this is reached; checked again
+    here because a service must not trust its caller). One audit row, with from, to and why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise MoveRefused("Write why the scan is being moved; the reason is kept in the audit trail.")
+    visible = selectors.patients_visible_to(actor)
+    if not visible.filter(pk=scan.patient_id).exists() or not visible.filter(pk=to_patient.pk).exists():
+        raise MoveRefused("You may only move scans between patients you can see.")
+    if to_patient.pk == scan.patient_id:
+        raise MoveRefused(f"The scan is already filed under {to_patient}.")
+    with transaction.atomic():
+        scan = Scan.objects.select_for_update().select_related("patient").get(pk=scan.pk)
+        from_patient = scan.patient
+        scan.patient = to_patient
+        scan.save(update_fields=["patient"])
+        details = {
+            "from_patient": str(from_patient.pk), "from": str(from_patient),
+            "to_patient": str(to_patient.pk), "to": str(to_patient), "reason": reason[:500],
+        }
+        record_audit(actor, AuditEvent.Action.SCAN_MOVED, patient=to_patient, scan=scan, via=via, details=details)
+    return scan
 
 
 class UploadKeyConflict(Exception):
@@ -186,7 +254,7 @@ def _fingerprint(patient, uploaded_files):
     return digest.hexdigest()
 
 
-def submit_scans_once(*, actor, patient, uploaded_files, key, via="api"):
+def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", **confirmation):
     """submit_scans with an Idempotency-Key: the first request with a key makes the scans; a retry
     with the same key, patient and files gets those scans back and creates nothing. Returns
     (scans, replayed). Raises UploadKeyConflict when the key was used for something else."""
@@ -196,7 +264,7 @@ def submit_scans_once(*, actor, patient, uploaded_files, key, via="api"):
             # The unique (user, key) row is written first, so of two identical requests at once
             # only one gets past here; the other waits for it and then finds its scans.
             upload_key = UploadKey.objects.create(user=actor, key=key, fingerprint=fingerprint)
-            scans = submit_scans(actor=actor, patient=patient, uploaded_files=uploaded_files, via=via)
+            scans = submit_scans(actor=actor, patient=patient, uploaded_files=uploaded_files, via=via, **confirmation)
             upload_key.scans.set(scans)
             return scans, False
     except IntegrityError:

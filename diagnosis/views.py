@@ -1,4 +1,5 @@
 """HTML views: parse the request, call one selector or service, render."""
+import copy
 import io
 
 from PIL import Image
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_POST
 from ml.engine.images import load_image_file
 
 from . import selectors, services, storage
-from .forms import PatientForm, ReviewForm, ScanUploadForm, WorklistFilterForm
+from .forms import PatientForm, ReviewForm, ScanMoveForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent, Prediction, Scan
 
 
@@ -100,10 +101,11 @@ def patient_create(request):
     return render(request, "diagnosis/patient_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _patient_page(request, patient, upload_form, status=200):
+def _patient_page(request, patient, upload_form, status=200, identity_refused=False):
     context = {
         "patient": patient,
         "upload_form": upload_form,
+        "identity_refused": identity_refused,
         "scans": selectors.patient_history(patient),
     }
     return render(request, "diagnosis/patient_detail.html", context, status=status)
@@ -121,16 +123,61 @@ def patient_detail(request, patient_id):
 def scan_upload(request, patient_id):
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     form = ScanUploadForm(request.POST, request.FILES)
+    identity_refused = False
     if form.is_valid():
         try:
-            scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=form.cleaned_data["images"])
+            scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=form.cleaned_data["images"], **{
+                name: form.cleaned_data[name] for name in ("confirm_identity_mismatch", "identity_mismatch_reason")
+            })
         except services.ScanRejected as error:
+            identity_refused = isinstance(error, services.IdentityMismatch)
             form.add_error("images", str(error))
         else:
             count = len(scans)
             messages.success(request, f"{count} image{'s' if count > 1 else ''} received; the AI result will appear below when ready.")
             return redirect("diagnosis:patient_detail", patient_id=patient.pk)
-    return _patient_page(request, patient, form, status=400)
+    return _patient_page(request, patient, form, status=400, identity_refused=identity_refused)
+
+
+@permission_required("diagnosis.add_patient", raise_exception=True)
+def patient_edit(request, patient_id):
+    """Correct a patient's details (names, birth date, sex, record number); audited with what changed."""
+    patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
+    # The form writes into its instance while validating: give it a copy, so the service sees the old values.
+    form = PatientForm(request.POST or None, instance=copy.copy(patient))
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            services.update_patient(actor=request.user, patient=patient, **changes)
+        except services.PatientRegistrationRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, f"Corrected the details of {patient}." if changes else "Nothing was changed.")
+            return redirect("diagnosis:patient_detail", patient_id=patient.pk)
+    return render(request, "diagnosis/patient_form.html", {"form": form, "patient": patient}, status=400 if form.errors else 200)
+
+
+@require_POST
+@permission_required("diagnosis.add_scan", raise_exception=True)
+def scan_move(request, scan_id):
+    """File a scan under the patient it belongs to; the reason and both patients go in the audit trail."""
+    scan = _scan_or_404(request, scan_id)
+    form = ScanMoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the right patient's medical record number and the reason for moving the scan.")
+        return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
+    number = form.cleaned_data["medical_record_number"]
+    to_patient = selectors.patient_by_record_number(request.user, number, prefer_site=scan.patient.site_id)
+    if to_patient is None:
+        messages.error(request, f"No patient you can see has the medical record number {number}; nothing was moved.")
+        return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
+    try:
+        services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=form.cleaned_data["reason"])
+    except services.MoveRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
+    messages.success(request, f"The scan was moved from {scan.patient} to {to_patient}.")
+    return redirect("diagnosis:patient_detail", patient_id=to_patient.pk)
 
 
 def _scan_or_404(request, scan_id):
@@ -175,8 +222,8 @@ def prediction_review(request, prediction_id):
         raise Http404("No such result.")
     form = ReviewForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose whether you agree or disagree with the AI result before saving your review.")
+        messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
     else:
-        services.review_prediction(actor=request.user, prediction=prediction, agrees=form.cleaned_data["agrees"], note=form.cleaned_data["note"])
-        messages.success(request, "Your review was saved.")
+        _, revised = services.review_prediction(actor=request.user, prediction=prediction, **form.cleaned_data)
+        messages.success(request, "Your review was revised; the earlier one is kept in its history." if revised else "Your review was saved.")
     return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)

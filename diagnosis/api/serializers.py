@@ -37,11 +37,22 @@ class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True)
     current = serializers.BooleanField(source="is_current", read_only=True, help_text="False for a review its author has since revised.")
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    # Required on every new review; null only on reviews recorded before findings were asked.
+    finding = serializers.ChoiceField(
+        choices=Review.Finding.choices, allow_null=True,
+        help_text="Your clinical finding: positive, negative or indeterminate (required; null on old reviews: not recorded).",
+    )
+    agrees = serializers.BooleanField(help_text="Whether you agree with the AI result.")
 
     class Meta:
         model = Review
-        fields = ["id", "agrees", "note", "reviewer", "created_at", "current"]
+        fields = ["id", "finding", "agrees", "note", "reviewer", "created_at", "current"]
         read_only_fields = ["id", "created_at"]
+
+    def validate_finding(self, value):
+        if value is None:
+            raise serializers.ValidationError("Say what you found: positive, negative or indeterminate.")
+        return value
 
 
 class PredictionSerializer(serializers.ModelSerializer):
@@ -59,14 +70,38 @@ class PredictionSerializer(serializers.ModelSerializer):
         return DISCLAIMER
 
 
+class DicomHeaderSerializer(serializers.ModelSerializer):
+    """What the DICOM header said, as written ("" or null when absent, and always for PNG and JPEG)."""
+
+    patient_id = serializers.CharField(source="header_patient_id", read_only=True, help_text="The header's PatientID, e.g. \"Anonymized\".")
+    patient_name = serializers.CharField(source="header_patient_name", read_only=True, help_text="FAMILY^GIVEN as written.")
+    patient_birth_date = serializers.DateField(source="header_birth_date", read_only=True, allow_null=True)
+    patient_sex = serializers.CharField(source="header_sex", read_only=True)
+
+    class Meta:
+        model = Scan
+        fields = [
+            "study_date", "study_time", "accession_number", "view_position", "modality", "body_part",
+            "patient_id", "patient_name", "patient_birth_date", "patient_sex",
+        ]
+        read_only_fields = fields
+
+
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.UUIDField(source="patient_id", read_only=True)
     predictions = PredictionSerializer(many=True, read_only=True)
     status_url = serializers.SerializerMethodField(help_text="Poll this address until `status` is done or failed.")
+    original_filename = serializers.CharField(read_only=True, help_text="The name the file was sent with, for display only (directories removed).")
+    dicom = DicomHeaderSerializer(source="*", read_only=True)
+    identity_mismatch = serializers.CharField(read_only=True, help_text="When the uploader confirmed a header naming someone else: what differed.")
+    identity_mismatch_reason = serializers.CharField(read_only=True, help_text="The uploader's reason for filing it under this patient anyway.")
 
     class Meta:
         model = Scan
-        fields = ["id", "patient", "status", "status_url", "failure_reason", "file_format", "width", "height", "uploaded_at", "finished_at", "predictions"]
+        fields = [
+            "id", "patient", "status", "status_url", "failure_reason", "file_format", "width", "height", "uploaded_at", "finished_at",
+            "original_filename", "dicom", "identity_mismatch", "identity_mismatch_reason", "predictions",
+        ]
 
     def get_status_url(self, scan) -> str:
         url = reverse("api:scan_detail", args=[scan.pk])
@@ -99,6 +134,19 @@ class WorklistFilterSerializer(serializers.Serializer):
 
 class ScanUploadSerializer(serializers.Serializer):
     image = serializers.FileField(help_text="A PNG, JPEG or DICOM chest X-ray.")
+    confirm_identity_mismatch = serializers.BooleanField(
+        default=False, help_text="A DICOM whose header names someone else (patient ID, name or birth date) is refused with code "
+        "`identity_mismatch` unless this is true and a reason is given.",
+    )
+    identity_mismatch_reason = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="",
+        help_text="Why the file belongs to this patient although its header names someone else; kept with the scan and in the audit trail.",
+    )
+
+
+class ScanMoveSerializer(serializers.Serializer):
+    patient = serializers.UUIDField(help_text="The id of the patient the scan belongs to; one you may see.")
+    reason = serializers.CharField(max_length=500, help_text="Why the scan is moved; kept in the audit trail.")
 
 
 class PatientSerializer(serializers.ModelSerializer):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/", token_view(views.PatientDetail), name="patient_detail"),
     path("patients/<uuid:patient_id>/scans/", token_view(views.PatientScans), name="patient_scans"),
     path("scans/<uuid:scan_id>/", token_view(views.ScanDetail), name="scan_detail"),
+    path("scans/<uuid:scan_id>/move/", token_view(views.ScanMove), name="scan_move"),
     path("worklist/", token_view(views.Worklist), name="worklist"),
     path("predictions/<int:prediction_id>/", token_view(reviews.PredictionDetail), name="prediction_detail"),
     path("predictions/<int:prediction_id>/reviews/", token_view(reviews.PredictionReviews), name="prediction_reviews"),

@@ -13,7 +13,8 @@ from . import errors
 from .base import ApiViewMixin
 from .schema import ErrorSerializer
 from .serializers import (
-    PatientSerializer, PatientUpdateSerializer, ScanSerializer, ScanUploadSerializer, WorklistFilterSerializer, WorklistScanSerializer,
+    PatientSerializer, PatientUpdateSerializer, ScanMoveSerializer, ScanSerializer, ScanUploadSerializer, WorklistFilterSerializer,
+    WorklistScanSerializer,
 )
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -100,12 +101,15 @@ class PatientScans(ApiViewMixin, generics.ListCreateAPIView):
             return errors.refusal(f"The Idempotency-Key may be at most {MAX_KEY_LENGTH} characters long.", code="invalid_idempotency_key")
         upload = ScanUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        files, replayed = [upload.validated_data["image"]], False
+        files, replayed = [upload.validated_data.pop("image")], False
+        confirmation = upload.validated_data
         try:
             if key:
-                scans, replayed = services.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api")
+                scans, replayed = services.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api", **confirmation)
             else:
-                scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api")
+                scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api", **confirmation)
+        except services.IdentityMismatch as mismatch:
+            return errors.refusal(str(mismatch), code="identity_mismatch")
         except services.ScanRejected as error:
             return errors.refusal(str(error))
         except services.UploadKeyConflict as conflict:
@@ -124,6 +128,26 @@ class ScanDetail(ApiViewMixin, generics.RetrieveAPIView):
     def get_object(self):
         scan = get_object_or_404(selectors.scans_visible_to(self.request.user), pk=self.kwargs["scan_id"])
         return selectors.scan_for(self.request.user, scan.pk)
+
+
+class ScanMove(ApiViewMixin, generics.GenericAPIView):
+    """Move a wrongly filed scan to the patient it belongs to (both must be patients you may see);
+    recorded in the audit trail with the patient it came from, the one it went to and the reason."""
+
+    serializer_class = ScanMoveSerializer
+    permission_required = {"GET": "diagnosis.add_scan", "POST": "diagnosis.add_scan"}
+
+    @extend_schema(request=ScanMoveSerializer, responses={200: OpenApiResponse(ScanSerializer, description="The scan, now filed under `patient`.")})
+    def post(self, request, *args, **kwargs):
+        scan = get_object_or_404(selectors.scans_visible_to(request.user), pk=kwargs["scan_id"])
+        move = ScanMoveSerializer(data=request.data)
+        move.is_valid(raise_exception=True)
+        to_patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=move.validated_data["patient"])
+        try:
+            services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=move.validated_data["reason"], via="api")
+        except services.MoveRefused as refusal:
+            return errors.refusal(str(refusal))
+        return Response(ScanSerializer(selectors.scan_for(request.user, scan.pk), context={"request": request}).data)
 
 
 @extend_schema(parameters=[WorklistFilterSerializer])

@@ -21,3 +21,34 @@ def percent(value):
 @register.filter
 def metric(figure):
     return format_metric(figure, digits=2)
+
+
+@register.filter
+def identity_differences(scan):
+    """How the scan's DICOM header names someone other than the patient it is filed under (empty
+    when it does not), compared afresh so a moved scan or a corrected patient stops being flagged."""
+    from diagnosis import identity
+
+    return identity.mismatches(identity.header_patient_of_scan(scan), scan.patient)
+
+
+@register.filter
+def current_review_by(prediction, user):
+    """The user's current review of the prediction, from the prefetched reviews (no query)."""
+    return next((review for review in prediction.reviews.all() if review.is_current and review.reviewer_id == user.pk), None)
+
+
+@register.filter
+def header_name(value):
+    """A DICOM person name (FAMILY^GIVEN^MIDDLE) as it reads: "FAMILY, GIVEN MIDDLE"."""
+    family, _, rest = (value or "").partition("^")
+    rest = " ".join(part for part in rest.split("^") if part)
+    return f"{family}, {rest}" if family and rest else family or rest
+
+
+@register.simple_tag
+def review_findings():
+    """The findings a review form offers, in the model's order and words."""
+    from diagnosis.models import Review
+
+    return Review.Finding.choices

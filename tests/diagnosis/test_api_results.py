@@ -17,8 +17,11 @@ def result(add_result, make_version, patient):
     return add_result(patient, make_version(synthetic=True), "covid", 0.91).predictions.get()
 
 
-def review(api, prediction, agrees, note=""):
-    return api.post(reverse("api:prediction_reviews", args=[prediction.pk]), {"agrees": agrees, "note": note}, content_type="application/json")
+def review(api, prediction, agrees, note="", finding="default"):
+    # The AI said covid: agreeing is a positive finding, disagreeing a negative one, unless the test says otherwise.
+    finding = ("positive" if agrees else "negative") if finding == "default" else finding
+    body = {"agrees": agrees, "note": note, **({"finding": finding} if finding is not None else {})}
+    return api.post(reverse("api:prediction_reviews", args=[prediction.pk]), body, content_type="application/json")
 
 
 def test_a_prediction_names_its_model_version_and_figures(api, result):
@@ -33,8 +36,15 @@ def test_a_prediction_names_its_model_version_and_figures(api, result):
 def test_a_first_review_is_created(api, result, clinician):
     response = review(api, result, True, "Agree: bilateral opacities.")
     assert response.status_code == 201
-    assert response.json()["current"] is True
-    assert Review.objects.get().reviewer == clinician
+    assert response.json()["current"] is True and response.json()["finding"] == "positive"
+    assert (Review.objects.get().reviewer, Review.objects.get().finding) == (clinician, "positive")
+
+
+@pytest.mark.parametrize("finding", [None, "maybe", ""])
+def test_a_review_without_a_valid_finding_is_refused(api, result, finding):
+    body = assert_json_error(review(api, result, True, finding=finding), 400, "invalid")
+    assert "finding" in body["detail"]
+    assert Review.objects.count() == 0
 
 
 def test_a_second_review_revises_the_first_and_keeps_it_as_history(api, result):
@@ -42,7 +52,9 @@ def test_a_second_review_revises_the_first_and_keeps_it_as_history(api, result):
     revised = review(api, result, False, "On second look: normal.")
     assert revised.status_code == 200
     listed = api.get(reverse("api:prediction_reviews", args=[result.pk])).json()["results"]
-    assert [(row["id"], row["agrees"], row["current"]) for row in listed] == [(revised.json()["id"], False, True), (first["id"], True, False)]
+    assert [(row["id"], row["finding"], row["agrees"], row["current"]) for row in listed] == [
+        (revised.json()["id"], "negative", False, True), (first["id"], "positive", True, False),
+    ]
 
 
 def test_worklist_filters_like_the_page(api, add_result, add_scan, make_version, patient):
@@ -70,7 +82,7 @@ def test_other_sites_results_are_404_and_absent_from_the_worklist(client, other_
 
 def test_a_review_on_the_page_is_revised_through_the_api(api, client, clinician, result):
     client.force_login(clinician)
-    client.post(reverse("diagnosis:prediction_review", args=[result.pk]), {"agrees": "yes"})
+    client.post(reverse("diagnosis:prediction_review", args=[result.pk]), {"agrees": "yes", "finding": "positive"})
     response = review(api, result, False, "Changed my mind.")
     assert response.status_code == 200
     assert Review.objects.filter(prediction=result, reviewer=clinician, superseded_at__isnull=True).get().agrees is False

@@ -20,13 +20,13 @@ def scan_with_result(clinician, site, number, label, agrees):
     return scan, patient
 
 
-def review(clinician, scan, version, label, agrees):
+def review(clinician, scan, version, label, agrees, finding=None):
     prediction = Prediction.objects.create(
         scan=scan, model_version=version, label=label, probabilities={label: 0.9}, positive_probability=0.9 if label == "covid" else 0.1,
         threshold=0.5, inference_ms=1, queue_to_result_ms=1,
     )
     if agrees is not None:
-        clinical.review_prediction(actor=clinician, prediction=prediction, agrees=agrees)
+        clinical.review_prediction(actor=clinician, prediction=prediction, agrees=agrees, finding=finding)
     return prediction
 
 
@@ -68,6 +68,33 @@ def test_reviewed_scans_become_a_snapshot_with_a_manifest_and_a_queued_job(admin
     assert all(row["filename"].startswith(row["label"] + "/") for row in rows)
     manifest = (folder / "manifest.csv").read_text()
     assert "MRN-" not in manifest and "Family" not in manifest  # pseudonymous: patient UUIDs, never names or MRNs
+
+
+def test_the_clinicians_finding_is_the_label_and_indeterminate_scans_are_left_out(admin_client, clinician, site_a, make_version):
+    version = make_version()
+    expected = {}
+    # (AI label, agrees, finding) -> the label trained on; None: left out. A None finding is an old
+    # review from before findings were asked: it keeps the agree/disagree rule.
+    cases = (
+        [("covid", True, "positive", "covid")] * 8 + [("covid", False, "negative", "normal"), ("covid", True, "indeterminate", None)]
+        + [("normal", True, "negative", "normal")] * 8 + [("normal", False, "positive", "covid"), ("covid", False, None, "normal")]
+        + [("normal", False, None, "covid")]
+    )
+    for number, (ai_label, agrees, finding, label) in enumerate(cases):
+        scan, patient = scan_with_result(clinician, site_a, number, ai_label, agrees)
+        review(clinician, scan, version, ai_label, agrees, finding)
+        if label:
+            expected[scan.stored_name.split("/")[-1]] = label
+    # Revised to indeterminate: the latest review decides, so the scan is left out.
+    revised, _ = scan_with_result(clinician, site_a, 50, "covid", True)
+    prediction = review(clinician, revised, version, "covid", True, "positive")
+    clinical.review_prediction(actor=clinician, prediction=prediction, agrees=True, finding="indeterminate")
+
+    assert admin_client.post(reverse("ml:job_create"), FORM).status_code == 302
+    job = TrainingJob.objects.get()
+    assert job.dataset_summary["classes"] == {"covid": 10, "normal": 10}
+    with open(django_settings.DATASETS_ROOT / job.dataset_path / "manifest.csv", newline="") as handle:
+        assert {row["filename"].split("/")[-1]: row["label"] for row in csv.DictReader(handle)} == expected
 
 
 def test_no_reviewed_scans_is_refused_and_leaves_nothing_behind(admin_client):
