@@ -14,7 +14,7 @@ inference worker (`bin/portal inference-worker`), takes an API token and then me
   scans/s from the first upload to the last result.
 A result is seen by polling the database every 10 ms (polling the API would load the 2 cores the
 worker needs). Scans are 1024 x 1024 grey PNGs, each different. Every process it starts is
-stopped at the end, whatever happens.
+stopped at the end, whatever happens, and its data folder removed.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -238,6 +239,7 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path) -> dict
     finally:
         for process in reversed(processes):
             stop(process)
+        shutil.rmtree(data_dir, ignore_errors=True)  # the scans and the model (the database is dropped by the next run)
     return report
 
 
