@@ -7,19 +7,23 @@ In one run, on this machine: the CPU model and flags; the fp32 and bf16 matrix-p
 (NumPy and OpenVINO MatMul, GFLOP/s); the two-output serving model on each runtime (the Keras
 compiled call, OpenVINO fp32, OpenVINO bf16 where the CPU has it) at batch 1 and 16, in images/s
 and as a fraction of the ceiling of its precision; the whole per-scan path (resize, one pass,
-heatmap); a fresh worker's start (no TensorFlow); and the original project's per-request path
-(`load_img`, `preprocess_input`, `model.predict`) as the baseline, with ratios against it.
-Xception has random weights: the cost does not depend on them.
+heatmap); a fresh worker's start (no TensorFlow); the original project's per-request path
+(`load_img`, `preprocess_input`, `model.predict`) as the baseline, with ratios against it; and
+the portal end to end (bench/portal_e2e.py: PostgreSQL + Redis, gunicorn, one real inference
+worker, HTTP uploads: a backlog, lone scans, the first scan of a new worker) as ratios against
+the original path and the engine. Xception has random weights: the cost does not depend on them.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +53,25 @@ def best_rate(function, flop: float, repeats: int) -> float:
     return flop / min(times(function, repeats)) / 1e9
 
 
+def openvino_matmul(m: int, k: int, n: int, precision: str, repeats: int) -> float:
+    """GFLOP/s of an (m, k) x (k, n) product compiled by OpenVINO as the worker compiles its model
+    (latency hint, one stream, every core: without them OpenVINO gave 1/5 of this)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
+    left = ops.parameter([m, k], ov.Type.f32)
+    model = ov.Model([ops.matmul(left, ops.constant(b), False, False)], [left])
+    config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision], "NUM_STREAMS": 1,
+              "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": available_cores()}
+    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    return best_rate(lambda: request.infer({0: a}), 2.0 * m * k * n, repeats)
+
+
 def matmul_ceilings(repeats: int, n: int = 2048) -> dict:
     """GFLOP/s of an n x n matrix product: NumPy, TensorFlow and OpenVINO fp32, OpenVINO bf16.
     The fp32 ceiling is the best of the three (NumPy's OpenBLAS is far below oneDNN here)."""
-    import openvino as ov
-    import openvino.opset13 as ops
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -63,18 +81,42 @@ def matmul_ceilings(repeats: int, n: int = 2048) -> dict:
     ta, tb = tf.constant(a), tf.constant(b)
     product = tf.function(lambda: tf.linalg.matmul(ta, tb))
     result["tensorflow_fp32"] = best_rate(lambda: product().numpy(), flop, repeats)
-    left = ops.parameter([n, n], ov.Type.f32)
-    model = ov.Model([ops.matmul(left, ops.constant(b), False, False)], [left])
     for precision in ["fp32"] + (["bf16"] if bf16_supported() else []):
-        # The serving configuration: without the latency hint and one stream OpenVINO gave 1/5 of this.
-        config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision], "NUM_STREAMS": 1,
-                  "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": available_cores()}
-        request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
-        result[f"openvino_{precision}"] = best_rate(lambda: request.infer({0: a}), flop, repeats)
+        result[f"openvino_{precision}"] = openvino_matmul(n, n, n, precision, repeats)
     ceilings = {"fp32": max(result["numpy_fp32"], result["tensorflow_fp32"], result["openvino_fp32"])}
     if "openvino_bf16" in result:
         ceilings["bf16"] = result["openvino_bf16"]
     return {"measured": result, "ceiling": ceilings}
+
+
+def model_matmuls(model, batch: int) -> Counter:
+    """The matrix products inside the model at this batch size, (M, K, N) -> how many: a pointwise
+    convolution is (batch x h x w, in, out), a k x k one (im2col) (batch x h x w, k x k x in, out),
+    a dense layer (batch, in, out). Depthwise convolutions are no matrix product and are left out."""
+    import keras
+
+    from ml.engine.model import backbone_of
+
+    shapes = Counter()
+    for layer in backbone_of(model).layers + model.layers:
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            _, h, w, out_c = layer.output.shape
+            shapes[(batch * h * w, layer.input.shape[-1], out_c)] += 1
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, out_c = layer.output.shape
+            shapes[(batch * h * w, layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1], out_c)] += 1
+        elif isinstance(layer, keras.layers.Dense):
+            shapes[(batch, layer.input.shape[-1], layer.units)] += 1
+    return shapes
+
+
+def model_shaped_ceiling(model, precision: str, repeats: int, batch: int = 16) -> float:
+    """GFLOP/s the matrix-product engine reaches on this model's own products at this batch size
+    (all its FLOP over the sum of their best times): a fairer ceiling than one giant square
+    product, since thin products (few channels, many pixels) run far slower."""
+    shapes = model_matmuls(model, batch)
+    seconds = sum(count * 2.0 * m * k * n / 1e9 / openvino_matmul(m, k, n, precision, repeats) for (m, k, n), count in shapes.items())
+    return sum(count * 2.0 * m * k * n for (m, k, n), count in shapes.items()) / 1e9 / seconds
 
 
 def model_gflop(model) -> float:
@@ -136,6 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, help="default 299 (71 with --quick)")
     parser.add_argument("--repeats", type=int, help="default 5 (2 with --quick)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-portal", action="store_true", help="skip the portal end to end (needs PostgreSQL and Redis)")
     args = parser.parse_args(argv)
     size = args.image_size or (71 if args.quick else 299)
     repeats = args.repeats or (2 if args.quick else 5)
@@ -149,7 +192,7 @@ def main(argv=None) -> int:
     from ml.engine.preprocessing import PreprocessingSpec, resize_images
     from ml.engine.synthetic import make_chest_image
 
-    report = {"cpu": cpu_description(), "image_size": size, "repeats": repeats}
+    report = {"cpu": cpu_description(), "image_size": size, "repeats": repeats, "load_average_before": os.getloadavg()[0]}
     report["matmul_gflops"] = matmul_ceilings(repeats)
     ceilings = report["matmul_gflops"]["ceiling"]
 
@@ -157,6 +200,7 @@ def main(argv=None) -> int:
     spec = PreprocessingSpec.for_backbone("xception", size)
     model = build_model("xception", 2, size, weights=None)
     gflop = report["gflop_per_image"] = model_gflop(model)
+    shaped = report["matmul_gflops"]["model_shaped_batch16"] = {p: model_shaped_ceiling(model, p, repeats) for p in ceilings}
     folder = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     record = {"backbone": "xception", "preprocessing": spec.to_dict(), "class_names": ["covid", "normal"],
               "positive_class": "covid", "threshold": 0.5}
@@ -187,12 +231,17 @@ def main(argv=None) -> int:
             rate = n / seconds
             row[f"batch{n}"] = {"latency_ms": 1000 * seconds, "images_per_s": rate,
                                 "fraction_of_ceiling": rate * gflop / ceiling, "vs_original": rate * baseline}
+        row["batch16"]["fraction_of_model_shaped"] = row["batch16"]["images_per_s"] * gflop / shaped[predictor.precision]
         scan = median_time(lambda: predictor.predict_batch(films[:1]), repeats)
         row["per_scan_ms"] = 1000 * scan  # resize from 1024 px, one pass, label, heatmap
         row["per_scan_vs_engine_batch1"] = scan / (row["batch1"]["latency_ms"] / 1000)
         report["runtimes"][name] = row
     best = "openvino_bf16" if "openvino_bf16" in runtimes else "openvino_fp32"
     report["worker_start"] = worker_start(folder / "export", runtimes[best].precision)
+    del runtimes, model  # the portal's processes need the cores and the memory
+    if not args.no_portal:
+        report["portal"] = portal_end_to_end(size, args.quick, folder)
+    report["load_average_after"] = os.getloadavg()[0]  # the machine is shared: how busy it was
 
     print_report(report)
     if args.json:
@@ -200,12 +249,37 @@ def main(argv=None) -> int:
     return 0
 
 
+def portal_end_to_end(size: int, quick: bool, folder: Path) -> dict:
+    """bench/portal_e2e.py in its own process (it configures Django and starts the servers)."""
+    out = folder / "portal.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "portal_e2e.py"), "--image-size", str(size), "--json", str(out),
+                    "--logs", str(folder / "portal-logs"), *(["--quick"] if quick else [])], cwd=ROOT, check=True)
+    return json.loads(out.read_text())
+
+
+def print_portal(report: dict) -> None:
+    portal = report["portal"]
+    engine = report["runtimes"][portal["runtime"].replace(" ", "_")]
+    original = report["original_path"]
+    rate, lone = portal["backlog_scans_per_s"], portal["lone_ms"]
+    batch1_ms, batched = engine["batch1"]["latency_ms"], engine["batch16"]["images_per_s"]
+    print(f"portal end to end ({portal['runtime']}, batch size {portal['batch_size']}; PostgreSQL + Redis, gunicorn, one inference worker):")
+    print(f"  backlog of {portal['backlog']} uploaded over HTTP: {rate:.2f} scans/s = {rate / batched:.2f} of the engine at batch 16 "
+          f"({batched:.2f} images/s), {rate / original['images_per_s']:.2f}x the original path; {portal['failed']} failed")
+    print(f"  lone scans ({portal['lone']}), upload to result: p50 {lone['p50']:.0f} ms, p95 {lone['p95']:.0f} ms = engine batch 1 "
+          f"({batch1_ms:.0f} ms) + {lone['p50'] - batch1_ms:.0f} ms at p50; the original path takes {original['latency_ms']:.0f} ms "
+          f"(p50 ratio {original['latency_ms'] / lone['p50']:.2f}x as fast)")
+    print(f"  first scan after the worker process is started (scan queued before): {portal['first_scan_s']:.2f} s")
+
+
 def print_report(report: dict) -> None:
     cpu = report["cpu"]
-    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags'])}")
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags'])}; "
+          f"1-minute load average {report['load_average_before']:.1f} before, {report['load_average_after']:.1f} after")
     matmul = report["matmul_gflops"]
     print("matrix product GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in matmul["measured"].items()))
-    print("ceilings: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul["ceiling"].items()))
+    print("ceilings: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul["ceiling"].items()) + "; on the model's own "
+          "products at batch 16: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul["model_shaped_batch16"].items()))
     print(f"Xception {report['image_size']} px, random init, {report['gflop_per_image']:.1f} GFLOP/image, "
           f"medians of {report['repeats']}; export took {report['export_s']:.0f} s")
     original = report["original_path"]
@@ -215,11 +289,14 @@ def print_report(report: dict) -> None:
             cell = row[f"batch{n}"]
             print(f"{name:14s} batch {n:2d}: {cell['latency_ms']:7.0f} ms  {cell['images_per_s']:6.2f} images/s  "
                   f"{cell['fraction_of_ceiling']:.2f} of ceiling  {cell['vs_original']:.2f}x original")
+        print(f"{name:14s} batch 16: {row['batch16']['fraction_of_model_shaped']:.2f} of the ceiling on the model's own products")
         print(f"{name:14s} per scan (resize + pass + heatmap): {row['per_scan_ms']:.0f} ms = "
               f"{row['per_scan_vs_engine_batch1']:.2f}x the engine's batch 1")
     start = report["worker_start"]
     print(f"fresh OpenVINO worker: ready {start['ready_s']:.2f} s, first scan done {start['first_scan_s']:.2f} s, "
           f"max RSS {start['max_rss_mb']:.0f} MB, TensorFlow imported: {start['tensorflow_imported']}")
+    if "portal" in report:
+        print_portal(report)
 
 
 if __name__ == "__main__":

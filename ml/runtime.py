@@ -36,12 +36,17 @@ def artifact_path(version):
     return stored_path(version.artifact_path)
 
 
+def compiled_cache_dir():
+    """OpenVINO's cache of compiled models: filled when an export is accepted, read by new workers."""
+    return Path(settings.MODEL_STORE_DIR) / "serving" / "compiled-cache"
+
+
 def load_predictor(version, serving):
     """The serving predictor of one version: its accepted export, else Keras (saying why)."""
     from ml.engine.serving import load_serving_predictor
 
     export_dir = stored_path(serving.export_path) if serving and serving.export_path else None
-    cache_dir = Path(settings.MODEL_STORE_DIR) / "serving" / "compiled-cache"
+    cache_dir = compiled_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     predictor = load_serving_predictor(
         artifact_path(version), export_dir=export_dir, validation=serving.validation if serving else None,

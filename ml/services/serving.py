@@ -64,12 +64,25 @@ def prepare_serving(version, *, force=False):
     try:
         shutil.rmtree(out_dir, ignore_errors=True)
         export_serving_model(runtime.artifact_path(version), out_dir, expected_sha256=version.sha256)
-        return check_serving(version)
+        serving = check_serving(version)
     except Exception as error:  # an unsupported head, a converter failure: Keras serves, and says why
         logger.exception("Exporting the serving model of %s failed", version.label)
         refusal = {"accepted": False, "runtime": "keras", "precision": "fp32",
                    "reason": f"The serving model could not be exported or checked: {type(error).__name__}: {error}"}
         return _record(version, export_path="", record={}, validation=refusal, validated_on="")
+    if serving.accepted:
+        warm_compiled_cache(version, serving)
+    return serving
+
+
+def warm_compiled_cache(version, serving):
+    """Load the accepted export once as a worker would, so OpenVINO's cache (beside the model
+    store) holds the compiled model and a new worker reads it instead of compiling: its first
+    scan is then not seconds late. A failure here only costs that first worker the compile."""
+    try:
+        runtime.load_predictor(version, serving)
+    except Exception:
+        logger.warning("Could not pre-compile the serving model of %s", version.label, exc_info=True)
 
 
 def check_serving(version):

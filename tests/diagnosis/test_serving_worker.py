@@ -12,7 +12,7 @@ from PIL import Image
 
 from diagnosis import storage
 from diagnosis.models import Scan
-from ml import services
+from ml import runtime, services
 from ml.services.serving import export_dir_of
 from tests.conftest import PROJECT_ROOT, wait_for, worker_environment
 from tests.images import png_bytes
@@ -45,6 +45,7 @@ def test_the_export_is_validated_once_on_the_versions_own_test_images(exported_v
     assert serving.validation["checks"]["fp32"]["max_abs_difference"] <= 1e-4
     assert "test split" in serving.validated_on
     assert services.prepare_serving(version).pk == serving.pk, "a second call must not export again"
+    assert list(runtime.compiled_cache_dir().glob("*.blob")), "accepted: compiled once, so a new worker need not compile"
     client.force_login(administrator)
     page = client.get(reverse("ml:version_detail", args=[version.pk])).content.decode()
     assert f"Served by <strong>openvino {serving.precision}</strong>" in page

@@ -1,0 +1,277 @@
+"""The portal end to end: HTTP upload, the inference worker, the result, on PostgreSQL + Redis.
+
+    nice .venv/bin/python bench/portal_e2e.py [--quick] [--json FILE]
+    (bench/inference.py runs it and sets its figures against the engine and the original path)
+
+It makes its own database (`portal_bench_e2e`, dropped first) and uses its own Redis database
+(12), registers a random-init Xception version (speed does not depend on the weights) with its
+validated serving export, starts a real web server (`bin/portal web`, gunicorn) and one real
+inference worker (`bin/portal inference-worker`), takes an API token and then measures:
+- the first scan after the worker starts: one scan uploaded before the worker process is
+  spawned, seconds from spawning the process to its result;
+- lone scans, one at a time (upload, wait for its result, next): upload-to-result p50 and p95;
+- a backlog: N scans uploaded over HTTP by 4 client threads as fast as the server takes them,
+  scans/s from the first upload to the last result.
+A result is seen by polling the database every 10 ms (polling the API would load the 2 cores the
+worker needs). Scans are 1024 x 1024 grey PNGs, each different. Every process it starts is
+stopped at the end, whatever happens, and its data folder removed.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATABASE = "portal_bench_e2e"
+REDIS_DB = 12
+PORT = 8765
+PASSWORD = secrets.token_urlsafe(12)
+
+
+def environment(data_dir: Path, batch_size: int) -> dict:
+    return {
+        "DJANGO_SETTINGS_MODULE": "portal.settings.local",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "PORTAL_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "PORTAL_INFERENCE_BATCH_SIZE": str(batch_size),
+        "PORTAL_API_USER_RATE": "100000/minute",
+        "PORTAL_LOG_LEVEL": "WARNING",
+        "PORTAL_BIND": f"127.0.0.1:{PORT}",
+        "WEB_CONCURRENCY": "2",
+        "INFERENCE_CONCURRENCY": "1",
+        "PORTAL_PYTHON": sys.executable,
+    }
+
+
+def fresh_database_and_queue() -> None:
+    import psycopg2
+    import redis
+
+    connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        cursor.execute(f"CREATE DATABASE {DATABASE}")
+    connection.close()
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()  # this bench's own Redis database
+
+
+def register_version(size: int, folder: Path):
+    """A random-init Xception version, its serving export made and validated, active."""
+    import keras
+
+    from ml import services
+    from ml.engine.artifact import save_artifact
+    from ml.engine.model import build_model
+    from ml.engine.preprocessing import PreprocessingSpec
+
+    keras.utils.set_random_seed(0)
+    spec = PreprocessingSpec.for_backbone("xception", size)
+    model = build_model("xception", 2, size, weights=None)
+    record = {"backbone": "xception", "preprocessing": spec.to_dict(), "class_names": ["covid", "normal"],
+              "positive_class": "covid", "threshold": 0.5, "synthetic": True}
+    artifact, record = save_artifact(model, folder, record)
+    version = services.register_version(artifact_path=artifact, record=record)
+    serving = services.prepare_serving(version)
+    if not serving.accepted:
+        raise SystemExit(f"The serving export was refused: {serving.reason}")
+    services.promote_version(version.pk, reason="bench")
+    return serving
+
+
+def clinician_and_patient():
+    from django.contrib.auth.models import Group, User
+
+    from diagnosis import roles
+    from diagnosis.models import Patient, Site, StaffProfile
+
+    site = Site.objects.create(name="Bench hospital", code="bench")
+    user = User.objects.create_user("bench_clinician", password=PASSWORD)
+    user.groups.add(Group.objects.get(name=roles.CLINICIANS))
+    StaffProfile.objects.create(user=user, site=site)
+    return Patient.objects.create(site=site, medical_record_number="BENCH-1", family_name="Bench", given_name="Ada", created_by=user)
+
+
+def scan_files(n: int) -> list[bytes]:
+    """n different 1024 px chest-like PNGs (a few films, each copy with a pixel changed)."""
+    from PIL import Image
+
+    from ml.engine.synthetic import make_chest_image
+
+    rng = np.random.default_rng(0)
+    films = [make_chest_image(rng, 1024, opacities=i % 2 == 0) for i in range(8)]
+    out = []
+    for i in range(n):
+        pixels = films[i % len(films)].copy()
+        pixels[0, :4] = np.frombuffer(i.to_bytes(4, "big"), np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def start(command: str, env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(["bin/portal", command], cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: the worker's pool child too
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class Client:
+    def __init__(self, patient_id):
+        import requests
+
+        self.api = f"http://127.0.0.1:{PORT}/api/v1"
+        self.session = requests.Session()
+        for _ in range(300):  # the server is starting
+            try:
+                response = self.session.post(f"{self.api}/auth/token/", data={"username": "bench_clinician", "password": PASSWORD})
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        response.raise_for_status()
+        self.headers = {"Authorization": f"Token {response.json()['token']}"}
+        self.url = f"{self.api}/patients/{patient_id}/scans/"
+
+    def upload(self, data: bytes) -> str:
+        import requests
+
+        response = requests.post(self.url, headers=self.headers, files={"image": ("scan.png", data, "image/png")}, timeout=60)
+        if response.status_code != 202:
+            raise RuntimeError(f"upload answered {response.status_code}: {response.text[:300]}")
+        return response.json()["id"]
+
+
+def wait_until_finished(ids, timeout: float) -> float:
+    """perf_counter when every scan in `ids` is done or failed (polling the database)."""
+    from diagnosis.models import Scan
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if Scan.objects.filter(pk__in=ids, status__in=["done", "failed"]).count() == len(ids):
+            return time.perf_counter()
+        time.sleep(0.01)
+    raise TimeoutError(f"{len(ids)} scans not finished within {timeout:.0f} s")
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q))
+
+
+def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None))
+    env = environment(data_dir, batch_size)
+    os.environ.update(env)
+    fresh_database_and_queue()
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from portal.bootstrap import create_folders
+
+    create_folders(settings)  # as `bin/portal setup` does
+    call_command("migrate", verbosity=0)
+    serving = register_version(size, data_dir / "artifact")
+    patient = clinician_and_patient()
+    files = scan_files(1 + lone + backlog)
+    from diagnosis.models import Prediction, Scan
+
+    report = {"image_size": size, "backlog": backlog, "lone": lone, "batch_size": batch_size,
+              "runtime": f"{serving.runtime} {serving.precision}"}
+    processes = []
+    try:
+        processes.append(start("web", env, logs / "web.log"))
+        client = Client(patient.pk)
+        first = client.upload(files[0])  # queued before any worker exists
+        spawned = time.perf_counter()
+        processes.append(start("inference-worker", env, logs / "worker.log"))
+        report["first_scan_s"] = wait_until_finished([first], 300) - spawned
+
+        latencies = []
+        for data in files[1:1 + lone]:
+            started = time.perf_counter()
+            scan_id = client.upload(data)
+            latencies.append(wait_until_finished([scan_id], 120) - started)
+        report["lone_ms"] = {"p50": 1000 * percentile(latencies, 50), "p95": 1000 * percentile(latencies, 95),
+                             "min": 1000 * min(latencies)}
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(client.upload, files[1 + lone:]))
+        uploaded = time.perf_counter()
+        finished = wait_until_finished(ids, 60 + 10 * backlog)
+        report["backlog_s"] = finished - started
+        report["backlog_upload_s"] = uploaded - started
+        report["backlog_scans_per_s"] = backlog / (finished - started)
+        report["failed"] = Scan.objects.filter(status="failed").count()
+        predictions = Prediction.objects.filter(scan__in=ids)
+        report["backlog_predictions"] = predictions.count()
+        report["backlog_batches"] = len(set(predictions.values_list("inference_ms", flat=True)))  # one share per call
+        report["runtimes_recorded"] = sorted(set(Prediction.objects.values_list("runtime", "precision")))
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        shutil.rmtree(data_dir, ignore_errors=True)  # the scans and the model (the database is dropped by the next run)
+    return report
+
+
+def print_report(report: dict) -> None:
+    print(f"portal end to end ({report['runtime']}, {report['image_size']} px, batch size {report['batch_size']}, "
+          f"PostgreSQL + Redis, gunicorn 2 workers, 1 inference worker):")
+    print(f"  first scan after the worker process starts: {report['first_scan_s']:.2f} s")
+    lone = report["lone_ms"]
+    print(f"  lone scans ({report['lone']}): upload-to-result p50 {lone['p50']:.0f} ms, p95 {lone['p95']:.0f} ms")
+    print(f"  backlog of {report['backlog']}: {report['backlog_scans_per_s']:.2f} scans/s ({report['backlog_s']:.1f} s; uploads took "
+          f"{report['backlog_upload_s']:.1f} s; {report['backlog_predictions']} predictions in ~{report['backlog_batches']} calls; "
+          f"{report['failed']} failed)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="71 px, a backlog of 24 and 4 lone scans: checks the script")
+    parser.add_argument("--image-size", type=int, help="default 299 (71 with --quick)")
+    parser.add_argument("--backlog", type=int, help="default 200 (24 with --quick)")
+    parser.add_argument("--lone", type=int, help="default 20 (4 with --quick)")
+    parser.add_argument("--batch-size", type=int, default=16, help="PORTAL_INFERENCE_BATCH_SIZE (default 16)")
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "bench-e2e-logs")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    args.logs.mkdir(parents=True, exist_ok=True)
+    report = run(args.image_size or (71 if args.quick else 299), args.backlog or (24 if args.quick else 200),
+                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs)
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
