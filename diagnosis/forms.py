@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Patient, Site
+from .models import AuditEvent, Patient, Site
 
 
 class MultipleImageInput(forms.ClearableFileInput):
@@ -80,4 +80,27 @@ class WorklistFilterForm(forms.Form):
         (and shown as an error) rather than emptying the list."""
         if not self.is_valid() and self.non_field_errors():
             return {}
+        return {name: value for name, value in self.cleaned_data.items() if value}
+
+
+class AuditFilterForm(forms.Form):
+    """The audit trail's filters (query string); every field may be left empty."""
+
+    user = forms.CharField(required=False, max_length=150, label="User name")
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices])
+    patient = forms.CharField(required=False, max_length=64, label="Patient (record number or id)")
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            raise forms.ValidationError("The “from” date is after the “to” date.")
+        return cleaned
+
+    def filters(self):
+        """Keyword arguments for `selectors.audit_trail`; None when a filter is invalid, so that a
+        mistyped filter never shows (or exports) the whole trail."""
+        if not self.is_valid():
+            return None
         return {name: value for name, value in self.cleaned_data.items() if value}

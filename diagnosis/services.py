@@ -27,15 +27,26 @@ class ValidatedImage:
     height: int
 
 
-def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None):
-    AuditEvent.objects.create(
+def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
+    """Append one row to the audit trail; ml reaches this through ML_AUDIT_RECORDER. Returns it."""
+    return AuditEvent.objects.create(
         actor=actor if actor and actor.is_authenticated else None,
         action=action,
         patient=patient,
-        scan=scan,
+        scan=scan if scan is not None and scan.pk else None,
         via=via,
         ip_address=ip_address,
+        details=details or {},
     )
+
+
+def _json_value(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def changes_between(before, after):
+    """{field: [old, new]} for every field whose value differs (dates as ISO text, for JSON)."""
+    return {name: [_json_value(before.get(name)), _json_value(after.get(name))] for name in after if before.get(name) != after.get(name)}
 
 
 class PatientRegistrationRefused(Exception):
@@ -69,7 +80,8 @@ def register_patient(*, actor, medical_record_number, family_name, given_name, s
                 sex=sex,
                 created_by=actor,
             )
-            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via)
+            fields = {name: getattr(patient, name) for name in PATIENT_CORRECTABLE_FIELDS}
+            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via, details={"changes": changes_between({}, fields), "site": site.code})
     except IntegrityError as error:
         # The record number per site (ignoring case) is the only unique rule a new patient can break.
         raise PatientAlreadyRegistered(f"A patient with medical record number {medical_record_number} is already registered at {site}.") from error
@@ -129,7 +141,9 @@ def submit_scans(*, actor, patient, uploaded_files, via="web"):
                     size_bytes=len(image.data),
                     sha256=hashlib.sha256(image.data).hexdigest(),
                 )
-                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via)
+                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details={
+                    "file_format": scan.file_format, "size_bytes": scan.size_bytes, "sha256": scan.sha256,
+                })
                 scans.append(scan)
             lifecycle.enqueue_on_commit(*scans)
     except BaseException:
@@ -145,9 +159,12 @@ def review_prediction(*, actor, prediction, agrees, note="", via="web"):
     with transaction.atomic():
         # Locking the prediction queues two reviews by the same clinician at once instead of racing.
         Prediction.objects.select_for_update().filter(pk=prediction.pk).first()
-        revised = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True).update(superseded_at=timezone.now())
+        current = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True)
+        before = current.values("agrees", "note").first() or {}
+        revised = current.update(superseded_at=timezone.now())
         review = Review.objects.create(prediction=prediction, reviewer=actor, agrees=agrees, note=note.strip())
-        record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via)
+        details = {"prediction": prediction.pk, "revised": bool(revised), "changes": changes_between(before, {"agrees": review.agrees, "note": review.note})}
+        record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via, details=details)
     return review, bool(revised)
 
 
@@ -155,17 +172,20 @@ PATIENT_CORRECTABLE_FIELDS = ("family_name", "given_name", "date_of_birth", "sex
 
 
 def update_patient(*, actor, patient, via="web", **changes):
-    """Correct a patient's names, date of birth, sex or record number; one audit row per change.
-    The record number stays unique per site in any letter case (the database says so)."""
+    """Correct a patient's names, date of birth, sex or record number; one audit row per correction,
+    with each changed field's old and new value. The record number stays unique per site in any
+    letter case (the database says so)."""
     unknown = set(changes) - set(PATIENT_CORRECTABLE_FIELDS)
     if unknown:
         raise PatientRegistrationRefused(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    before = {name: getattr(patient, name) for name in changes}
     for name, value in changes.items():
         setattr(patient, name, value.strip() if isinstance(value, str) and name != "sex" else value)
     try:
         with transaction.atomic():
             patient.save(update_fields=list(changes) or None)
-            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via)
+            after = {name: getattr(patient, name) for name in changes}
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, details={"changes": changes_between(before, after)})
     except IntegrityError as error:
         raise PatientAlreadyRegistered(
             f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."

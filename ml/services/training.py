@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import lifecycle
+from ml import audit
 from ml import datasets as folders
 from ml.engine.backbones import BACKBONES
 from ml.models import TrainingJob
@@ -52,7 +53,7 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
 
 def start_training_job(
     *, actor, source=TrainingJob.Source.FOLDER, dataset="", backbone="xception", epochs=10, image_size=None,
-    weights=None, batch_size=16, seed=None, preset=None, enqueue=True, allow_outside_root=False,
+    weights=None, batch_size=16, seed=None, preset=None, enqueue=True, allow_outside_root=False, via=None,
 ):
     """Check everything a worker would need, then record the job and queue it once committed.
 
@@ -98,11 +99,12 @@ def start_training_job(
         )
         if enqueue:
             lifecycle.enqueue_on_commit(job)
+        audit.record(actor, "training.started", via=via, job=job.pk, source=source, dataset=job.dataset_path, parameters=parameters)
     logger.info("Training job %s queued by %s on %s", job.pk, actor or "command line", job.dataset_path)
     return job
 
 
-def cancel_training_job(job_id, *, actor=None):
+def cancel_training_job(job_id, *, actor=None, via=None):
     """A queued job is cancelled at once; a running one stops at its heartbeat's next check."""
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job_id)
@@ -116,6 +118,8 @@ def cancel_training_job(job_id, *, actor=None):
             job.save(update_fields=["cancel_requested"])
         else:
             raise TrainingRefused(f"Training job {job.pk} has already {job.get_status_display().lower()}.")
+        change = {"status": ["queued", "cancelled"]} if job.status == TrainingJob.Status.CANCELLED else {"cancel_requested": [False, True]}
+        audit.record(actor, "training.cancelled", via=via, job=job.pk, changes=change)
     return job
 
 

@@ -165,6 +165,8 @@ ML_DATASET_CHECK_SAMPLE = 20
 ML_TRAINING_LOG_LINES = 200
 # Where the training export finds reviewed scans: a path, so that ml never imports diagnosis.
 ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
+# Promotions, training jobs and evaluation runs go into the clinical app's audit trail (ml.audit).
+ML_AUDIT_RECORDER = "diagnosis.services.record_audit"
 
 # One lifecycle for background work (scan inference, training, evaluation): a running job beats
 # every JOB_HEARTBEAT_SECONDS; one silent for JOB_HEARTBEAT_TIMEOUT lost its worker, one queued
