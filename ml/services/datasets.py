@@ -37,6 +37,10 @@ class DatasetCheck:
 
 
 def resolve_dataset_path(name, *, allow_outside_root=False):
+    """The folder's path. A folder inside the datasets folder may not hold (or be) a symbolic link
+    that leads out of it, whoever asks: training, evaluation and the dataset check would otherwise
+    read files from anywhere the link points, the scan folder included. Only a folder the command
+    line names outside the datasets folder (allow_outside_root) is read where it is."""
     name = str(name or "").strip()
     if not name:
         raise TrainingRefused("Choose a dataset folder.")
@@ -46,6 +50,9 @@ def resolve_dataset_path(name, *, allow_outside_root=False):
         raise TrainingRefused(f"The dataset folder must be inside the datasets folder ({root}); “{name}” is not.")
     if path == root:
         raise TrainingRefused(f"Choose a dataset folder inside the datasets folder ({root}), not the datasets folder itself.")
+    refusal = folders.links_leaving_refusal(path)
+    if refusal:
+        raise TrainingRefused(refusal)
     return path
 
 
