@@ -147,6 +147,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440
 # before the body is read: 60 MB x 20 files would let 1.2 GB be spooled to disk before a refusal.
 UPLOAD_MAX_REQUEST_BYTES = env.int("PORTAL_UPLOAD_MAX_REQUEST_BYTES", default=256 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Each file is capped at SCAN_MAX_UPLOAD_BYTES while it streams in, before it reaches a temporary file.
+FILE_UPLOAD_HANDLERS = [
+    "portal.uploads.PerFileSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
 
 # Under a backlog an inference worker claims up to this many queued scans and predicts them in one
