@@ -67,9 +67,9 @@ def start_training_job(
     if image_size is None and backbone in BACKBONES:
         image_size = BACKBONES[backbone].default_size
     resolved_weights = _check_parameters(backbone=backbone, epochs=epochs, image_size=image_size, weights=weights, batch_size=batch_size)
-    snapshot = None
+    snapshot, export_warnings = None, []
     if source == TrainingJob.Source.REVIEWED_SCANS:
-        snapshot = export_dataset_snapshot(reviewed_images())
+        snapshot, export_warnings = export_dataset_snapshot(reviewed_images())
         dataset = str(snapshot)
         allow_outside_root = False
     elif source != TrainingJob.Source.FOLDER:
@@ -82,6 +82,8 @@ def start_training_job(
             shutil.rmtree(snapshot, ignore_errors=True)
             raise TrainingRefused(f"The reviewed scans cannot be used for training yet. {refusal}") from refusal
         raise
+    summary = check.summary()
+    summary["warnings"] = export_warnings + summary.get("warnings", [])
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
         "weights": resolved_weights or "none", "seed": seed, **({"preset": preset} if preset else {}),
@@ -91,7 +93,9 @@ def start_training_job(
             source=source,
             dataset_path=folders.display_path(check.path),
             parameters=parameters,
-            dataset_summary=check.summary(),
+            dataset_summary=summary,
+            # The log starts with what the data check warned about; the worker logs it again when it starts.
+            log_tail="\n".join(f"warning: {line}" for line in summary["warnings"]),
             created_by=actor if actor is not None and actor.is_authenticated else None,
             total_epochs=int(epochs),
             # A job its caller runs itself counts as handed over, so the sweep does not send it too.
@@ -230,6 +234,8 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
         data_dir = resolve_dataset_path(job.dataset_path, allow_outside_root=True)
         logger.info("Training job %s: %s at %spx, %s epochs, weights %s, on %s %s", job.pk, config.backbone, config.image_size,
                     config.epochs, job.parameters["weights"], job.dataset_path, job.dataset_summary.get("classes", ""))
+        for warning in job.dataset_summary.get("warnings", []):
+            logger.warning("warning: %s", warning)
         try:
             result = train(data_dir, output_dir, config, on_epoch_end=on_epoch_end, should_stop=stop_training.is_set)
         except TrainingCancelled:
