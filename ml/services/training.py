@@ -188,7 +188,7 @@ def _evaluate(version, actor):
     from .evaluation import EvaluationError, execute_evaluation, start_evaluation
 
     try:
-        run = execute_evaluation(start_evaluation(version, actor, enqueue=False).pk)
+        run = execute_evaluation(start_evaluation(version, actor, enqueue=False, via="worker").pk)
     except EvaluationError as error:
         logger.error("Evaluating %s on the evaluation set was refused: %s", version.label, error)
     else:
