@@ -20,6 +20,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -105,11 +106,11 @@ def links_leaving(folder: Path, root: Path) -> list[str]:
     """The symbolic links under `folder` (and `folder` itself) whose target is not inside `root`,
     as paths relative to `folder`: reading through them would read files from elsewhere. Links are
     not followed while looking, so a link loop cannot trap the walk."""
-    import os
-
     root = Path(root).resolve()
     folder = Path(folder)
-    leaving = [] if Path(os.path.realpath(folder)).is_relative_to(root) else ["."]
+    if not Path(os.path.realpath(folder)).is_relative_to(root):
+        return ["."]  # the folder itself leads out: nothing in it is looked at
+    leaving = []
     for current, directories, files in os.walk(folder, followlinks=False):
         for name in directories + files:
             path = Path(current) / name
