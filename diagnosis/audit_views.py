@@ -1,7 +1,6 @@
 """The audit trail for administrators: filter it, page through it, export what the filters select
 as CSV. Clinicians are refused (403): the trail shows every site's patients."""
 import csv
-import json
 
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
@@ -43,7 +42,7 @@ def _row(event):
     return [
         event.at.isoformat(), event.actor.username if event.actor else "", event.action, event.patient_id or "",
         patient.medical_record_number if patient else "", patient.site.code if patient else "", event.scan_id or "",
-        event.via, event.ip_address or "", json.dumps(event.details, ensure_ascii=False),
+        event.via, event.ip_address or "", event.details_text,
     ]
 
 

@@ -1,4 +1,5 @@
 """The clinical domain: sites, patients, scans, AI predictions, reviews and the audit trail."""
+import json
 import uuid
 
 from django.conf import settings
@@ -216,3 +217,8 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+    @property
+    def details_text(self):
+        """The details as JSON text, as the trail page and its CSV export show them."""
+        return json.dumps(self.details, ensure_ascii=False) if self.details else ""
