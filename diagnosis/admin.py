@@ -1,3 +1,5 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
@@ -5,7 +7,9 @@ from django.contrib.auth.models import Group, User
 from ml.admin import ReadOnlyAdmin
 
 from . import selectors
+from .auditing import audit, ids
 from .models import AuditEvent, Patient, Site, StaffProfile
+from .services import changes_between
 
 
 @admin.register(Site)
@@ -75,14 +79,44 @@ class StaffUserAdmin(UserAdmin):
     def site(self, user):
         return selectors.site_of(user)
 
+    # The trail: a user made or changed (field: old -> new), a role given or taken, a password set.
+    AUDITED_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser")
+
+    def save_model(self, request, obj, form, change):
+        before = User.objects.filter(pk=obj.pk).values(*self.AUDITED_FIELDS).first() if change else {}
+        super().save_model(request, obj, form, change)
+        after = {name: getattr(obj, name) for name in self.AUDITED_FIELDS}
+        action = AuditEvent.Action.USER_CHANGED if change else AuditEvent.Action.USER_CREATED
+        changes = changes_between(before or {}, after)
+        if changes or not change:
+            audit(request, action, via="admin", details={"user": obj.username, "changes": changes})
+
+    def save_related(self, request, form, formsets, change):
+        before = sorted(form.instance.groups.values_list("name", flat=True))
+        super().save_related(request, form, formsets, change)
+        after = sorted(form.instance.groups.values_list("name", flat=True))
+        if before != after:
+            audit(request, AuditEvent.Action.ROLE_CHANGED, via="admin", details={"user": form.instance.username, "changes": {"groups": [before, after]}})
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            # Saving the new password also revoked the user's API tokens (diagnosis.api.auth).
+            user = User.objects.get(pk=id)
+            audit(request, AuditEvent.Action.PASSWORD_CHANGED, via="admin", details={"user": user.username, "api_tokens": "revoked"})
+        return response
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    """The audit trail is only ever appended to, by the services."""
+    """The audit trail is only ever appended to, by the services. Administrators filter and export
+    it in the portal's Audit trail page (diagnosis.audit_views); this list is the same rows."""
 
-    list_display = ["at", "actor", "action", "patient", "scan", "via", "ip_address"]
-    list_filter = ["action", "via"]
+    list_display = ["at", "actor", "action", "patient", "scan", "via", "ip_address", "details"]
+    list_filter = ["action", "via", "actor"]
+    search_fields = ["actor__username", "patient__medical_record_number"]
     date_hierarchy = "at"
+    list_select_related = ["actor", "patient", "scan"]
 
 
 @admin.register(Patient)
@@ -91,8 +125,42 @@ class PatientAdmin(admin.ModelAdmin):
     search_fields = ["family_name", "given_name", "medical_record_number"]
     readonly_fields = [field.name for field in Patient._meta.fields]
 
+    def get_queryset(self, request):
+        return selectors.patients_visible_to(request.user).select_related("site")
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        shown = getattr(response, "context_data", {}).get("cl")
+        if request.method == "GET" and shown is not None:
+            audit(request, AuditEvent.Action.PATIENT_LISTED, via="admin", details={"query": request.GET.get("q", ""), "patients": ids(shown.result_list)})
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        patient = getattr(response, "context_data", {}).get("original")
+        if request.method == "GET" and patient is not None:
+            audit(request, AuditEvent.Action.PATIENT_VIEWED, patient=patient, via="admin")
+        return response
+
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+    """Deleting an account's access attempts is how an administrator unlocks it: in the trail."""
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        audit(request, AuditEvent.Action.SIGNIN_UNLOCKED, via="admin", details={"usernames": [obj.username]})
+
+    def delete_queryset(self, request, queryset):
+        usernames = sorted(set(queryset.values_list("username", flat=True)))
+        super().delete_queryset(request, queryset)
+        audit(request, AuditEvent.Action.SIGNIN_UNLOCKED, via="admin", details={"usernames": usernames})

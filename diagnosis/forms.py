@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Patient, Review, Site
+from .models import AuditEvent, Patient, Review, Site
 
 
 class MultipleImageInput(forms.ClearableFileInput):
@@ -65,7 +65,17 @@ class ScanMoveForm(forms.Form):
     reason = forms.CharField(max_length=500, label="Reason")
 
 
-class WorklistFilterForm(forms.Form):
+class DateRangeForm(forms.Form):
+    """Filters with a `date_from` and a `date_to`: a range that ends before it starts is a sentence."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            raise forms.ValidationError("The “from” date is after the “to” date.")
+        return cleaned
+
+
+class WorklistFilterForm(DateRangeForm):
     """The worklist's filters, read from the query string; every field may be left empty."""
 
     status = forms.ChoiceField(
@@ -83,15 +93,26 @@ class WorklistFilterForm(forms.Form):
         if not chooses_site:
             del self.fields["site"]
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
-            raise forms.ValidationError("The “from” date is after the “to” date.")
-        return cleaned
-
     def filters(self):
         """The valid filters as keyword arguments for `selectors.worklist`; an invalid one is dropped
         (and shown as an error) rather than emptying the list."""
         if not self.is_valid() and self.non_field_errors():
             return {}
+        return {name: value for name, value in self.cleaned_data.items() if value}
+
+
+class AuditFilterForm(DateRangeForm):
+    """The audit trail's filters (query string); every field may be left empty."""
+
+    user = forms.CharField(required=False, max_length=150, label="User name")
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices])
+    patient = forms.CharField(required=False, max_length=64, label="Patient (record number or id)")
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def filters(self):
+        """Keyword arguments for `selectors.audit_trail`; None when a filter is invalid, so that a
+        mistyped filter never shows (or exports) the whole trail."""
+        if not self.is_valid():
+            return None
         return {name: value for name, value in self.cleaned_data.items() if value}

@@ -19,6 +19,8 @@ ADMINISTRATORS = "Administrators"
 CLINICIAN_PERMISSIONS = [
     "diagnosis.view_patient",
     "diagnosis.add_patient",
+    # Correcting a patient's names, birth date, sex or record number (the API's PATCH).
+    "diagnosis.change_patient",
     "diagnosis.view_scan",
     "diagnosis.add_scan",
     "diagnosis.view_prediction",

@@ -1,8 +1,10 @@
 """Reads, already scoped to what the user may see. The HTML views and the API both come here."""
+import uuid
+
 from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 
 from . import storage
-from .models import Patient, Prediction, Review, Scan
+from .models import AuditEvent, Patient, Prediction, Review, Scan
 
 
 def site_of(user):
@@ -172,3 +174,23 @@ def prediction_with_reviews_for(user, prediction_id):
 def reviews_of(prediction):
     """Every review of the prediction, newest first; revised ones are kept with superseded_at set."""
     return prediction.reviews.select_related("reviewer").order_by("-created_at", "-id")
+
+
+def audit_trail(*, user="", action="", patient="", date_from=None, date_to=None):
+    """The audit trail, newest first, filtered: `user` is a user name, `patient` a record number
+    (any site, any letter case) or a patient id. Only for those allowed to read the trail."""
+    events = AuditEvent.objects.select_related("actor", "patient__site", "scan").order_by("-at", "-id")
+    if user:
+        events = events.filter(actor__username__iexact=user)
+    if action:
+        events = events.filter(action=action)
+    if patient:
+        try:
+            events = events.filter(patient_id=uuid.UUID(patient))
+        except ValueError:
+            events = events.filter(patient__medical_record_number__iexact=patient.strip())
+    if date_from:
+        events = events.filter(at__date__gte=date_from)
+    if date_to:
+        events = events.filter(at__date__lte=date_to)
+    return events

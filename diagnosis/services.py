@@ -35,15 +35,25 @@ class ValidatedImage:
 
 
 def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
-    AuditEvent.objects.create(
+    """Append one row to the audit trail; ml reaches this through ML_AUDIT_RECORDER. Returns it."""
+    return AuditEvent.objects.create(
         actor=actor if actor and actor.is_authenticated else None,
         action=action,
         patient=patient,
-        scan=scan,
+        scan=scan if scan is not None and scan.pk else None,
         via=via,
         ip_address=ip_address,
         details=details or {},
     )
+
+
+def _json_value(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def changes_between(before, after):
+    """{field: [old, new]} for every field whose value differs (dates as ISO text, for JSON)."""
+    return {name: [_json_value(before.get(name)), _json_value(after.get(name))] for name in after if before.get(name) != after.get(name)}
 
 
 class PatientRegistrationRefused(Exception):
@@ -77,7 +87,8 @@ def register_patient(*, actor, medical_record_number, family_name, given_name, s
                 sex=sex,
                 created_by=actor,
             )
-            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via)
+            fields = {name: getattr(patient, name) for name in PATIENT_CORRECTABLE_FIELDS}
+            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via, details={"changes": changes_between({}, fields), "site": site.code})
     except IntegrityError as error:
         # The record number per site (ignoring case) is the only unique rule a new patient can break.
         raise PatientAlreadyRegistered(f"A patient with medical record number {medical_record_number} is already registered at {site}.") from error
@@ -159,7 +170,9 @@ def submit_scans(*, actor, patient, uploaded_files, via="web", confirm_identity_
                     **identity.scan_fields(image.identity, image.original_name),
                     **confirmed,
                 )
-                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details=confirmed)
+                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details={
+                    "file_format": scan.file_format, "size_bytes": scan.size_bytes, "sha256": scan.sha256, **confirmed,
+                })
                 scans.append(scan)
             lifecycle.enqueue_on_commit(*scans)
     except BaseException:
@@ -177,12 +190,13 @@ def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="
     with transaction.atomic():
         # Locking the prediction queues two reviews by the same clinician at once instead of racing.
         Prediction.objects.select_for_update().filter(pk=prediction.pk).first()
-        revised = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True).update(superseded_at=timezone.now())
+        current = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True)
+        before = current.values("finding", "agrees", "note").first() or {}
+        revised = current.update(superseded_at=timezone.now())
         review = Review.objects.create(prediction=prediction, reviewer=actor, finding=finding, agrees=agrees, note=note.strip())
-        record_audit(
-            actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via,
-            details={"finding": finding, "agrees": agrees, "revised": bool(revised)},
-        )
+        after = {"finding": review.finding, "agrees": review.agrees, "note": review.note}
+        details = {"prediction": prediction.pk, "revised": bool(revised), "changes": changes_between(before, after)}
+        record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via, details=details)
     return review, bool(revised)
 
 
@@ -190,21 +204,20 @@ PATIENT_CORRECTABLE_FIELDS = ("family_name", "given_name", "date_of_birth", "sex
 
 
 def update_patient(*, actor, patient, via="web", **changes):
-    """Correct a patient's names, date of birth, sex or record number; one audit row per change.
-    The record number stays unique per site in any letter case (the database says so)."""
+    """Correct a patient's names, date of birth, sex or record number; one audit row per correction,
+    with each changed field's old and new value. The record number stays unique per site in any
+    letter case (the database says so)."""
     unknown = set(changes) - set(PATIENT_CORRECTABLE_FIELDS)
     if unknown:
         raise PatientRegistrationRefused(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
-    changed = {}
+    before = {name: getattr(patient, name) for name in changes}
     for name, value in changes.items():
-        value = value.strip() if isinstance(value, str) and name != "sex" else value
-        if getattr(patient, name) != value:
-            changed[name] = [str(getattr(patient, name) or ""), str(value or "")]
-        setattr(patient, name, value)
+        setattr(patient, name, value.strip() if isinstance(value, str) and name != "sex" else value)
     try:
         with transaction.atomic():
             patient.save(update_fields=list(changes) or None)
-            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, details={"changed": changed})
+            after = {name: getattr(patient, name) for name in changes}
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, details={"changes": changes_between(before, after)})
     except IntegrityError as error:
         raise PatientAlreadyRegistered(
             f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."

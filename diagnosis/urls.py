@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import audit_views, views
 
 app_name = "diagnosis"
 
@@ -17,5 +17,7 @@ urlpatterns = [
     path("scans/<uuid:scan_id>/card/", views.scan_card, name="scan_card"),
     path("scans/<uuid:scan_id>/image.png", views.scan_image, name="scan_image"),
     path("scans/<uuid:scan_id>/heatmaps/<int:prediction_id>.png", views.scan_heatmap, name="scan_heatmap"),
+    path("audit/", audit_views.audit_trail, name="audit_trail"),
+    path("audit/export.csv", audit_views.audit_trail_export, name="audit_trail_export"),
     path("results/<int:prediction_id>/review/", views.prediction_review, name="prediction_review"),
 ]

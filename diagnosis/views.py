@@ -16,12 +16,9 @@ from django.views.decorators.http import require_POST
 from ml.engine.images import load_image_file
 
 from . import selectors, services, storage
+from .auditing import audit, audit_image, ids
 from .forms import PatientForm, ReviewForm, ScanMoveForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent, Prediction, Scan
-
-
-def client_ip(request):
-    return request.META.get("REMOTE_ADDR")
 
 
 WORKLIST_PAGE_SIZE = 25
@@ -32,6 +29,7 @@ def worklist(request):
     """The clinician's first page: every scan they may see, in triage order, filtered."""
     form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
     page = Paginator(selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    audit(request, AuditEvent.Action.WORKLIST_VIEWED, details={"filters": request.GET.dict(), "scans": ids(page)})
     context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat()}
     return render(request, "diagnosis/worklist.html", context)
 
@@ -75,13 +73,16 @@ def scan_card(request, scan_id):
     scan = _scan_or_404(request, scan_id)
     if _unchanged(request, scan):
         return HttpResponse(status=204)
-    return render(request, "diagnosis/_scan_card.html", {"scan": scan})
+    # Only a card that changed shows something new: that is a read (a 204 shows nothing).
+    seen = audit(request, AuditEvent.Action.SCAN_VIEWED, patient=scan.patient, scan=scan, details={"live_update": True})
+    return render(request, "diagnosis/_scan_card.html", {"scan": scan, "seen": seen})
 
 
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_list(request):
     query = request.GET.get("q", "")
-    patients = selectors.search_patients(request.user, query)[:200]
+    patients = list(selectors.search_patients(request.user, query)[:200])
+    audit(request, AuditEvent.Action.PATIENT_LISTED, details={"query": query, "patients": ids(patients)})
     return render(request, "diagnosis/patient_list.html", {"patients": patients, "query": query})
 
 
@@ -102,7 +103,10 @@ def patient_create(request):
 
 
 def _patient_page(request, patient, upload_form, status=200, identity_refused=False):
+    # Showing the page (again, after a refused upload) is the read; its images carry the row's id.
+    seen = audit(request, AuditEvent.Action.PATIENT_VIEWED, patient=patient)
     context = {
+        "seen": seen,
         "patient": patient,
         "upload_form": upload_form,
         "identity_refused": identity_refused,
@@ -114,7 +118,6 @@ def _patient_page(request, patient, upload_form, status=200, identity_refused=Fa
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_detail(request, patient_id):
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
-    services.record_audit(request.user, AuditEvent.Action.PATIENT_VIEWED, patient=patient, ip_address=client_ip(request))
     return _patient_page(request, patient, ScanUploadForm())
 
 
@@ -139,10 +142,12 @@ def scan_upload(request, patient_id):
     return _patient_page(request, patient, form, status=400, identity_refused=identity_refused)
 
 
-@permission_required("diagnosis.add_patient", raise_exception=True)
+@permission_required("diagnosis.change_patient", raise_exception=True)
 def patient_edit(request, patient_id):
     """Correct a patient's details (names, birth date, sex, record number); audited with what changed."""
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
+    if request.method != "POST":
+        audit(request, AuditEvent.Action.PATIENT_VIEWED, patient=patient)
     # The form writes into its instance while validating: give it a copy, so the service sees the old values.
     form = PatientForm(request.POST or None, instance=copy.copy(patient))
     if request.method == "POST" and form.is_valid():
@@ -195,11 +200,12 @@ def _private_png(data):
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def scan_image(request, scan_id):
-    """The X-ray as PNG (DICOM is converted for the browser); logged, never cached."""
+    """The X-ray as PNG (DICOM is converted for the browser); never cached, and audited unless the
+    page that embeds it already was (diagnosis.auditing)."""
     scan = _scan_or_404(request, scan_id)
     buffer = io.BytesIO()
     Image.fromarray(load_image_file(storage.path_of(scan.stored_name))).save(buffer, format="PNG")
-    services.record_audit(request.user, AuditEvent.Action.SCAN_IMAGE_VIEWED, patient=scan.patient, scan=scan, ip_address=client_ip(request))
+    audit_image(request, AuditEvent.Action.SCAN_IMAGE_VIEWED, scan)
     return _private_png(buffer.getvalue())
 
 
@@ -209,7 +215,7 @@ def scan_heatmap(request, scan_id, prediction_id):
     prediction = get_object_or_404(Prediction, pk=prediction_id, scan=scan)
     if not prediction.heatmap_name:
         raise Http404("This result has no heatmap.")
-    services.record_audit(request.user, AuditEvent.Action.HEATMAP_VIEWED, patient=scan.patient, scan=scan, ip_address=client_ip(request))
+    audit_image(request, AuditEvent.Action.HEATMAP_VIEWED, scan)
     return _private_png(storage.read(prediction.heatmap_name))
 
 

@@ -23,10 +23,32 @@ def visible_entries(folder):
 def dataset_path(name):
     """The absolute path of a dataset folder named relative to the datasets folder (or absolute).
 
-    `..` is collapsed but symbolic links are kept, so a large dataset linked into the datasets
-    folder counts as inside it, while `../elsewhere` does not."""
+    `..` is collapsed but symbolic links are kept: a link inside the datasets folder is refused
+    when it leads out of it (links_leaving_refusal), never silently followed."""
     path = Path(name).expanduser()
     return Path(os.path.normpath(path if path.is_absolute() else datasets_root().resolve() / path))
+
+
+def links_leaving_refusal(path):
+    """A sentence when a folder inside the datasets folder is, or holds, a symbolic link that leads
+    out of it (reading through it would read the scan folder, or anything); None when there is none.
+    A folder outside the datasets folder (named so on the command line) is not judged here."""
+    from ml.engine.data import links_leaving
+
+    root = datasets_root().resolve()
+    path = dataset_path(path)
+    if not path.is_relative_to(root) or not path.exists():
+        return None
+    leaving = links_leaving(path, root)
+    if not leaving:
+        return None
+    shown = display_path(path)
+    listed = ", ".join(f"“{shown}/{link}”" if link != "." else f"“{shown}”" for link in leaving[:5])
+    more = f" and {len(leaving) - 5} more" if len(leaving) > 5 else ""
+    return (
+        f"{listed}{more} {'is a link' if len(leaving) == 1 else 'are links'} to a place outside the datasets folder ({root}), "
+        "and nothing outside it is read. Copy those files into the datasets folder instead."
+    )
 
 
 def display_path(path):
@@ -68,6 +90,9 @@ def dataset_fingerprint(path):
     Keyed by the files' sizes and times, so a page load only stats the files."""
     from ml.engine.data import content_fingerprint, evaluation_samples
 
+    refusal = links_leaving_refusal(path)
+    if refusal:
+        raise ValueError(refusal)
     samples, _description = evaluation_samples(path)
     stats = [(sample.relpath, sample.path.stat().st_size, sample.path.stat().st_mtime_ns) for sample in samples]
     key = (str(Path(path).resolve()), hashlib.sha256(repr(stats).encode()).hexdigest())

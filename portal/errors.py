@@ -45,8 +45,8 @@ def server_error(request):
     return defaults.server_error(request)
 
 
-def too_large(request):
-    message = f"The upload is too large: at most {settings.UPLOAD_MAX_REQUEST_BYTES // (1024 * 1024)} MB in one request."
+def too_large(request, message=None):
+    message = message or f"The upload is too large: at most {settings.UPLOAD_MAX_REQUEST_BYTES // (1024 * 1024)} MB in one request."
     if is_api(request):
         return json_error(413, message)
     return _page(request, "413.html", 413, message=message)

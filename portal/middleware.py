@@ -21,7 +21,11 @@ class RequestSizeLimitMiddleware:
     300 MB upload is never spooled to a temporary file. Upload URLs allow
     UPLOAD_MAX_REQUEST_BYTES; any other URL allows DATA_UPLOAD_MAX_MEMORY_SIZE plus room for the
     multipart framing. A chunked body without Content-Length is refused with 411 (Django would
-    otherwise read it as empty)."""
+    otherwise read it as empty).
+
+    An accepted upload's form is then read here, so that a file over the per-file cap (stopped
+    while streaming by portal.uploads) is answered 413 with its sentence before any view, page or
+    API, sees what is left of the form."""
 
     FRAMING_MARGIN = 64 * 1024
 
@@ -40,6 +44,11 @@ class RequestSizeLimitMiddleware:
             return errors.bad_request(request, None)
         if too_large:
             return errors.too_large(request)
+        if upload and request.method == "POST" and request.content_type == "multipart/form-data":
+            request.POST  # noqa: B018  (reads the form through the upload handlers)
+            refusal = getattr(request, "upload_refusal", None)
+            if refusal:
+                return errors.too_large(request, refusal)
         return self.get_response(request)
 
 

@@ -3,6 +3,7 @@
 Tokens are stored hashed and expire (REST_KNOX TOKEN_TTL, PORTAL_API_TOKEN_HOURS). A failed password
 here counts toward the same django-axes lockout as the login pages, and the endpoint is throttled.
 Changing a user's password or deactivating them revokes every token they hold."""
+from axes.signals import user_locked_out
 from django.contrib.auth import authenticate, get_user_model
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
@@ -15,6 +16,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from diagnosis.models import AuditEvent
+from diagnosis.services import record_audit
 from portal.errors import locked_out
 
 from .errors import refusal
@@ -30,17 +33,21 @@ def tokens_of(user):
     return AuthToken.objects.filter(user=user, expiry__gt=timezone.now()).order_by("-created")
 
 
-def issue_token(user):
+def issue_token(user, *, via="web", ip_address=None):
     """A new token for the user: (the stored record, the secret to show once)."""
     limit = knox_settings.TOKEN_LIMIT_PER_USER
     if limit is not None and tokens_of(user).count() >= limit:
         raise TokenLimitReached(f"You already hold {limit} API tokens; revoke one you no longer use first.")
-    return AuthToken.objects.create(user)
+    instance, token = AuthToken.objects.create(user)
+    record_audit(user, AuditEvent.Action.TOKEN_CREATED, via=via, ip_address=ip_address, details={"token": instance.token_key, "expiry": instance.expiry.isoformat() if instance.expiry else None})
+    return instance, token
 
 
-def revoke_token(user, token_id):
+def revoke_token(user, token_id, *, via="web", ip_address=None):
     """Revoke one of the user's own tokens; True when there was one."""
     deleted, _ = AuthToken.objects.filter(user=user, token_key=token_id).delete()
+    if deleted:
+        record_audit(user, AuditEvent.Action.TOKEN_REVOKED, via=via, ip_address=ip_address, details={"token": token_id})
     return bool(deleted)
 
 
@@ -85,7 +92,7 @@ class TokenCreate(APIView):
         if user is None:
             return refusal("The username or password is not correct.", code="invalid_credentials")
         try:
-            instance, token = issue_token(user)
+            instance, token = issue_token(user, via="api", ip_address=django_request.META.get("REMOTE_ADDR"))
         except TokenLimitReached as refused:
             return refusal(str(refused), code="too_many_tokens")
         instance.token = token
@@ -115,6 +122,9 @@ class TokenRevoke(generics.DestroyAPIView):
     def get_queryset(self):
         return AuthToken.objects.filter(user=self.request.user)
 
+    def perform_destroy(self, instance):
+        revoke_token(self.request.user, instance.token_key, via="api", ip_address=self.request.META.get("REMOTE_ADDR"))
+
 
 @receiver(pre_save, sender=get_user_model(), dispatch_uid="revoke_api_tokens")
 def revoke_tokens_when_credentials_change(sender, instance, raw=False, **kwargs):
@@ -125,3 +135,9 @@ def revoke_tokens_when_credentials_change(sender, instance, raw=False, **kwargs)
     before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
     if before and (before["password"] != instance.password or (before["is_active"] and not instance.is_active)):
         AuthToken.objects.filter(user=instance).delete()
+
+
+@receiver(user_locked_out, dispatch_uid="audit_lockouts")
+def audit_lockout(sender, request, username, ip_address, **kwargs):
+    """A sign-in refused because the account is locked (the lockout itself and each refusal after it)."""
+    record_audit(None, AuditEvent.Action.SIGNIN_LOCKED_OUT, via="api" if getattr(request, "path", "").startswith("/api/") else "web", ip_address=ip_address, details={"username": username})

@@ -84,7 +84,7 @@ class VersionPromote(ApiViewMixin, APIView):
         reason = PromoteSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
         try:
-            ml_services.promote_version(version.pk, actor=request.user, reason=reason.validated_data["reason"])
+            ml_services.promote_version(version.pk, actor=request.user, reason=reason.validated_data["reason"], via="api")
         except ml_services.PromotionError as refusal:
             return errors.refusal(str(refusal), code="promotion_refused")
         return Response(ModelVersionSerializer(ml_selectors.version(version.pk)).data)
@@ -104,7 +104,7 @@ class TrainingJobList(ApiViewMixin, generics.ListCreateAPIView):
         parameters = TrainingStartSerializer(data=request.data)
         parameters.is_valid(raise_exception=True)
         try:
-            job = ml_services.start_training_job(actor=request.user, **parameters.validated_data)
+            job = ml_services.start_training_job(actor=request.user, via="api", **parameters.validated_data)
         except ml_services.TrainingRefused as refusal:
             return errors.refusal(str(refusal), code="training_refused")
         location = request.build_absolute_uri(reverse("api:training_job_detail", args=[job.pk]))
@@ -133,7 +133,7 @@ class TrainingJobCancel(ApiViewMixin, APIView):
     def post(self, request, job_id):
         job = get_object_or_404(ml_selectors.training_jobs(), pk=job_id)
         try:
-            job = ml_services.cancel_training_job(job.pk, actor=request.user)
+            job = ml_services.cancel_training_job(job.pk, actor=request.user, via="api")
         except ml_services.TrainingRefused as refusal:
             return errors.refusal(str(refusal), code="already_finished", status_code=status.HTTP_409_CONFLICT)
         return Response(TrainingJobSerializer(job).data)

@@ -6,7 +6,8 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from diagnosis import selectors, services
-from diagnosis.models import Prediction
+from diagnosis.auditing import AuditedApiList, audit, ids
+from diagnosis.models import AuditEvent, Prediction
 
 from .base import ApiViewMixin
 from .serializers import PredictionSerializer, ReviewSerializer
@@ -26,25 +27,40 @@ class PredictionDetail(ApiViewMixin, generics.RetrieveAPIView):
     permission_required = {"GET": "diagnosis.view_prediction"}
 
     def get_object(self):
-        return visible_prediction(self.request, self.kwargs["prediction_id"])
+        prediction = visible_prediction(self.request, self.kwargs["prediction_id"])
+        audit(self.request, AuditEvent.Action.PREDICTION_VIEWED, patient=prediction.scan.patient, scan=prediction.scan, via="api",
+              details={"prediction": prediction.pk})
+        return prediction
 
 
-class PredictionReviews(ApiViewMixin, generics.ListCreateAPIView):
+class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
     """Reviews of one AI result, newest first (`current` false for revised ones). POST records your
     review, or revises it if you reviewed this result before."""
 
     serializer_class = ReviewSerializer
     permission_required = {"GET": "diagnosis.view_prediction", "POST": "diagnosis.add_review"}
+    audit_action = AuditEvent.Action.REVIEWS_LISTED
+
+    def prediction(self):
+        if not hasattr(self, "_prediction"):
+            self._prediction = visible_prediction(self.request, self.kwargs["prediction_id"])
+        return self._prediction
 
     def get_queryset(self):
-        return selectors.reviews_of(visible_prediction(self.request, self.kwargs["prediction_id"]))
+        return selectors.reviews_of(self.prediction())
+
+    def audited_patient(self):
+        return self.prediction().scan.patient
+
+    def audit_details(self, shown):
+        return {"prediction": self.prediction().pk, "reviews": ids(shown)}
 
     @extend_schema(responses={
         201: OpenApiResponse(ReviewSerializer, description="Your first review of this result."),
         200: OpenApiResponse(ReviewSerializer, description="Your review, revised; the earlier one is kept with current false."),
     })
     def post(self, request, *args, **kwargs):
-        prediction = visible_prediction(request, kwargs["prediction_id"])
+        prediction = self.prediction()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         review, revised = services.review_prediction(actor=request.user, prediction=prediction, via="api", **serializer.validated_data)

@@ -8,13 +8,16 @@ DISCLAIMER = "Decision support from an AI model, not a diagnosis. A clinician mu
 
 
 class ModelVersionSummarySerializer(serializers.ModelSerializer):
-    name = serializers.CharField(source="label")
-    demo = serializers.BooleanField(source="trained_on_synthetic_data")
-    headline_metrics = serializers.JSONField()
+    """The model version beside every result: what a person calls it, whether it is a demo, its test figures."""
+
+    label = serializers.CharField(read_only=True, help_text="The version's name as the portal shows it beside every result, e.g. v3.")
+    name = serializers.CharField(source="label", read_only=True, help_text="The same as `label` (kept for clients written before `label`).")
+    demo = serializers.BooleanField(source="trained_on_synthetic_data", read_only=True, help_text="Trained on synthetic images: not for clinical use.")
+    headline_metrics = serializers.JSONField(read_only=True, help_text="Held-out ROC AUC, sensitivity and specificity with 95% confidence intervals.")
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "backbone", "input_size", "threshold", "demo", "headline_metrics", "created_at"]
+        fields = ["id", "label", "name", "backbone", "input_size", "threshold", "demo", "headline_metrics", "created_at"]
 
 
 class ModelVersionSerializer(ModelVersionSummarySerializer):

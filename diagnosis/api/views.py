@@ -7,6 +7,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from diagnosis import selectors, services
+from diagnosis.auditing import AuditedApiList, audit, ids
 from diagnosis.models import AuditEvent
 
 from . import errors
@@ -26,11 +27,15 @@ MAX_KEY_LENGTH = 255
 
 
 @extend_schema(parameters=[OpenApiParameter("q", OpenApiTypes.STR, description="A name, or the start of a medical record number.")])
-class PatientList(ApiViewMixin, generics.ListCreateAPIView):
+class PatientList(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
     """List the patients you may see (search with ?q= by name or medical record number), or register one."""
 
     serializer_class = PatientSerializer
     permission_required = {"GET": "diagnosis.view_patient", "POST": "diagnosis.add_patient"}
+    audit_action = AuditEvent.Action.PATIENT_LISTED
+
+    def audit_details(self, shown):
+        return {"query": self.request.query_params.get("q", ""), "patients": ids(shown)}
 
     def get_queryset(self):
         return selectors.search_patients(self.request.user, self.request.query_params.get("q", ""))
@@ -49,7 +54,8 @@ class PatientDetail(ApiViewMixin, generics.RetrieveUpdateAPIView):
     """One patient; PATCH corrects names, date of birth, sex or record number (kept unique per site in any letter case)."""
 
     serializer_class = PatientSerializer
-    permission_required = {"GET": "diagnosis.view_patient", "PATCH": "diagnosis.add_patient"}
+    # Registering a patient is not correcting one: PATCH needs its own permission.
+    permission_required = {"GET": "diagnosis.view_patient", "PATCH": "diagnosis.change_patient"}
     lookup_url_kwarg = "patient_id"
     http_method_names = ["get", "patch", "head", "options"]
 
@@ -58,7 +64,7 @@ class PatientDetail(ApiViewMixin, generics.RetrieveUpdateAPIView):
 
     def retrieve(self, request, *args, **kwargs):
         patient = self.get_object()
-        services.record_audit(request.user, AuditEvent.Action.PATIENT_VIEWED, patient=patient, via="api", ip_address=request.META.get("REMOTE_ADDR"))
+        audit(request, AuditEvent.Action.PATIENT_VIEWED, patient=patient, via="api")
         return Response(self.get_serializer(patient).data)
 
     @extend_schema(request=PatientUpdateSerializer, responses={200: PatientSerializer})
@@ -73,15 +79,24 @@ class PatientDetail(ApiViewMixin, generics.RetrieveUpdateAPIView):
         return Response(self.get_serializer(patient).data)
 
 
-class PatientScans(ApiViewMixin, generics.ListCreateAPIView):
+class PatientScans(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
     """A patient's scans with their AI results, newest first; POST one image to submit a scan (202: analysis is asynchronous)."""
 
     serializer_class = ScanSerializer
     permission_required = {"GET": "diagnosis.view_scan", "POST": "diagnosis.add_scan"}
     parser_classes = [MultiPartParser]
+    audit_action = AuditEvent.Action.SCAN_LISTED
 
     def patient(self):
-        return get_object_or_404(selectors.patients_visible_to(self.request.user), pk=self.kwargs["patient_id"])
+        if not hasattr(self, "_patient"):
+            self._patient = get_object_or_404(selectors.patients_visible_to(self.request.user), pk=self.kwargs["patient_id"])
+        return self._patient
+
+    def audited_patient(self):
+        return self.patient()
+
+    def audit_details(self, shown):
+        return {"scans": ids(shown)}
 
     def get_queryset(self):
         return selectors.patient_history(self.patient())
@@ -127,7 +142,9 @@ class ScanDetail(ApiViewMixin, generics.RetrieveAPIView):
 
     def get_object(self):
         scan = get_object_or_404(selectors.scans_visible_to(self.request.user), pk=self.kwargs["scan_id"])
-        return selectors.scan_for(self.request.user, scan.pk)
+        scan = selectors.scan_for(self.request.user, scan.pk)
+        audit(self.request, AuditEvent.Action.SCAN_VIEWED, patient=scan.patient, scan=scan, via="api")
+        return scan
 
 
 class ScanMove(ApiViewMixin, generics.GenericAPIView):
@@ -151,11 +168,15 @@ class ScanMove(ApiViewMixin, generics.GenericAPIView):
 
 
 @extend_schema(parameters=[WorklistFilterSerializer])
-class Worklist(ApiViewMixin, generics.ListAPIView):
+class Worklist(AuditedApiList, ApiViewMixin, generics.ListAPIView):
     """Every scan you may see in the worklist page's triage order: likely positive and unreviewed first, then newest."""
 
     serializer_class = WorklistScanSerializer
     permission_required = {"GET": "diagnosis.view_scan"}
+    audit_action = AuditEvent.Action.WORKLIST_VIEWED
+
+    def audit_details(self, shown):
+        return {"filters": self.request.query_params.dict(), "scans": ids(shown)}
 
     def get_queryset(self):
         filters = WorklistFilterSerializer(data=self.request.query_params)

@@ -20,6 +20,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -99,6 +100,23 @@ def _class_counts(samples, class_names) -> dict:
 
 def _visible(path: Path):
     return sorted(entry for entry in path.iterdir() if not entry.name.startswith("."))
+
+
+def links_leaving(folder: Path, root: Path) -> list[str]:
+    """The symbolic links under `folder` (and `folder` itself) whose target is not inside `root`,
+    as paths relative to `folder`: reading through them would read files from elsewhere. Links are
+    not followed while looking, so a link loop cannot trap the walk."""
+    root = Path(root).resolve()
+    folder = Path(folder)
+    if not Path(os.path.realpath(folder)).is_relative_to(root):
+        return ["."]  # the folder itself leads out: nothing in it is looked at
+    leaving = []
+    for current, directories, files in os.walk(folder, followlinks=False):
+        for name in directories + files:
+            path = Path(current) / name
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+                leaving.append(path.relative_to(folder).as_posix())
+    return sorted(leaving)
 
 
 def list_class_folders(folder: Path) -> dict[str, list[Path]]:

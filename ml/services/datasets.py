@@ -37,6 +37,10 @@ class DatasetCheck:
 
 
 def resolve_dataset_path(name, *, allow_outside_root=False):
+    """The folder's path. A folder inside the datasets folder may not hold (or be) a symbolic link
+    that leads out of it, whoever asks: training, evaluation and the dataset check would otherwise
+    read files from anywhere the link points, the scan folder included. Only a folder the command
+    line names outside the datasets folder (allow_outside_root) is read where it is."""
     name = str(name or "").strip()
     if not name:
         raise TrainingRefused("Choose a dataset folder.")
@@ -46,6 +50,9 @@ def resolve_dataset_path(name, *, allow_outside_root=False):
         raise TrainingRefused(f"The dataset folder must be inside the datasets folder ({root}); “{name}” is not.")
     if path == root:
         raise TrainingRefused(f"Choose a dataset folder inside the datasets folder ({root}), not the datasets folder itself.")
+    refusal = folders.links_leaving_refusal(path)
+    if refusal:
+        raise TrainingRefused(refusal)
     return path
 
 
@@ -147,12 +154,17 @@ def reviewed_images():
 def export_dataset_snapshot(rows):
     """Copy reviewed images into a new folder under DATASETS_ROOT/snapshots/, one sub-folder per
     label, with a manifest.csv (filename, label, patient_id, origin) so the split can keep each
-    patient's images together. The folder is never changed afterwards: it is what the job trained on."""
+    patient's images together. The folder is never changed afterwards: it is what the job trained on.
+
+    Returns (folder, warnings). A reviewed scan whose image is no longer in the scan storage is left
+    out with a warning line (the job keeps it in its dataset summary and its log), rather than
+    failing the whole request; the folder check that follows refuses a snapshot left too small."""
     rows = list(rows)
     if not rows:
         raise TrainingRefused("No scans have been reviewed yet: clinicians must agree or disagree with AI results before those scans can be used for training.")
     folder = folders.snapshots_dir() / f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder.mkdir(parents=True)
+    warnings = []
     try:
         with open(folder / "manifest.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -163,9 +175,13 @@ def export_dataset_snapshot(rows):
                     raise TrainingRefused(f"A reviewed scan has an unusable label “{row.label}”.")
                 target = folder / row.label / source.name
                 target.parent.mkdir(exist_ok=True)
-                shutil.copyfile(source, target)
+                try:
+                    shutil.copyfile(source, target)
+                except FileNotFoundError:
+                    warnings.append(f"The image of a reviewed scan ({source.name}, patient {row.patient_id}) is missing from the scan storage; it was left out.")
+                    continue
                 writer.writerow([f"{row.label}/{source.name}", row.label, row.patient_id, row.origin])
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return folder
+    return folder, warnings

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import lifecycle
+from ml import audit
 from ml import datasets as folders
 from ml import runtime
 from ml.models import Evaluation, EvaluationRun
@@ -35,7 +36,7 @@ def _checked_folder(data_dir, allow_outside_root):
         raise EvaluationError(str(refusal)) from refusal
 
 
-def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_outside_root=False):
+def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_outside_root=False, via=None):
     """Check the folder, record the run and queue it for the training worker once committed.
     `enqueue=False` is for a caller that runs it itself with execute_evaluation."""
     check = _checked_folder(data_dir, allow_outside_root)
@@ -49,6 +50,7 @@ def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_
         )
         if enqueue:
             lifecycle.enqueue_on_commit(run)
+        audit.record(actor, "evaluation.started", via=via, run=run.pk, version=version.pk, dataset=run.dataset_path)
     return run
 
 

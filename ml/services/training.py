@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import lifecycle
+from ml import audit
 from ml import datasets as folders
 from ml.engine.backbones import BACKBONES
 from ml.models import TrainingJob
@@ -52,7 +53,7 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
 
 def start_training_job(
     *, actor, source=TrainingJob.Source.FOLDER, dataset="", backbone="xception", epochs=10, image_size=None,
-    weights=None, batch_size=16, seed=None, preset=None, enqueue=True, allow_outside_root=False,
+    weights=None, batch_size=16, seed=None, preset=None, enqueue=True, allow_outside_root=False, via=None,
 ):
     """Check everything a worker would need, then record the job and queue it once committed.
 
@@ -66,9 +67,9 @@ def start_training_job(
     if image_size is None and backbone in BACKBONES:
         image_size = BACKBONES[backbone].default_size
     resolved_weights = _check_parameters(backbone=backbone, epochs=epochs, image_size=image_size, weights=weights, batch_size=batch_size)
-    snapshot = None
+    snapshot, export_warnings = None, []
     if source == TrainingJob.Source.REVIEWED_SCANS:
-        snapshot = export_dataset_snapshot(reviewed_images())
+        snapshot, export_warnings = export_dataset_snapshot(reviewed_images())
         dataset = str(snapshot)
         allow_outside_root = False
     elif source != TrainingJob.Source.FOLDER:
@@ -81,6 +82,8 @@ def start_training_job(
             shutil.rmtree(snapshot, ignore_errors=True)
             raise TrainingRefused(f"The reviewed scans cannot be used for training yet. {refusal}") from refusal
         raise
+    summary = check.summary()
+    summary["warnings"] = export_warnings + summary.get("warnings", [])
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
         "weights": resolved_weights or "none", "seed": seed, **({"preset": preset} if preset else {}),
@@ -90,7 +93,9 @@ def start_training_job(
             source=source,
             dataset_path=folders.display_path(check.path),
             parameters=parameters,
-            dataset_summary=check.summary(),
+            dataset_summary=summary,
+            # The log starts with what the data check warned about; the worker logs it again when it starts.
+            log_tail="\n".join(f"warning: {line}" for line in summary["warnings"]),
             created_by=actor if actor is not None and actor.is_authenticated else None,
             total_epochs=int(epochs),
             # A job its caller runs itself counts as handed over, so the sweep does not send it too.
@@ -98,11 +103,12 @@ def start_training_job(
         )
         if enqueue:
             lifecycle.enqueue_on_commit(job)
+        audit.record(actor, "training.started", via=via, job=job.pk, source=source, dataset=job.dataset_path, parameters=parameters)
     logger.info("Training job %s queued by %s on %s", job.pk, actor or "command line", job.dataset_path)
     return job
 
 
-def cancel_training_job(job_id, *, actor=None):
+def cancel_training_job(job_id, *, actor=None, via=None):
     """A queued job is cancelled at once; a running one stops at its heartbeat's next check."""
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job_id)
@@ -116,6 +122,8 @@ def cancel_training_job(job_id, *, actor=None):
             job.save(update_fields=["cancel_requested"])
         else:
             raise TrainingRefused(f"Training job {job.pk} has already {job.get_status_display().lower()}.")
+        change = {"status": ["queued", "cancelled"]} if job.status == TrainingJob.Status.CANCELLED else {"cancel_requested": [False, True]}
+        audit.record(actor, "training.cancelled", via=via, job=job.pk, changes=change)
     return job
 
 
@@ -180,7 +188,7 @@ def _evaluate(version, actor):
     from .evaluation import EvaluationError, execute_evaluation, start_evaluation
 
     try:
-        run = execute_evaluation(start_evaluation(version, actor, enqueue=False).pk)
+        run = execute_evaluation(start_evaluation(version, actor, enqueue=False, via="worker").pk)
     except EvaluationError as error:
         logger.error("Evaluating %s on the evaluation set was refused: %s", version.label, error)
     else:
@@ -226,6 +234,8 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
         data_dir = resolve_dataset_path(job.dataset_path, allow_outside_root=True)
         logger.info("Training job %s: %s at %spx, %s epochs, weights %s, on %s %s", job.pk, config.backbone, config.image_size,
                     config.epochs, job.parameters["weights"], job.dataset_path, job.dataset_summary.get("classes", ""))
+        for warning in job.dataset_summary.get("warnings", []):
+            logger.warning("warning: %s", warning)
         try:
             result = train(data_dir, output_dir, config, on_epoch_end=on_epoch_end, should_stop=stop_training.is_set)
         except TrainingCancelled:

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from ml import audit
 from ml import runtime, selectors
 from ml.engine.images import ImageDecodeError, load_image_file
 from ml.models import ModelVersion, Promotion
@@ -64,7 +65,7 @@ def verify_artifact(version):
         raise PromotionError(f"The model file of {version.label} does not match its recorded sha256; it cannot be made active. ({error})") from error
 
 
-def promote_version(version_id, *, actor=None, reason=""):
+def promote_version(version_id, *, actor=None, reason="", via=None):
     """Make one version active in a single transaction; a rollback is a promote of an older version.
 
     The artifact is checked first (outside any lock), so a promote never switches every worker to
@@ -90,6 +91,8 @@ def promote_version(version_id, *, actor=None, reason=""):
         promotion = Promotion.objects.create(
             from_version=current, to_version=target, actor=actor, reason=reason.strip()[:500], is_rollback=was_active_before
         )
+        audit.record(actor, "model.promoted", via=via, version=target.pk, changes={"active": [current.pk if current else None, target.pk]},
+                     rollback=was_active_before, reason=promotion.reason)
     logger.info("%s made %s active (was %s)", actor or "system", target.label, current.label if current else "none")
     return promotion
 

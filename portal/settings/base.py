@@ -147,6 +147,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440
 # before the body is read: 60 MB x 20 files would let 1.2 GB be spooled to disk before a refusal.
 UPLOAD_MAX_REQUEST_BYTES = env.int("PORTAL_UPLOAD_MAX_REQUEST_BYTES", default=256 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Each file is capped at SCAN_MAX_UPLOAD_BYTES while it streams in, before it reaches a temporary file.
+FILE_UPLOAD_HANDLERS = [
+    "portal.uploads.PerFileSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = SCAN_MAX_FILES_PER_UPLOAD
 
 # Under a backlog an inference worker claims up to this many queued scans and predicts them in one
@@ -165,6 +171,8 @@ ML_DATASET_CHECK_SAMPLE = 20
 ML_TRAINING_LOG_LINES = 200
 # Where the training export finds reviewed scans: a path, so that ml never imports diagnosis.
 ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
+# Promotions, training jobs and evaluation runs go into the clinical app's audit trail (ml.audit).
+ML_AUDIT_RECORDER = "diagnosis.services.record_audit"
 
 # One lifecycle for background work (scan inference, training, evaluation): a running job beats
 # every JOB_HEARTBEAT_SECONDS; one silent for JOB_HEARTBEAT_TIMEOUT lost its worker, one queued

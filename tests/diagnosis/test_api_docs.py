@@ -31,3 +31,13 @@ def test_the_upload_documents_202_its_idempotency_key_and_409(client, clinician)
 def test_the_schema_and_docs_need_a_login(client):
     for name in ("api:schema", "api:docs"):
         assert client.get(reverse(name)).status_code == 401
+
+
+def test_the_model_version_beside_a_result_documents_its_label(client, clinician):
+    schema = client.get(reverse("api:schema"), {"format": "json"}, **token_headers(clinician)).json()
+    summary = schema["components"]["schemas"]["ModelVersionSummary"]
+    assert "label" in summary["required"] and summary["properties"]["label"]["readOnly"] is True
+    assert "every result" in summary["properties"]["label"]["description"]
+    prediction = schema["components"]["schemas"]["Prediction"]["properties"]["model_version"]
+    reference = prediction.get("$ref") or prediction["allOf"][0]["$ref"]
+    assert reference == "#/components/schemas/ModelVersionSummary"

@@ -1,9 +1,11 @@
 """Patients through /api/v1/: search, pages, registration, correction; other sites stay invisible."""
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from diagnosis.models import AuditEvent, Patient
 from tests.api import assert_json_error, token_headers
+from tests.conftest import make_user
 
 
 @pytest.fixture
@@ -63,3 +65,14 @@ def test_other_sites_patients_are_404_to_read_and_to_correct(client, other_site_
 
 def test_an_accept_header_the_api_cannot_serve_is_a_json_406(api, patient):
     assert_json_error(api.get(reverse("api:patient_list"), HTTP_ACCEPT="application/xml"), 406, "not_acceptable")
+
+
+def test_a_role_that_may_register_but_not_correct_patients_gets_403_on_patch(client, site_a, patient):
+    registrars = Group.objects.create(name="Registrars")
+    registrars.permissions.set(Permission.objects.filter(content_type__app_label="diagnosis", codename__in=["view_patient", "add_patient"]))
+    registrar = make_user("registrar", "Registrars", site_a)
+    response = client.patch(reverse("api:patient_detail", args=[patient.pk]), {"family_name": "X"}, content_type="application/json", **token_headers(registrar))
+    assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+    patient.refresh_from_db()
+    assert patient.family_name == "Okafor"
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.PATIENT_UPDATED).exists()

@@ -28,7 +28,7 @@ def test_a_prediction_names_its_model_version_and_figures(api, result):
     body = api.get(reverse("api:prediction_detail", args=[result.pk])).json()
     assert (body["label"], body["positive_probability"], body["threshold"]) == ("covid", 0.91, 0.5)
     version = body["model_version"]
-    assert version["name"] == result.model_version.label and version["demo"] is True
+    assert version["label"] == version["name"] == result.model_version.label == f"v{result.model_version.pk}" and version["demo"] is True
     assert version["headline_metrics"]["roc_auc"]
     assert body["disclaimer"].startswith("DEMO MODEL")
 

@@ -113,8 +113,8 @@ def test_a_patient_is_corrected_on_the_page_with_old_and_new_values_audited(clin
     patient.refresh_from_db()
     assert (patient.family_name, str(patient.date_of_birth), patient.sex) == ("Okafor-Bello", "1980-02-14", "F")
     event = AuditEvent.objects.get(action=AuditEvent.Action.PATIENT_UPDATED)
-    assert event.actor == clinician and event.details["changed"] == {
-        "family_name": ["Okafor", "Okafor-Bello"], "date_of_birth": ["", "1980-02-14"], "sex": ["U", "F"],
+    assert event.actor == clinician and event.details["changes"] == {
+        "family_name": ["Okafor", "Okafor-Bello"], "date_of_birth": [None, "1980-02-14"], "sex": ["U", "F"],
     }
 
 

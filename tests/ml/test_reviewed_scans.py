@@ -118,3 +118,43 @@ def test_reviews_of_one_class_only_are_refused_and_the_snapshot_removed(admin_cl
     assert "The reviewed scans cannot be used for training yet." in content and "images of one class only (covid/)" in content
     assert not TrainingJob.objects.exists()
     assert snapshot_folders() == snapshots_before
+
+
+def test_a_reviewed_scan_whose_image_is_gone_is_left_out_with_a_warning_the_job_keeps(admin_client, clinician, site_a, make_version):
+    from diagnosis import storage
+
+    version = make_version()
+    scans = []
+    for number in range(19):
+        label = "covid" if number < 10 else "normal"
+        scan, _ = scan_with_result(clinician, site_a, number, label, True)
+        review(clinician, scan, version, label, True)
+        scans.append(scan)
+    missing = scans[0]
+    storage.delete(missing.stored_name)
+
+    response = admin_client.post(reverse("ml:job_create"), FORM)
+    assert response.status_code == 302
+    job = TrainingJob.objects.get()
+    assert job.dataset_summary["classes"] == {"covid": 9, "normal": 9}
+    sentence = f"The image of a reviewed scan ({missing.stored_name.split('/')[-1]}, patient {missing.patient_id}) is missing from the scan storage; it was left out."
+    assert job.dataset_summary["warnings"][0] == sentence
+    assert sentence in job.log_tail
+    assert sentence in admin_client.get(reverse("ml:job_detail", args=[job.pk])).content.decode()
+    manifest = (django_settings.DATASETS_ROOT / job.dataset_path / "manifest.csv").read_text()
+    assert missing.stored_name.split("/")[-1] not in manifest
+
+
+def test_when_every_reviewed_image_is_gone_the_job_is_refused_in_a_sentence(admin_client, clinician, site_a, make_version):
+    from diagnosis import storage
+
+    version = make_version()
+    for number, label in enumerate(["covid", "normal"]):
+        scan, _ = scan_with_result(clinician, site_a, number, label, True)
+        review(clinician, scan, version, label, True)
+        storage.delete(scan.stored_name)
+    snapshots_before = snapshot_folders()
+    response = admin_client.post(reverse("ml:job_create"), FORM)
+    assert response.status_code == 400
+    assert "The reviewed scans cannot be used for training yet." in response.content.decode()
+    assert not TrainingJob.objects.exists() and snapshot_folders() == snapshots_before

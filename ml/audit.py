@@ -1,0 +1,16 @@
+"""The model lifecycle's entries in the portal's one audit trail.
+
+The trail (diagnosis.models.AuditEvent) stays with the clinical app: its rows point at patients and
+scans, and a lower app holding it would depend on the clinical tables anyway. ml may not import
+diagnosis, so it reaches the trail the way it reaches reviewed scans, through a setting
+(ML_AUDIT_RECORDER, a function with services.record_audit's shape)."""
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+def record(actor, action, *, via=None, **details):
+    """One row: `action` is an AuditEvent action value (e.g. "model.promoted"); a call without an
+    actor came from the command line. Inside the caller's transaction, so a refused write leaves no row."""
+    signed_in = actor is not None and actor.is_authenticated
+    recorder = import_string(settings.ML_AUDIT_RECORDER)
+    recorder(actor if signed_in else None, action, via=via or ("web" if signed_in else "command"), details=details)
