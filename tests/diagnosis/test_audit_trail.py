@@ -148,11 +148,14 @@ def test_a_correction_records_each_changed_field_old_and_new(client, clinician, 
 def test_a_revised_review_records_what_changed(clinician_client, patient, result):
     prediction = result.predictions.get()
     url = reverse("diagnosis:prediction_review", args=[prediction.pk])
-    clinician_client.post(url, {"agrees": "yes"})
-    clinician_client.post(url, {"agrees": "no", "note": "Consolidation is old."})
+    clinician_client.post(url, {"finding": "positive", "agrees": "yes"})
+    clinician_client.post(url, {"finding": "negative", "agrees": "no", "note": "Consolidation is old."})
     first, second = AuditEvent.objects.filter(action=AuditEvent.Action.PREDICTION_REVIEWED).order_by("id")
-    assert first.details["changes"] == {"agrees": [None, True], "note": [None, ""]}
-    assert second.details == {"prediction": prediction.pk, "revised": True, "changes": {"agrees": [True, False], "note": ["", "Consolidation is old."]}}
+    assert first.details["changes"] == {"finding": [None, "positive"], "agrees": [None, True], "note": [None, ""]}
+    assert second.details == {
+        "prediction": prediction.pk, "revised": True,
+        "changes": {"finding": ["positive", "negative"], "agrees": [True, False], "note": ["", "Consolidation is old."]},
+    }
     assert Review.objects.filter(prediction=prediction).count() == 2
 
 

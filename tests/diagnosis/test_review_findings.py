@@ -46,8 +46,9 @@ def test_the_current_review_and_its_history_are_on_the_card(clinician_client, cl
     history = card[card.index("Review history (2)"):card.index("</details>", card.index("Review history (2)"))]
     assert history.index("COVID-19 positive, agreed") < history.index("Indeterminate, disagreed") and "(revised" in history
     assert re.search(r'value="indeterminate" required checked', card) and re.search(r'value="no" checked', card)
-    assert list(AuditEvent.objects.filter(action=AuditEvent.Action.PREDICTION_REVIEWED).order_by("at").values_list("details", flat=True)) == [
-        {"finding": "positive", "agrees": True, "revised": False}, {"finding": "indeterminate", "agrees": False, "revised": True},
+    rows = AuditEvent.objects.filter(action=AuditEvent.Action.PREDICTION_REVIEWED).order_by("at")
+    assert [(row.details["revised"], row.details["changes"]["finding"], row.details["changes"]["agrees"]) for row in rows] == [
+        (False, [None, "positive"], [None, True]), (True, ["positive", "indeterminate"], [True, False]),
     ]
 
 

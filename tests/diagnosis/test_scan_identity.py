@@ -131,7 +131,10 @@ def test_a_confirmed_mismatch_is_filed_and_recorded_with_its_reason(clinician_cl
     assert scan.identity_mismatch.startswith("The DICOM header names someone else: its patient ID is “Covid0000”")
     assert scan.identity_mismatch_reason == reason
     event = AuditEvent.objects.get(action=AuditEvent.Action.SCAN_UPLOADED, scan=scan)
-    assert event.details == {"identity_mismatch": scan.identity_mismatch, "identity_mismatch_reason": reason}
+    assert event.details == {
+        "file_format": "dicom", "size_bytes": scan.size_bytes, "sha256": scan.sha256,
+        "identity_mismatch": scan.identity_mismatch, "identity_mismatch_reason": reason,
+    }
     page = patient_page(clinician_client, patient)
     assert "The header names someone else:" in page and reason in page
 
