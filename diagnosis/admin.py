@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from ml.admin import ReadOnlyAdmin
 
 from . import selectors
+from .roles import grantable_groups
 from .models import AuditEvent, Patient, Site, StaffProfile
 
 
@@ -20,15 +21,6 @@ class StaffProfileInline(admin.StackedInline):
 
 
 admin.site.unregister(User)
-
-
-def grantable_groups(user):
-    """The groups whose every permission the user already holds: granting one gives nothing new."""
-    held = user.get_all_permissions()
-    return Group.objects.filter(pk__in=[
-        group.pk for group in Group.objects.prefetch_related("permissions__content_type")
-        if {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()} <= held
-    ])
 
 
 @admin.register(User)
@@ -80,7 +72,7 @@ class StaffUserAdmin(UserAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     """The audit trail is only ever appended to, by the services."""
 
-    list_display = ["at", "actor", "action", "patient", "scan", "via", "ip_address"]
+    list_display = ["at", "actor", "action", "patient", "scan", "subject_user", "detail", "via", "ip_address"]
     list_filter = ["action", "via"]
     date_hierarchy = "at"
 

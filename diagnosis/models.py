@@ -179,12 +179,19 @@ class AuditEvent(models.Model):
         SCAN_IMAGE_VIEWED = "scan.image_viewed", "Scan image viewed"
         HEATMAP_VIEWED = "scan.heatmap_viewed", "Heatmap viewed"
         PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"
+        REPORT_VIEWED = "scan.report_viewed", "Scan report viewed"
+        USER_CREATED = "user.created", "User created"
+        USER_CHANGED = "user.changed", "User's role, site or access changed"
+        USER_PASSWORD_LINK = "user.password_link", "Set-password link issued"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=32, choices=Action.choices)
     patient = models.ForeignKey(Patient, null=True, on_delete=models.PROTECT, related_name="+")
     scan = models.ForeignKey(Scan, null=True, on_delete=models.PROTECT, related_name="+")
+    # The account an administrator acted on (user.* actions), and what changed, in words.
+    subject_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    detail = models.CharField(max_length=300, blank=True)
     via = models.CharField(max_length=8, default="web")
     ip_address = models.GenericIPAddressField(null=True)
 
