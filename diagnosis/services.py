@@ -16,7 +16,13 @@ from .models import AuditEvent, Patient, Prediction, Review, Scan, UploadKey
 
 
 class ScanRejected(Exception):
-    """An upload we refuse; the message says why, in words for the person who sent it."""
+    """An upload we refuse; the message says why, in words for the person who sent it.
+    `rejections` maps the position (from 1) of each refused file to its sentence; it is empty when
+    the upload as a whole is refused (no file, too many)."""
+
+    def __init__(self, message, rejections=None):
+        super().__init__(message)
+        self.rejections = rejections or {}
 
 
 @dataclass(frozen=True)
@@ -27,12 +33,14 @@ class ValidatedImage:
     height: int
 
 
-def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None):
+def record_audit(actor, action, *, patient=None, scan=None, subject_user=None, detail="", via="web", ip_address=None):
     AuditEvent.objects.create(
         actor=actor if actor and actor.is_authenticated else None,
         action=action,
         patient=patient,
         scan=scan,
+        subject_user=subject_user,
+        detail=detail,
         via=via,
         ip_address=ip_address,
     )
@@ -97,22 +105,52 @@ def validate_upload(uploaded_file, *, label=None):
     return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height)
 
 
-def submit_scans(*, actor, patient, uploaded_files, via="web"):
-    """Accept one or many X-rays for a patient, all or none.
+def validate_uploads(uploaded_files):
+    """Decode every file, not only up to the first bad one. Returns (images, rejections): the
+    valid images in the order sent, and {position from 1: a sentence naming the file (by number
+    and name when several were sent) and saying why} for each refused one."""
+    several = len(uploaded_files) > 1
+    images, rejections = [], {}
+    for index, upload in enumerate(uploaded_files, start=1):
+        try:
+            images.append(validate_upload(upload, label=f"File {index} ({upload.name})" if several else None))
+        except ScanRejected as refusal:
+            rejections[index] = str(refusal)
+    return images, rejections
 
-    Every file is decoded before anything is stored. The scan rows and audit rows are written in
-    one transaction, and the inference tasks are sent only after it commits, so a worker never
-    looks for a scan that is not there yet.
-    """
+
+def _check_count(uploaded_files):
     if not uploaded_files:
         raise ScanRejected("Choose at least one X-ray image to upload.")
     if len(uploaded_files) > settings.SCAN_MAX_FILES_PER_UPLOAD:
         raise ScanRejected(f"Upload at most {settings.SCAN_MAX_FILES_PER_UPLOAD} images at a time.")
-    several = len(uploaded_files) > 1
-    images = [
-        validate_upload(upload, label=f"File {index} ({upload.name})" if several else None)
-        for index, upload in enumerate(uploaded_files, start=1)
-    ]
+
+
+def submit_scans(*, actor, patient, uploaded_files, via="web"):
+    """Accept one or many X-rays for a patient, all or none (the API: a retry resends them all).
+    Every bad file is named in the refusal, not only the first."""
+    _check_count(uploaded_files)
+    images, rejections = validate_uploads(uploaded_files)
+    if rejections:
+        raise ScanRejected(" ".join(rejections.values()), rejections)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via)
+
+
+def submit_valid_scans(*, actor, patient, uploaded_files, via="web"):
+    """The upload page: keep every valid file and name each refused one, so a clinician who sent
+    ten images with one damaged file does not have to send the other nine again. Returns
+    (scans, rejections) in the order the files were sent; raises ScanRejected when no file is valid."""
+    _check_count(uploaded_files)
+    images, rejections = validate_uploads(uploaded_files)
+    if not images:
+        raise ScanRejected(" ".join(rejections.values()), rejections)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via), rejections
+
+
+def _store_scans(*, actor, patient, images, via):
+    """Store validated images. The scan rows and audit rows are written in one transaction, and
+    the inference tasks are sent only after it commits, so a worker never looks for a scan that
+    is not there yet."""
     stored_names = []
     try:
         with transaction.atomic():

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import account_views, views
 
 app_name = "diagnosis"
 
@@ -13,7 +13,11 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<uuid:patient_id>/scans/", views.scan_upload, name="scan_upload"),
     path("scans/<uuid:scan_id>/card/", views.scan_card, name="scan_card"),
+    path("scans/<uuid:scan_id>/report/", views.scan_report, name="scan_report"),
     path("scans/<uuid:scan_id>/image.png", views.scan_image, name="scan_image"),
     path("scans/<uuid:scan_id>/heatmaps/<int:prediction_id>.png", views.scan_heatmap, name="scan_heatmap"),
+    path("users/", account_views.account_list, name="account_list"),
+    path("users/new/", account_views.account_create, name="account_create"),
+    path("users/<int:user_id>/", account_views.account_edit, name="account_edit"),
     path("results/<int:prediction_id>/review/", views.prediction_review, name="prediction_review"),
 ]
