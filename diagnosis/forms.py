@@ -81,3 +81,32 @@ class WorklistFilterForm(forms.Form):
         if not self.is_valid() and self.non_field_errors():
             return {}
         return {name: value for name, value in self.cleaned_data.items() if value}
+
+
+
+class AccountForm(forms.Form):
+    """An account's site and role, and whether it may sign in. The roles offered are those the
+    administrator may give (staff.grantable_roles)."""
+
+    site = forms.ModelChoiceField(queryset=Site.objects.all(), empty_label=None)
+    role = forms.ChoiceField()
+    is_active = forms.BooleanField(required=False, initial=True, label="Active (may sign in)")
+
+    def __init__(self, *args, grantable_roles=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(name, name.removesuffix("s")) for name in grantable_roles]
+
+
+class NewAccountForm(AccountForm):
+    """The one screen that makes an account: who, where, which role (a new account is active)."""
+
+    username = forms.RegexField(regex=r"^[\w.@+-]+$", max_length=150, help_text="Letters, digits and @ . + - _ only.",
+                                error_messages={"invalid": "A username may hold only letters, digits and @ . + - _."})
+    first_name = forms.CharField(max_length=150, label="Given name")
+    last_name = forms.CharField(max_length=150, label="Family name")
+    email = forms.EmailField(required=False)
+    field_order = ["username", "first_name", "last_name", "email", "site", "role"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["is_active"]
