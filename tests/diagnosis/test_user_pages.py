@@ -6,6 +6,7 @@ import re
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
+from knox.models import AuthToken
 
 from diagnosis import roles
 from diagnosis.models import AuditEvent
@@ -87,9 +88,11 @@ def test_an_administrator_changes_role_and_site_and_deactivates(admin_client, ad
     assert response.status_code == 302
     clinician.refresh_from_db()
     assert (roles.role_of(clinician), clinician.staff_profile.site, clinician.is_staff) == (roles.ADMINISTRATORS, site_b, True)
+    AuthToken.objects.create(clinician)
     admin_client.post(url, {"site": site_b.pk, "role": roles.ADMINISTRATORS})
     clinician.refresh_from_db()
     assert not clinician.is_active
+    assert not AuthToken.objects.filter(user=clinician).exists(), "a deactivated account's API tokens end"
     details = list(AuditEvent.objects.filter(action=AuditEvent.Action.USER_CHANGED, subject_user=clinician).order_by("at").values_list("detail", flat=True))
     assert details == ["role Clinicians → Administrators; site St Elsewhere → County General", "deactivated"]
 
