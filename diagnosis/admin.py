@@ -2,13 +2,14 @@ from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from ml.admin import ReadOnlyAdmin
 
 from . import selectors
 from .auditing import audit, ids
 from .models import AuditEvent, Patient, Site, StaffProfile
+from .roles import grantable_groups
 from .services import changes_between
 
 
@@ -24,15 +25,6 @@ class StaffProfileInline(admin.StackedInline):
 
 
 admin.site.unregister(User)
-
-
-def grantable_groups(user):
-    """The groups whose every permission the user already holds: granting one gives nothing new."""
-    held = user.get_all_permissions()
-    return Group.objects.filter(pk__in=[
-        group.pk for group in Group.objects.prefetch_related("permissions__content_type")
-        if {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()} <= held
-    ])
 
 
 @admin.register(User)

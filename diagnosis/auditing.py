@@ -14,7 +14,7 @@ from . import services
 from .models import AuditEvent
 
 # The rows that show a scan's images on the page they render.
-PAGE_READS = (AuditEvent.Action.PATIENT_VIEWED, AuditEvent.Action.SCAN_VIEWED)
+PAGE_READS = (AuditEvent.Action.PATIENT_VIEWED, AuditEvent.Action.SCAN_VIEWED, AuditEvent.Action.REPORT_VIEWED)
 
 
 def client_ip(request):

@@ -41,7 +41,7 @@ class ScanUploadForm(forms.Form):
         widget=MultipleImageInput(attrs={"accept": ".png,.jpg,.jpeg,.dcm,image/png,image/jpeg,application/dicom"}),
     )
     # Shown only with an identity refusal: the uploader confirms a header naming someone else.
-    confirm_identity_mismatch = forms.BooleanField(required=False, label="The header names someone else, but this X-ray belongs to this patient")
+    confirm_identity_mismatch = forms.BooleanField(required=False, label="This X-ray belongs to this patient although its header names another person")
     identity_mismatch_reason = forms.CharField(
         required=False, max_length=500, label="Reason (kept in the audit trail)", widget=forms.TextInput(attrs={"size": 50}),
     )
@@ -116,3 +116,31 @@ class AuditFilterForm(DateRangeForm):
         if not self.is_valid():
             return None
         return {name: value for name, value in self.cleaned_data.items() if value}
+
+
+class AccountForm(forms.Form):
+    """An account's site and role, and whether it may sign in. The roles offered are those the
+    administrator may give (staff.grantable_roles)."""
+
+    site = forms.ModelChoiceField(queryset=Site.objects.all(), empty_label=None)
+    role = forms.ChoiceField()
+    is_active = forms.BooleanField(required=False, initial=True, label="Active (may sign in)")
+
+    def __init__(self, *args, grantable_roles=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(name, name.removesuffix("s")) for name in grantable_roles]
+
+
+class NewAccountForm(AccountForm):
+    """The one screen that makes an account: who, where, which role (a new account is active)."""
+
+    username = forms.RegexField(regex=r"^[\w.@+-]+$", max_length=150, help_text="Letters, digits and @ . + - _ only.",
+                                error_messages={"invalid": "A username may hold only letters, digits and @ . + - _."})
+    first_name = forms.CharField(max_length=150, label="Given name")
+    last_name = forms.CharField(max_length=150, label="Family name")
+    email = forms.EmailField(required=False)
+    field_order = ["username", "first_name", "last_name", "email", "site", "role"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["is_active"]

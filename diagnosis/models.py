@@ -220,7 +220,8 @@ class AuditEvent(models.Model):
         TRAINING_CANCELLED = "training.cancelled", "Training job cancelled"
         EVALUATION_STARTED = "evaluation.started", "Evaluation run started"
         USER_CREATED = "user.created", "User created"
-        USER_CHANGED = "user.changed", "User changed"
+        USER_CHANGED = "user.changed", "User's role, site or access changed"
+        USER_PASSWORD_LINK = "user.password_link", "Set-password link issued"
         ROLE_CHANGED = "user.role_changed", "User's role changed"
         PASSWORD_CHANGED = "user.password_changed", "Password changed"
         TOKEN_CREATED = "token.created", "API token created"
@@ -228,6 +229,7 @@ class AuditEvent(models.Model):
         SIGNIN_LOCKED_OUT = "signin.locked_out", "Sign-in locked out"
         SIGNIN_UNLOCKED = "signin.unlocked", "Sign-in unlocked by an administrator"
         TRAIL_EXPORTED = "audit.exported", "Audit trail exported"
+        REPORT_VIEWED = "scan.report_viewed", "Scan report viewed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -78,3 +78,20 @@ def scan_is_visible(user, scan):
 # Object permissions only: without an object Django's ModelBackend answers from the groups.
 rules.add_perm("diagnosis.view_patient", patient_is_visible)
 rules.add_perm("diagnosis.view_scan", scan_is_visible)
+
+
+def grantable_groups(user):
+    """The groups whose every permission the user already holds: granting one gives nothing new.
+    Django admin and the portal's own user pages both ask here, so an Administrator can never
+    hand out more than they hold (and nobody but a superuser makes a superuser)."""
+    held = user.get_all_permissions()
+    return Group.objects.filter(pk__in=[
+        group.pk for group in Group.objects.prefetch_related("permissions__content_type")
+        if {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()} <= held
+    ])
+
+
+def role_of(user):
+    """The role group a user holds (Administrators before Clinicians), or None."""
+    names = {group.name for group in user.groups.all()}
+    return next((name for name in (ADMINISTRATORS, CLINICIANS) if name in names), None)

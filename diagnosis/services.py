@@ -1,6 +1,6 @@
 """Every write to the clinical domain goes through one function here."""
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,7 +16,13 @@ from .models import AuditEvent, Patient, Prediction, Review, Scan, UploadKey
 
 
 class ScanRejected(Exception):
-    """An upload we refuse; the message says why, in words for the person who sent it."""
+    """An upload we refuse; the message says why, in words for the person who sent it.
+    `rejections` maps the position (from 1) of each refused file to its sentence; it is empty when
+    the upload as a whole is refused (no file, too many)."""
+
+    def __init__(self, message, rejections=None):
+        super().__init__(message)
+        self.rejections = rejections or {}
 
 
 class IdentityMismatch(ScanRejected):
@@ -32,6 +38,7 @@ class ValidatedImage:
     height: int
     identity: object = None  # the DICOM header's DicomIdentity, None for PNG and JPEG
     original_name: str = ""
+    confirmed_mismatch: dict = field(default_factory=dict)  # what differs and the uploader's reason, once confirmed
 
 
 def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
@@ -116,48 +123,80 @@ def validate_upload(uploaded_file, *, label=None):
     return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height, identity=image.identity, original_name=uploaded_file.name)
 
 
-def _identity_mismatches(images, names, patient, confirmed, reason):
-    """{index: what differs} for the files whose header names someone else; refused unless the
-    uploader confirmed with a written reason."""
-    found = {}
-    for index, image in enumerate(images):
+def validate_uploads(uploaded_files, *, patient, confirm_identity_mismatch=False, identity_mismatch_reason=""):
+    """Decode every file, not only up to the first bad one, and check that each DICOM header names
+    the chosen patient. A header naming someone else refuses its file unless the uploader confirmed
+    with a written reason; a confirmed file carries what differs, to be kept with its scan.
+
+    Returns (images, rejections, mismatched): the valid images in the order sent; {position from 1:
+    a sentence naming the file (by number and name when several were sent) and why} for each
+    refused one; and the positions refused for their identity alone (the pages then offer the
+    confirmation)."""
+    several = len(uploaded_files) > 1
+    reason = (identity_mismatch_reason or "").strip()[:500]
+    images, rejections, mismatched = [], {}, set()
+    for position, upload in enumerate(uploaded_files, start=1):
+        label = f"File {position} ({upload.name})" if several else None
+        try:
+            image = validate_upload(upload, label=label)
+        except ScanRejected as refusal:
+            rejections[position] = str(refusal)
+            continue
         differences = identity.mismatches(identity.header_patient_of_upload(image.identity), patient)
-        if differences:
-            found[index] = identity.mismatch_sentence(differences)
-    if found and not (confirmed and reason.strip()):
-        sentences = " ".join(f"{names[index]}: {sentence}" if names[index] else sentence for index, sentence in found.items())
-        ask = "Write the reason for filing it under this patient anyway." if confirmed else (
-            f"Upload it for the right patient, or confirm that it belongs to {patient.family_name.upper()}, {patient.given_name} and give a reason."
-        )
-        raise IdentityMismatch(f"{sentences} {ask}")
-    return found
+        if differences and not (confirm_identity_mismatch and reason):
+            mismatched.add(position)
+            ask = "Write the reason for filing it under this patient anyway." if confirm_identity_mismatch else (
+                f"Upload it for the right patient, or confirm that it belongs to {patient.family_name.upper()}, {patient.given_name} and give a reason."
+            )
+            rejections[position] = f"{label + ': ' if label else ''}{identity.mismatch_sentence(differences)} {ask}"
+            continue
+        mismatch = {"identity_mismatch": identity.mismatch_sentence(differences), "identity_mismatch_reason": reason} if differences else {}
+        images.append(replace(image, confirmed_mismatch=mismatch))
+    return images, rejections, mismatched
 
 
-def submit_scans(*, actor, patient, uploaded_files, via="web", confirm_identity_mismatch=False, identity_mismatch_reason=""):
-    """Accept one or many X-rays for a patient, all or none.
-
-    Every file is decoded before anything is stored. A DICOM whose header names someone else is
-    refused unless `confirm_identity_mismatch` comes with a reason, which is kept on the scan and
-    in its audit row. The scan rows and audit rows are written in
-    one transaction, and the inference tasks are sent only after it commits, so a worker never
-    looks for a scan that is not there yet.
-    """
+def _check_count(uploaded_files):
     if not uploaded_files:
         raise ScanRejected("Choose at least one X-ray image to upload.")
     if len(uploaded_files) > settings.SCAN_MAX_FILES_PER_UPLOAD:
         raise ScanRejected(f"Upload at most {settings.SCAN_MAX_FILES_PER_UPLOAD} images at a time.")
-    several = len(uploaded_files) > 1
-    names = [f"File {index} ({upload.name})" if several else None for index, upload in enumerate(uploaded_files, start=1)]
-    images = [validate_upload(upload, label=name) for upload, name in zip(uploaded_files, names)]
-    reason = (identity_mismatch_reason or "").strip()[:500]
-    mismatched = _identity_mismatches(images, names, patient, confirm_identity_mismatch, reason)
+
+
+def submit_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
+    """Accept one or many X-rays for a patient, all or none (the API: a retry resends them all).
+    Every bad file is named in the refusal, not only the first; a refusal that is only about
+    identity is an IdentityMismatch, which the uploader may confirm (`confirm_identity_mismatch`
+    with `identity_mismatch_reason`, kept on the scan and in its audit row)."""
+    _check_count(uploaded_files)
+    images, rejections, mismatched = validate_uploads(uploaded_files, patient=patient, **confirmation)
+    if rejections:
+        refusal = IdentityMismatch if set(rejections) == mismatched else ScanRejected
+        raise refusal(" ".join(rejections.values()), rejections)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via)
+
+
+def submit_valid_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
+    """The upload page: keep every valid file and name each refused one, so a clinician who sent
+    ten images with one damaged file does not have to send the other nine again. Returns
+    (scans, rejections, mismatched) as validate_uploads names them; raises ScanRejected (an
+    IdentityMismatch when identity is all that is wrong) when no file is valid."""
+    _check_count(uploaded_files)
+    images, rejections, mismatched = validate_uploads(uploaded_files, patient=patient, **confirmation)
+    if not images:
+        raise (IdentityMismatch if set(rejections) == mismatched else ScanRejected)(" ".join(rejections.values()), rejections)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via), rejections, mismatched
+
+
+def _store_scans(*, actor, patient, images, via):
+    """Store validated images. The scan rows and audit rows are written in one transaction, and
+    the inference tasks are sent only after it commits, so a worker never looks for a scan that
+    is not there yet."""
     stored_names = []
     try:
         with transaction.atomic():
             scans = []
-            for index, image in enumerate(images):
+            for image in images:
                 stored_names.append(storage.write(image.data, image.format))
-                confirmed = {"identity_mismatch": mismatched[index], "identity_mismatch_reason": reason} if index in mismatched else {}
                 scan = Scan.objects.create(
                     patient=patient,
                     uploaded_by=actor,
@@ -168,10 +207,10 @@ def submit_scans(*, actor, patient, uploaded_files, via="web", confirm_identity_
                     size_bytes=len(image.data),
                     sha256=hashlib.sha256(image.data).hexdigest(),
                     **identity.scan_fields(image.identity, image.original_name),
-                    **confirmed,
+                    **image.confirmed_mismatch,
                 )
                 record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details={
-                    "file_format": scan.file_format, "size_bytes": scan.size_bytes, "sha256": scan.sha256, **confirmed,
+                    "file_format": scan.file_format, "size_bytes": scan.size_bytes, "sha256": scan.sha256, **image.confirmed_mismatch,
                 })
                 scans.append(scan)
             lifecycle.enqueue_on_commit(*scans)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, views
+from . import account_views, audit_views, views
 
 app_name = "diagnosis"
 
@@ -15,9 +15,13 @@ urlpatterns = [
     path("patients/<uuid:patient_id>/scans/", views.scan_upload, name="scan_upload"),
     path("scans/<uuid:scan_id>/move/", views.scan_move, name="scan_move"),
     path("scans/<uuid:scan_id>/card/", views.scan_card, name="scan_card"),
+    path("scans/<uuid:scan_id>/report/", views.scan_report, name="scan_report"),
     path("scans/<uuid:scan_id>/image.png", views.scan_image, name="scan_image"),
     path("scans/<uuid:scan_id>/heatmaps/<int:prediction_id>.png", views.scan_heatmap, name="scan_heatmap"),
     path("audit/", audit_views.audit_trail, name="audit_trail"),
     path("audit/export.csv", audit_views.audit_trail_export, name="audit_trail_export"),
+    path("users/", account_views.account_list, name="account_list"),
+    path("users/new/", account_views.account_create, name="account_create"),
+    path("users/<int:user_id>/", account_views.account_edit, name="account_edit"),
     path("results/<int:prediction_id>/review/", views.prediction_review, name="prediction_review"),
 ]

@@ -4,11 +4,13 @@ import io
 
 from PIL import Image
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
@@ -111,6 +113,7 @@ def _patient_page(request, patient, upload_form, status=200, identity_refused=Fa
         "upload_form": upload_form,
         "identity_refused": identity_refused,
         "scans": selectors.patient_history(patient),
+        "max_files": settings.SCAN_MAX_FILES_PER_UPLOAD,
     }
     return render(request, "diagnosis/patient_detail.html", context, status=status)
 
@@ -121,25 +124,51 @@ def patient_detail(request, patient_id):
     return _patient_page(request, patient, ScanUploadForm())
 
 
+def _wants_json(request):
+    # The upload page's script (static/upload.js) asks for JSON to show a status per file.
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _upload_outcome(files, scans, rejections):
+    """For the upload script: one entry per file sent, in order, with its scan or why it was refused;
+    a refusal of the upload as a whole (no file, too many) comes under "refused"."""
+    accepted = iter(scans)
+    outcome = []
+    for index, upload in enumerate(files, start=1):
+        if index in rejections:
+            outcome.append({"name": upload.name, "refused": rejections[index]})
+        else:
+            scan = next(accepted)
+            outcome.append({"name": upload.name, "scan": str(scan.pk), "card_url": reverse("diagnosis:scan_card", args=[scan.pk])})
+    whole = [reason for index, reason in rejections.items() if not 1 <= index <= len(files)]
+    return {"files": outcome, "refused": whole}
+
+
 @require_POST
 @permission_required("diagnosis.add_scan", raise_exception=True)
 def scan_upload(request, patient_id):
+    """Keeps every valid file and names each refused one (services.submit_valid_scans)."""
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     form = ScanUploadForm(request.POST, request.FILES)
-    identity_refused = False
-    if form.is_valid():
-        try:
-            scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=form.cleaned_data["images"], **{
-                name: form.cleaned_data[name] for name in ("confirm_identity_mismatch", "identity_mismatch_reason")
-            })
-        except services.ScanRejected as error:
-            identity_refused = isinstance(error, services.IdentityMismatch)
-            form.add_error("images", str(error))
-        else:
-            count = len(scans)
-            messages.success(request, f"{count} image{'s' if count > 1 else ''} received; the AI result will appear below when ready.")
-            return redirect("diagnosis:patient_detail", patient_id=patient.pk)
-    return _patient_page(request, patient, form, status=400, identity_refused=identity_refused)
+    files = form.cleaned_data["images"] if form.is_valid() else []
+    confirmation = {name: form.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
+    scans, rejections, mismatched = [], {}, set()
+    try:
+        scans, rejections, mismatched = services.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files, **confirmation)
+    except services.ScanRejected as refusal:
+        rejections = refusal.rejections or {0: str(refusal)}
+        mismatched = set(rejections) if isinstance(refusal, services.IdentityMismatch) else set()
+    if _wants_json(request):
+        return JsonResponse(_upload_outcome(files, scans, rejections), status=200 if scans else 400)
+    for reason in rejections.values():
+        form.add_error("images", reason)
+    if not scans:
+        return _patient_page(request, patient, form, status=400, identity_refused=bool(mismatched))
+    count = len(scans)
+    messages.success(request, f"{count} image{'s' if count > 1 else ''} received; the AI result will appear below when ready.")
+    for reason in rejections.values():
+        messages.error(request, f"Not uploaded: {reason}")
+    return redirect("diagnosis:patient_detail", patient_id=patient.pk)
 
 
 @permission_required("diagnosis.change_patient", raise_exception=True)
@@ -183,6 +212,25 @@ def scan_move(request, scan_id):
         return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
     messages.success(request, f"The scan was moved from {scan.patient} to {to_patient}.")
     return redirect("diagnosis:patient_detail", patient_id=to_patient.pk)
+
+
+@permission_required("diagnosis.view_scan", raise_exception=True)
+def scan_report(request, scan_id):
+    """One printable page: the patient, the film and its heatmap, the result with its model's
+    figures, the current reviews and the disclaimer. Reading it is recorded like any record view."""
+    scan = _scan_or_404(request, scan_id)
+    # The report is the read; the images it embeds carry its row (diagnosis.auditing).
+    seen = audit(request, AuditEvent.Action.REPORT_VIEWED, patient=scan.patient, scan=scan)
+    prediction = scan.latest_prediction
+    context = {
+        "seen": seen,
+        "scan": scan,
+        "patient": scan.patient,
+        "prediction": prediction,
+        "reviews": [review for review in prediction.reviews.all() if review.is_current] if prediction else [],
+        "printed_at": timezone.now(),
+    }
+    return render(request, "diagnosis/scan_report.html", context)
 
 
 def _scan_or_404(request, scan_id):

@@ -45,6 +45,12 @@
     grey.src = canvas.dataset.heatmap;
   }
 
+  // The printable report draws its heatmap at once (it is printed, never toggled open), and prints on request.
+  document.querySelectorAll("canvas.overlay[data-heatmap][data-colour-on-load]").forEach(colourHeatmap);
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-print]")) window.print();
+  });
+
   // "toggle" does not bubble: listen in the capture phase.
   document.addEventListener("toggle", function (event) {
     if (!event.target.matches || !event.target.matches("details.viewer") || !event.target.open) return;

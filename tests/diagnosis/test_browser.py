@@ -88,7 +88,9 @@ def upload(page, *names):
         [{"name": name, "mimeType": "image/png", "buffer": png_bytes(seed=index + 31)} for index, name in enumerate(names)]
     )
     page.get_by_role("button", name="Upload and analyse").click()
-    expect(page.get_by_text("received; the AI result will appear below")).to_be_visible()
+    # static/upload.js sends the files without leaving the page and gives each file a status line.
+    expect(page.locator(".upload-files > li")).to_have_count(len(names))
+    expect(page.locator(".upload-file.state-waiting, .upload-file.state-done").filter(has_not_text="Sending")).to_have_count(len(names))
     # Set after the page loaded; a reload would lose it, so it proves the results came without one.
     page.evaluate("window.stillTheSamePage = true")
 
@@ -127,7 +129,8 @@ def test_results_arrive_live_and_a_review_being_typed_survives(page, live_server
     card(page, first).get_by_label("I disagree").check()
     note.click()
     note.press_sequentially("Left lower zone looks clear to me")
-    page.mouse.wheel(0, 200)
+    # The reader scrolls on (at once: a wheel scrolls smoothly, late and for an unknown time).
+    page.evaluate("window.scrollBy(0, 200)")
     where_the_note_was = note.bounding_box()["y"]
 
     worker = start_worker(private_storage / f"{inference_queue}-2.log", inference_queue)
@@ -161,3 +164,115 @@ def test_results_arrive_live_and_a_review_being_typed_survives(page, live_server
     viewer.get_by_role("button", name="Fit").click()
     viewer.scroll_into_view_if_needed()
     screenshot(page, "viewer")
+
+
+def shoot(page, name):
+    """A screenshot of what the page shows now, for a person to look at (PORTAL_SCREENSHOTS_DIR)."""
+    if SCREENS:
+        Path(SCREENS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENS) / f"{name}.png"), full_page=True)
+
+
+def pdf_page_count(data):
+    return len(re.findall(rb"/Type\s*/Page[^s]", data))
+
+
+def test_several_files_each_get_a_status_and_a_result_prints_on_one_page(page, live_server, clinician, patient, active_model_version, inference_queue, private_storage):
+    log_in(page, live_server.url, clinician.username)
+    page.goto(f"{live_server.url}/patients/{patient.pk}/")
+    page.evaluate("window.stillTheSamePage = true")
+    worker = start_worker(private_storage / f"{inference_queue}-several.log", inference_queue)
+    try:
+        page.get_by_label("Chest X-ray images").set_input_files([
+            {"name": "left.png", "mimeType": "image/png", "buffer": png_bytes(seed=41)},
+            {"name": "referral-letter.png", "mimeType": "image/png", "buffer": b"Please review this patient.\n" * 40},
+            {"name": "right.png", "mimeType": "image/png", "buffer": png_bytes(seed=42)},
+            {"name": "thumbnail.png", "mimeType": "image/png", "buffer": png_bytes(size=16)},
+        ])
+        page.get_by_role("button", name="Upload and analyse").click()
+        files = page.locator(".upload-files > li")
+        expect(files).to_have_count(4)
+        expect(files.nth(1)).to_contain_text("Not uploaded: File 2 (referral-letter.png)")
+        expect(files.nth(3)).to_contain_text("at least 64 pixels")
+        assert page.locator("progress.upload-progress").evaluate("bar => bar.value") == 100
+        shoot(page, "upload-statuses-pending")
+        for good in (0, 2):
+            expect(files.nth(good)).to_contain_text("Done:", timeout=RESULT_TIMEOUT_MS)
+            expect(files.nth(good)).to_contain_text("%")
+    finally:
+        stop_celery_worker(worker)
+    assert Scan.objects.count() == 2 and page.evaluate("window.stillTheSamePage") is True
+    page.locator(".upload-status").scroll_into_view_if_needed()
+    shoot(page, "upload-statuses-done")
+
+    scan = Scan.objects.order_by("uploaded_at", "pk").first()
+    with page.context.expect_page() as opened:
+        card(page, scan).get_by_role("link", name="Print report").click()
+    report = opened.value
+    expect(report.get_by_role("heading", name="Chest X-ray AI report")).to_be_visible()
+    overlay = report.locator("canvas.overlay")
+    report.wait_for_function("canvas => canvas.dataset.coloured === '1'", arg=overlay.element_handle())
+    report.emulate_media(media="print")
+    expect(report.locator(".topbar")).to_be_hidden()
+    expect(report.get_by_role("button", name="Print report")).to_be_hidden()
+    for shown in ("OKAFOR, Ada", "MRN-0001", "St Elsewhere", "Model v", "Decision support, not a diagnosis", "Not yet reviewed"):
+        expect(report.locator(".report")).to_contain_text(shown)
+    assert overlay.is_visible() and overlay.evaluate("canvas => canvas.width") > 0
+    # The smaller page box of A4 (186 mm wide) and Letter (255 mm high) inside 12 mm margins, at 96 px per inch.
+    report.set_viewport_size({"width": 703, "height": 964})
+    assert report.evaluate("document.scrollingElement.scrollHeight") <= 964
+    shoot(report, "report-print-media")
+    for paper in ("A4", "Letter"):
+        pdf = report.pdf(format=paper, print_background=True)
+        assert pdf_page_count(pdf) == 1, f"the report fits one {paper} page"
+        if SCREENS:
+            (Path(SCREENS) / f"report-{paper}.pdf").write_bytes(pdf)
+
+
+def no_horizontal_overflow(page):
+    return page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+
+
+def unlabelled_fields(page):
+    return page.evaluate("""Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+        .filter(field => field.labels.length === 0 && !field.getAttribute('aria-label')).map(field => field.name || field.id)""")
+
+
+def test_the_pages_fit_a_768_px_tablet_and_work_from_the_keyboard(page, live_server, administrator, patient, make_version, add_result, settings, tmp_path):
+    from ml import datasets
+    from ml.models import TrainingJob
+    from tests.ml.conftest import make_dataset
+    from tests.ml.test_comparison import engine_metrics, measure
+
+    folder = make_dataset(f"tablet-{tmp_path.name}", {"covid": 2, "normal": 2})
+    settings.ML_EVALUATION_SET = folder.name
+    versions = [make_version(synthetic=True), make_version()]
+    for version, auc in zip(versions, (0.81, 0.93)):
+        measure(version, folder.name, datasets.dataset_fingerprint(folder), engine_metrics(auc, 0.8, 0.7))
+    result = add_result(patient, versions[0], "covid", 0.91)
+    job = TrainingJob.objects.create(
+        dataset_path="/very/long/path/to/a/dataset/folder/with/many/levels/covid-chestxray-dataset-2020-final-v3",
+        parameters={"backbone": "inceptionv3", "image_size": 299, "epochs": 25}, total_epochs=25, epoch=3,
+        history=[{"epoch": epoch, "loss": 0.61, "accuracy": 0.7, "val_loss": 0.65, "val_accuracy": 0.68, "val_auc": 0.71, "learning_rate": 0.0001} for epoch in range(1, 4)],
+    )
+    log_in(page, live_server.url, administrator.username)
+    page.set_viewport_size({"width": 768, "height": 1024})
+    screens = {
+        "worklist": "/", "patient": f"/patients/{patient.pk}/", "report": f"/scans/{result.pk}/report/",
+        "comparison": "/models/", "jobs": "/models/jobs/", "job": f"/models/jobs/{job.pk}/", "users": "/users/",
+        "new-user": "/users/new/", "tokens": "/accounts/tokens/",
+    }
+    for name, path in screens.items():
+        page.goto(f"{live_server.url}{path}")
+        shoot(page, f"tablet-{name}-768")
+        assert no_horizontal_overflow(page), f"{path} is wider than a 768 px tablet"
+        assert unlabelled_fields(page) == [], f"{path} has fields without a label"
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/")
+    page.keyboard.press("Tab")
+    skip = page.locator(".skip-link")
+    expect(skip).to_be_focused()
+    assert skip.evaluate("link => getComputedStyle(link).outlineStyle") != "none", "the focus is visible"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"

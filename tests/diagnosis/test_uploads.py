@@ -85,15 +85,66 @@ def test_bad_files_get_a_clear_error_and_leave_nothing_behind(clinician_client, 
     assert stored_files() == files_before
 
 
-def test_one_bad_file_among_several_rejects_all_and_names_it(clinician_client, patient):
-    files_before = stored_files()
-    response = upload(
-        clinician_client, patient,
-        SimpleUploadedFile("good.png", png_bytes()), SimpleUploadedFile("bad.png", b"not an image at all, just text"),
+def mixed_files():
+    return [
+        SimpleUploadedFile("good-1.png", png_bytes(seed=1)),
+        SimpleUploadedFile("notes.png", b"not an image at all, just text"),
+        SimpleUploadedFile("good-2.jpg", jpeg_bytes(seed=2)),
+        SimpleUploadedFile("tiny.png", png_bytes(size=16)),
+    ]
+
+
+def test_several_files_keep_the_good_ones_and_name_every_bad_one(clinician_client, patient):
+    """A clinician who sent four images with two bad ones keeps the two good ones and is told
+    which two were refused and why, not only the first."""
+    response = upload(clinician_client, patient, *mixed_files())
+    assert response.status_code == 302
+    assert sorted(Scan.objects.values_list("file_format", flat=True)) == ["jpeg", "png"]
+    page = clinician_client.get(response["Location"]).content.decode()
+    assert "2 images received" in page
+    assert "Not uploaded: File 2 (notes.png): The file is not a PNG, JPEG or DICOM image" in page
+    assert "Not uploaded: File 4 (tiny.png):" in page and "at least 64 pixels" in page
+
+
+def test_the_upload_script_gets_one_outcome_per_file_in_order(clinician_client, patient):
+    response = clinician_client.post(
+        reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": mixed_files()}, HTTP_ACCEPT="application/json"
     )
+    assert response.status_code == 200
+    files = response.json()["files"]
+    assert [file["name"] for file in files] == ["good-1.png", "notes.png", "good-2.jpg", "tiny.png"]
+    assert "not a PNG, JPEG or DICOM image" in files[1]["refused"] and "64 pixels" in files[3]["refused"]
+    scans = {str(scan.pk): scan for scan in Scan.objects.all()}
+    assert set(scans) == {files[0]["scan"], files[2]["scan"]}
+    assert scans[files[2]["scan"]].file_format == "jpeg", "each outcome belongs to its own file"
+    card = clinician_client.get(files[0]["card_url"])
+    assert card.status_code == 200 and f'id="scan-{files[0]["scan"]}"' in card.content.decode()
+
+
+def test_when_every_file_is_bad_nothing_is_stored_and_each_is_named(clinician_client, patient):
+    files_before = stored_files()
+    bad = [SimpleUploadedFile("a.png", b"text, not an image"), SimpleUploadedFile("b.png", png_bytes()[:300])]
+    response = upload(clinician_client, patient, *bad)
     assert response.status_code == 400
-    assert b"File 2 (bad.png)" in response.content
+    assert b"File 1 (a.png)" in response.content and b"File 2 (b.png)" in response.content
     assert not Scan.objects.exists() and stored_files() == files_before
+    as_json = clinician_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": bad}, HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 400 and [bool(file.get("refused")) for file in as_json.json()["files"]] == [True, True]
+
+
+def test_a_refusal_of_the_whole_upload_comes_as_json_too(clinician_client, patient):
+    response = clinician_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"files": [], "refused": ["Choose at least one X-ray image to upload."]}
+
+
+def test_the_api_stays_all_or_none_and_names_every_bad_file(clinician, patient):
+    files = mixed_files()
+    with pytest.raises(services.ScanRejected) as refused:
+        services.submit_scans(actor=clinician, patient=patient, uploaded_files=files, via="api")
+    assert set(refused.value.rejections) == {2, 4}
+    assert "File 2 (notes.png)" in str(refused.value) and "File 4 (tiny.png)" in str(refused.value)
+    assert not Scan.objects.exists()
 
 
 def test_no_file_chosen(clinician_client, patient):
