@@ -4,7 +4,8 @@ Every image arrives as a 2-D uint8 grayscale array (`ml.engine.images`). `prepar
 list of them into the float32 batch the model takes, in two stages that the training pipeline
 also uses, in the same order, with augmentation (training only) slotted between them:
 
-1. `resize_images`: bilinear, antialiased resizing (Pillow, equal to `tf.image.resize` with
+1. `resize_images`: each film harmonised as the spec says (`harmonise`: crop, detail level,
+   intensity; nothing by default), then bilinear, antialiased resizing (Pillow, equal to `tf.image.resize` with
    antialias, without TensorFlow) stretches each image to the square input size and rounds back
    to uint8. Stretching, not padding: padding would give the
    non-square films (mostly from one source) black borders the others lack, a shortcut a model
