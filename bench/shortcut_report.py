@@ -33,17 +33,6 @@ def spread_over_sources(samples, limit, source_of):
     return chosen
 
 
-def first_per_source(samples, n, source_of):
-    counts: dict[str, int] = {}
-    chosen = []
-    for sample in samples:
-        source = source_of(sample)
-        if counts.get(source, 0) < n:
-            chosen.append(sample)
-            counts[source] = counts.get(source, 0) + 1
-    return chosen
-
-
 def samples_for(artifact: Path, data: Path, class_names):
     """(films to report on, training films or None, description)."""
     from ml.engine.data import Sample, evaluation_samples, find_manifest, read_manifest
@@ -75,7 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
 
-    from ml.engine.acquisition import styles_from_files
+    from ml.engine.acquisition import styles_from_samples
     from ml.engine.metrics import source_name
     from ml.engine.images import load_image_file
     from ml.engine.predictor import Predictor
@@ -87,10 +76,7 @@ def main(argv=None) -> int:
     samples, training, described = samples_for(args.artifact, data, predictor.class_names)
     if args.limit:
         samples = spread_over_sources(samples, args.limit, lambda s: source_name(s.origin))
-    styles = None
-    if training:
-        styled = first_per_source(training, args.style_films, lambda s: source_name(s.origin))
-        styles = styles_from_files([s.path for s in styled], [s.label for s in styled], [source_name(s.origin) for s in styled])
+    styles = styles_from_samples(training, args.style_films) if training else None
     report = shortcut_report(
         predictor, [load_image_file(s.path) for s in samples], [s.label for s in samples],
         [source_name(s.origin) for s in samples], styles=styles, gradcam_limit=args.gradcam_limit, n_boot=args.n_boot,

@@ -8,8 +8,10 @@ next to the artifact in --out:
   gradcam/*.png        Grad-CAM overlays of a few test images from each source
   summary.md           the tables that docs/engine.md quotes
 
-    nice -n 10 .venv/bin/python bench/train_cxr.py --data ../shared/data/cxr-dev --out /work/runs/cxr-128 \
-        --preset cpu-scratch
+    nice -n 19 .venv/bin/python bench/train_cxr.py --data ../shared/data/cxr-dev --out /work/runs/cxr-128
+
+The preset defaults to `cpu-scratch` (the recipe docs/engine.md's ablation chose); `--preset imagenet`
+is the recipe for a site with ImageNet weights.
 
 Write --out outside the repository: the overlays are derived from research-licensed images.
 """
@@ -97,6 +99,7 @@ def gradcam_examples(artifact: Path, data_dir: Path, out_dir: Path, per_source: 
 
 def main(argv=None) -> int:
     parser = add_train_arguments(argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser.set_defaults(preset="cpu-scratch")
     parser.add_argument("--gradcam-per-source", type=int, default=3)
     parser.add_argument("--skip-training", action="store_true", help="only redo summary and Grad-CAM for --out")
     args = parser.parse_args(argv)

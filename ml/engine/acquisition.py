@@ -154,3 +154,19 @@ def styles_from_files(paths, labels, sources) -> dict[str, AcquisitionStyle]:
 
     paths = [Path(p) for p in paths]
     return measure_styles([load_image_file(p) for p in paths], labels, sources, [jpeg_quality(p) for p in paths])
+
+
+def styles_from_samples(samples, per_source: int = 60) -> dict[str, AcquisitionStyle]:
+    """`styles_from_files` on the first `per_source` films of each source (`data.Sample`s, the
+    source from the manifest's origin): how the shortcut report and counterfactual augmentation
+    measure the styles on a training split."""
+    from .metrics import source_name
+
+    counts: dict[str, int] = {}
+    chosen = []
+    for sample in samples:
+        source = source_name(sample.origin)
+        if counts.get(source, 0) < per_source:
+            chosen.append(sample)
+            counts[source] = counts.get(source, 0) + 1
+    return styles_from_files([s.path for s in chosen], [s.label for s in chosen], [source_name(s.origin) for s in chosen])

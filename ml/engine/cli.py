@@ -23,7 +23,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     `config_from_args`."""
     p.add_argument("--data", required=True, help="DIR/<class>/* or DIR/train|test/<class>/*")
     p.add_argument("--out", required=True, help="output folder for model.keras, model.json, plots")
-    p.add_argument("--preset", default=None, help="demo | cpu-scratch | imagenet-transfer (then overridden by flags)")
+    p.add_argument("--preset", default=None, help="demo | cpu-scratch | imagenet (the default with internet) | imagenet-transfer (then overridden by flags)")
     p.add_argument("--backbone")
     p.add_argument("--image-size", type=int)
     p.add_argument("--weights", help="imagenet | none | PATH of a no-top weights file")
@@ -41,20 +41,32 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="CSV with filename,patient_id[,origin]; default details.csv/manifest.csv in DIR")
     p.add_argument("--save-h5", action="store_true", default=None)
     p.add_argument("--no-augmentation", action="store_true")
+    d = p.add_argument_group("defences against acquisition shortcuts (docs/engine.md)")
+    d.add_argument("--crop", choices=["none", "body", "lungs"])
+    d.add_argument("--detail-size", type=int, help="resolution harmonisation: longer side brought down to this before resizing (0: off)")
+    d.add_argument("--intensity", choices=["none", "equalize", "clahe", "standardize"])
+    d.add_argument("--jpeg-augmentation", action=argparse.BooleanOptionalAction)
+    d.add_argument("--counterfactual-augmentation", action=argparse.BooleanOptionalAction)
+    d.add_argument("--outside-lung-blanking", type=float, metavar="P")
+    d.add_argument("--edge-blanking", type=float, metavar="P")
+    d.add_argument("--blur-noise", type=float, metavar="P")
+    d.add_argument("--temperature-scaling", action=argparse.BooleanOptionalAction)
     return p
 
 
 def config_from_args(args):
     """The TrainConfig the options of `add_train_arguments` ask for: the preset (or the
     defaults), overridden by each flag given."""
-    from .config import TrainConfig
+    from .config import DEFENCE_SWITCHES, TrainConfig
     from .pipeline import Augmentation
 
     config = TrainConfig.preset(args.preset) if args.preset else TrainConfig()
     names = ["backbone", "image_size", "weights", "trainable", "epochs", "fine_tune_epochs", "fine_tune_layers", "batch_size",
              "learning_rate", "seed", "early_stopping_patience", "reduce_lr_patience", "target_sensitivity", "positive_class",
-             "manifest", "save_h5"]
+             "manifest", "save_h5", *DEFENCE_SWITCHES]
     overrides = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if overrides.get("detail_size") == 0:
+        overrides["detail_size"] = None
     if args.no_augmentation:
         overrides["augmentation"] = Augmentation(0, 0, 0, 0, False)
     return config.with_overrides(**overrides)

@@ -42,6 +42,18 @@ class TrainConfig:
     n_boot: int = 1000
     keep_checkpoint: bool = False
     bn_recalibration_batches: int = 16  # when BatchNormalization trains: batches of train images for precise BN before each validation
+    # --- defences against acquisition shortcuts (issue 7; docs/engine.md has the ablation) -----
+    # Every switch is off by default (the recipe before issue 7) and is kept in the record's
+    # training config. Preprocessing ones go into the PreprocessingSpec and so apply at inference.
+    crop: str = "none"  # "body": black strips and air off (crop to the body); "lungs": the lung fields' box
+    detail_size: int | None = None  # resolution harmonisation: longer side brought down to this before resizing
+    intensity: str = "none"  # "equalize" (histogram), "clahe", "standardize" (per image)
+    jpeg_augmentation: bool = False  # training: a JPEG re-encoding at a random quality 30-95
+    counterfactual_augmentation: bool = False  # training: each film also in another class's source style
+    outside_lung_blanking: float = 0.0  # training: probability of blanking everything outside the lungs
+    edge_blanking: float = 0.0  # training: probability of blanking random edge and corner strips
+    blur_noise: float = 0.0  # training: probability of a blur, and of added noise
+    temperature_scaling: bool = False  # fit a temperature on validation; stored and applied at inference
 
     # --- presets --------------------------------------------------------------------------
 
@@ -77,11 +89,22 @@ class TrainConfig:
             return self.bn_momentum
         return 0.9 if normalise_weights(self.weights) is None and self.resolved_trainable() == "all" else None
 
+    def defences(self) -> dict:
+        """Every anti-shortcut switch of this config, on or off (also inside `to_dict`)."""
+        return {name: getattr(self, name) for name in DEFENCE_SWITCHES}
+
+    def harmonisation(self) -> dict:
+        """The preprocessing switches, as `PreprocessingSpec.for_backbone` takes them."""
+        return {"crop": self.crop, "detail_size": self.detail_size, "intensity": self.intensity}
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["augmentation"] = self.augmentation.to_dict()
         return out
 
+
+DEFENCE_SWITCHES = ("crop", "detail_size", "intensity", "jpeg_augmentation", "counterfactual_augmentation",
+                    "outside_lung_blanking", "edge_blanking", "blur_noise", "temperature_scaling")
 
 PRESETS: dict[str, TrainConfig] = {
     # Demo model for `make run` on ml.engine.synthetic images (40 per class): learns the signal in
@@ -96,6 +119,13 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-scratch": TrainConfig(
         backbone="xception", image_size=128, weights=None, trainable="all", epochs=12, batch_size=32, seed=42,
         learning_rate=1e-3, early_stopping_patience=4, reduce_lr_patience=2,
+    ),
+    # The documented default for a site with internet (or a local no-top weights file via
+    # --weights PATH): the classic recipe below plus the harmonisation and calibration defences.
+    "imagenet": TrainConfig(
+        backbone="xception", image_size=299, weights="imagenet", trainable="head", epochs=15, fine_tune_epochs=10,
+        fine_tune_layers=30, learning_rate=1e-3, fine_tune_learning_rate=1e-5, early_stopping_patience=5,
+        crop="body", detail_size=224, intensity="equalize", temperature_scaling=True,
     ),
     # The classic recipe when ImageNet weights are available (GPU advised): frozen Xception at 299,
     # then the top 30 layers fine-tuned at a 100x lower rate.

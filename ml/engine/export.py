@@ -26,7 +26,7 @@ import numpy as np
 from .artifact import file_sha256, load_artifact, verify_artifact
 from .model import backbone_of
 from .preprocessing import PreprocessingSpec, resize_images
-from .serving import (EXPORT_FORMAT, EXPORT_RECORD, ServingPredictor, bf16_supported, cpu_description)
+from .serving import (EXPORT_FORMAT, EXPORT_RECORD, ServingPredictor, bf16_supported, classifier_record, cpu_description)
 
 FP32_TOLERANCE = 1e-4
 MAX_AUC_DROP = 0.005
@@ -117,7 +117,7 @@ def export_serving_model(artifact_path, out_dir, *, expected_sha256: str | None 
     export = {
         "format": EXPORT_FORMAT, "runtime": "openvino", "files": files,
         "source": {"artifact_file": Path(artifact_path).name, "sha256": record["sha256"]},
-        "classifier": {key: record[key] for key in ("class_names", "positive_class", "threshold", "preprocessing")},
+        "classifier": classifier_record(record),
         "outputs": {"probabilities": [None, len(record["class_names"])], "features": [None, *map(int, backbone_of(model).output.shape[1:])]},
         "versions": {"openvino": ov.__version__, "tensorflow": tf.__version__},
     }

@@ -67,6 +67,25 @@ def lung_fields(image, size=None) -> LungFields:
     return LungFields(mask=_resize_mask(lungs, shape), fallback=False)
 
 
+def body_box(image) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the body in `image`'s pixels, end-exclusive: the box of the
+    body found as in step 2 (air flooded in from the edges). The whole image when none is found
+    or on an odd input, so a crop by it never loses the chest."""
+    height, width = np.shape(image)[:2]
+    if np.ptp(image) == 0:
+        return 0, height, 0, width
+    try:
+        body = _body(_working_copy(_as_grey(image)))
+        rows, cols = np.nonzero(body.any(axis=1))[0], np.nonzero(body.any(axis=0))[0]
+    except Exception:  # a degenerate film keeps its whole frame
+        return 0, height, 0, width
+    if rows.size == 0 or body.mean() < 0.2:
+        return 0, height, 0, width
+    scale_y, scale_x = height / body.shape[0], width / body.shape[1]
+    return (int(rows[0] * scale_y), int(np.ceil((rows[-1] + 1) * scale_y)),
+            int(cols[0] * scale_x), int(np.ceil((cols[-1] + 1) * scale_x)))
+
+
 def fallback_mask(shape) -> np.ndarray:
     rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
     y, x = (rows + 0.5) / shape[0], (cols + 0.5) / shape[1]

@@ -91,22 +91,28 @@ def make_tf_dataset(
     training: bool = False,
     augmenter=None,
     seed: int = 0,
+    extras: dict | None = None,
+    defend=None,
 ):
     """(uint8 (N,S,S,1), one-hot labels) -> batches of (float32 (B,S,S,3), labels).
 
     Only a training dataset shuffles and augments; validation and test datasets apply exactly
-    `preprocessing.to_model_input`, as the predictor does."""
+    `preprocessing.to_model_input`, as the predictor does. `defend` (training only,
+    `defences.defend_batch`) maps each batch {"image", **extras} (arrays aligned with `images`,
+    e.g. "variant", "mask") to grey values before the augmentation layers."""
     import tensorflow as tf
 
     from .preprocessing import to_model_input
 
-    if augmenter is not None and not training:
+    if (augmenter is not None or defend is not None) and not training:
         raise ValueError("Augmentation belongs to the training pipeline only.")
     autotune = tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    ds = tf.data.Dataset.from_tensor_slices(({"image": images, **(extras or {})} if defend else images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    if defend is not None:
+        ds = ds.map(lambda x, y: (defend(x), y), num_parallel_calls=autotune)
     if augmenter is not None:
         ds = ds.map(lambda x, y: (augmenter(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=autotune)
     ds = ds.map(lambda x, y: (to_model_input(x, spec), y), num_parallel_calls=autotune)

@@ -24,6 +24,7 @@ from .backbones import get_backbone
 from .decision import results
 from .model import HEAD_LAYERS, backbone_of
 from .preprocessing import PreprocessingSpec, prepare_batch, to_model_input
+from .temperature import apply_temperature
 
 
 class Predictor:
@@ -34,6 +35,7 @@ class Predictor:
         self.class_names = list(record["class_names"])
         self.positive_class = record["positive_class"]
         self.threshold = float(record["threshold"])
+        self.temperature = float(record.get("temperature", 1.0))  # fitted on validation; 1.0 = none
         self.batch_size = batch_size
         size = self.spec.image_size
         signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
@@ -48,17 +50,22 @@ class Predictor:
     # --- probabilities -----------------------------------------------------------------------
 
     def predict_proba(self, images: list[np.ndarray]) -> np.ndarray:
-        """(N, K) probabilities in class_names order; up to `batch_size` images per model call."""
+        """(N, K) calibrated probabilities in class_names order; up to `batch_size` images per model call."""
         out = [self._forward(tf.constant(prepare_batch(images[i:i + self.batch_size], self.spec))).numpy()
                for i in range(0, len(images), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return self._calibrated(out)
+
+    def _calibrated(self, batches: list[np.ndarray]) -> np.ndarray:
+        if not batches:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return apply_temperature(np.concatenate(batches), self.temperature)
 
     def predict_resized(self, resized: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """Probabilities for images already passed through preprocessing.resize_images (uint8 (N,S,S,1)),
         as ml.engine.data.load_images returns them; the rest of prepare_batch is applied here."""
         step = batch_size or self.batch_size
         out = [self._forward(to_model_input(resized[i:i + step], self.spec)).numpy() for i in range(0, len(resized), step)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return self._calibrated(out)
 
     def results(self, probabilities: np.ndarray) -> list[dict]:
         return results(probabilities, self.class_names, self.positive_class, self.threshold)

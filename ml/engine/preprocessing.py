@@ -4,7 +4,8 @@ Every image arrives as a 2-D uint8 grayscale array (`ml.engine.images`). `prepar
 list of them into the float32 batch the model takes, in two stages that the training pipeline
 also uses, in the same order, with augmentation (training only) slotted between them:
 
-1. `resize_images`: bilinear, antialiased resizing (Pillow, equal to `tf.image.resize` with
+1. `resize_images`: each film harmonised as the spec says (`harmonise`: crop, detail level,
+   intensity; nothing by default), then bilinear, antialiased resizing (Pillow, equal to `tf.image.resize` with
    antialias, without TensorFlow) stretches each image to the square input size and rounds back
    to uint8. Stretching, not padding: padding would give the
    non-square films (mostly from one source) black borders the others lack, a shortcut a model
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .backbones import get_backbone, resolve_image_size
+from .harmonise import CROPS, INTENSITIES, harmonise
 
 GRAYSCALE_TO_RGB = "grayscale-replicated-to-rgb"
 SPEC_VERSION = 1
@@ -38,12 +40,23 @@ class PreprocessingSpec:
     antialias: bool = True
     aspect: str = "stretch"
     resized_dtype: str = "uint8"
+    # Harmonisation before resizing (ml.engine.harmonise; issue 7). The defaults change nothing,
+    # so records written before these fields existed load with the preprocessing they were trained with.
+    crop: str = "none"  # "none" | "body" | "lungs"
+    detail_size: int | None = None  # longer side brought down to this before resizing
+    intensity: str = "none"  # "none" | "equalize" | "clahe" | "standardize"
     version: int = SPEC_VERSION
 
     @classmethod
-    def for_backbone(cls, backbone: str = "xception", image_size: int | None = None) -> PreprocessingSpec:
+    def for_backbone(cls, backbone: str = "xception", image_size: int | None = None, **harmonisation) -> PreprocessingSpec:
         spec = get_backbone(backbone)
-        return cls(backbone=spec.name, image_size=resolve_image_size(spec.name, image_size), normalisation=spec.name)
+        made = cls(backbone=spec.name, image_size=resolve_image_size(spec.name, image_size), normalisation=spec.name, **harmonisation)
+        made.validate()
+        return made
+
+    @property
+    def harmonises(self) -> bool:
+        return self.crop != "none" or bool(self.detail_size) or self.intensity != "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +78,10 @@ class PreprocessingSpec:
             raise ValueError(f"Unsupported colour handling {self.colour!r}.")
         if self.aspect != "stretch" or self.resized_dtype != "uint8":
             raise ValueError("Unsupported resize settings in the preprocessing spec.")
+        if self.crop not in CROPS or self.intensity not in INTENSITIES:
+            raise ValueError(f"Unsupported harmonisation: crop {self.crop!r}, intensity {self.intensity!r}.")
+        if self.detail_size is not None and self.detail_size < 8:
+            raise ValueError(f"detail_size {self.detail_size} is too small.")
         get_backbone(self.normalisation)
         resolve_image_size(self.backbone, self.image_size)
 
@@ -78,8 +95,16 @@ def _check_image(image: np.ndarray, index: int) -> np.ndarray:
     return image
 
 
-def resize_images(images: list[np.ndarray], spec: PreprocessingSpec) -> np.ndarray:
+def harmonise_image(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
+    """The spec's harmonisation of one film (crop, detail level, intensity); the film itself when off."""
+    if not spec.harmonises:
+        return image
+    return harmonise(image, crop=spec.crop, detail_size=spec.detail_size, intensity=spec.intensity)
+
+
+def resize_images(images: list[np.ndarray], spec: PreprocessingSpec, *, harmonised: bool = False) -> np.ndarray:
     """Stage 1: uint8 (H, W) arrays of any sizes -> uint8 (N, S, S, 1). NumPy and Pillow only.
+    Each film is first harmonised as the spec says (`harmonised=True`: the caller already did).
 
     Pillow's bilinear filter on a float32 ("F") image widens its triangle kernel when shrinking,
     which is what `tf.image.resize(method="bilinear", antialias=True)` does: the two agree within
@@ -94,6 +119,8 @@ def resize_images(images: list[np.ndarray], spec: PreprocessingSpec) -> np.ndarr
     out = np.empty((len(images), spec.image_size, spec.image_size, 1), dtype=np.uint8)
     for index, image in enumerate(images):
         image = _check_image(image, index)
+        if not harmonised:
+            image = harmonise_image(image, spec)
         resized = Image.fromarray(image.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
         out[index, :, :, 0] = np.clip(np.round(np.asarray(resized)), 0, 255).astype(np.uint8)
     return out

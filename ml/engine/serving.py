@@ -25,6 +25,7 @@ import numpy as np
 from .artifact import ArtifactIntegrityError, file_sha256
 from .decision import results
 from .preprocessing import PreprocessingSpec, resize_images
+from .temperature import apply_temperature
 
 EXPORT_FORMAT = 1
 EXPORT_RECORD = "export.json"
@@ -93,6 +94,12 @@ def heatmap_image(cam: np.ndarray, image_shape, max_side: int = HEATMAP_MAX_SIDE
     return np.round(np.clip(resized, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def classifier_record(record: dict) -> dict:
+    """What serving needs from a model's record (the export keeps this copy in export.json)."""
+    classifier = {key: record[key] for key in ("class_names", "positive_class", "threshold", "preprocessing")}
+    return {**classifier, "temperature": float(record.get("temperature", 1.0))}
+
+
 # --- the predictor -------------------------------------------------------------------------
 
 def read_export(export_dir, expected_files: dict | None = None) -> dict:
@@ -125,6 +132,7 @@ class ServingPredictor:
         self.class_names = list(classifier["class_names"])
         self.positive_class = classifier["positive_class"]
         self.threshold = float(classifier["threshold"])
+        self.temperature = float(classifier.get("temperature", 1.0))  # as the Keras Predictor applies it
         self.cam_weights = np.asarray(cam_weights, dtype=np.float32)
         self.runtime, self.precision = runtime, precision
         self.fallback_reason: str | None = None  # set by load_serving_predictor when Keras stands in
@@ -183,7 +191,7 @@ class ServingPredictor:
             out = serve(tf.constant(batch, dtype=tf.uint8))
             return out["probabilities"].numpy(), out["features"].numpy()
 
-        classifier = {key: record[key] for key in ("class_names", "positive_class", "threshold", "preprocessing")}
+        classifier = classifier_record(record)
         predictor = cls(forward, classifier, head_cam_weights(model), runtime="keras", precision="fp32")
         predictor.model = model
         return predictor
@@ -192,6 +200,7 @@ class ServingPredictor:
         if not images:
             return []
         probabilities, features = self.forward(resize_images(images, self.spec))
+        probabilities = apply_temperature(probabilities, self.temperature)
         answers = results(probabilities, self.class_names, self.positive_class, self.threshold)
         # The map of the class each image was labelled with, from the same forward pass.
         cams = class_activation_maps(features, self.cam_weights, [self.class_names.index(answer["label"]) for answer in answers])

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from .artifact import library_versions, save_artifact
 from .callbacks import Progress, Validation
+from . import defences
 from .config import TrainConfig
 from .data import discover_dataset
 from .decision import default_positive_class, select_threshold
@@ -37,6 +38,7 @@ from .pipeline import build_augmenter, class_weights, load_images, make_tf_datas
 from .plots import save_evaluation_plots
 from .predictor import Predictor
 from .preprocessing import PreprocessingSpec
+from .temperature import apply_temperature, fit_temperature
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,24 @@ def _fit(model, train_ds, *, first_epoch, last_epoch, class_weight, callbacks, p
     if progress.cancelled:
         raise TrainingCancelled("Training was cancelled.")
     return len([h for h in progress.history if h["phase"] == progress.phase])
+
+
+def _defence_inputs(samples, spec, config: TrainConfig, seed: int) -> dict:
+    """make_tf_dataset's `extras` and `defend` for the training-only defences switched on (none: {})."""
+    if not defences.active(config):
+        return {}
+    styles = None
+    if config.counterfactual_augmentation:
+        from .acquisition import styles_from_samples
+
+        styles = styles_from_samples(samples)
+        logger.info("Counterfactual augmentation: styles of %s", {name: style.to_dict() for name, style in styles.items()})
+    started = time.monotonic()
+    variants, masks = defences.training_arrays(samples, spec, config, styles, seed)
+    logger.info("Training defences prepared in %.1f s (variants %s, lung masks %s)", time.monotonic() - started,
+                variants is not None, masks is not None)
+    extras = {name: array for name, array in (("variant", variants), ("mask", masks)) if array is not None}
+    return {"extras": extras, "defend": lambda batch: defences.defend_batch(batch, config, seed)}
 
 
 def _write_splits(path: Path, dataset) -> None:
@@ -95,7 +115,7 @@ def train(
     positive_class = config.positive_class or default_positive_class(class_names)
     if positive_class not in class_names:
         raise ValueError(f"Positive class {positive_class!r} is not one of the classes {class_names}.")
-    spec = PreprocessingSpec.for_backbone(config.backbone, config.image_size)
+    spec = PreprocessingSpec.for_backbone(config.backbone, config.image_size, **config.harmonisation())
     counts = dataset.split_counts()
     logger.info("Dataset %s (%s%s): classes %s, split %s", data_dir, dataset.layout,
                 ", grouped by patient" if dataset.grouped_by_patient else "", class_names, counts)
@@ -112,7 +132,7 @@ def train(
 
     augmenter = build_augmenter(config.augmentation, seed=seed)
     train_ds = make_tf_dataset(*loaded["train"], spec, batch_size=config.batch_size, training=True,
-                                           augmenter=augmenter, seed=seed)
+                                           augmenter=augmenter, seed=seed, **_defence_inputs(dataset.train, spec, config, seed))
     val_ds = make_tf_dataset(*loaded["val"], spec, batch_size=config.batch_size)
     train_labels = loaded["train"][1].argmax(axis=1).tolist()
     weights_by_class = class_weights(train_labels, len(class_names))
@@ -170,10 +190,16 @@ def train(
         "class_names": list(class_names),
         "positive_class": positive_class,
         "threshold": 0.5,
+        "temperature": 1.0,
     }
     predictor = Predictor(model, record)
     val_probabilities = predictor.predict_resized(loaded["val"][0])
     val_labels = [s.label for s in dataset.val]
+    if config.temperature_scaling:
+        # Fitted on validation before the threshold, which is then chosen on calibrated probabilities.
+        predictor.temperature = record["temperature"] = fit_temperature(val_probabilities, [class_names.index(l) for l in val_labels])
+        val_probabilities = apply_temperature(val_probabilities, predictor.temperature)
+        logger.info("Temperature %.3f fitted on validation", predictor.temperature)
     positive = class_names.index(positive_class)
     choice = select_threshold(np.array([label == positive_class for label in val_labels]), val_probabilities[:, positive],
                               config.target_sensitivity)
@@ -215,6 +241,7 @@ def train(
             "seconds": round(time.monotonic() - started, 1),
             "parameters": count_params(model),
         },
+        "defences": config.defences(),  # the issue-7 switches of this run, for the portal to show
         "dataset": dataset_record,
         "synthetic": dataset_record["synthetic"],
         "library_versions": library_versions(),
