@@ -30,7 +30,7 @@ class TrainingJobForm(forms.Form):
     weights = forms.CharField(
         label="Starting weights",
         max_length=500,
-        help_text="imagenet (downloaded by the worker), none (random), or the path of a weights file on the training machine.",
+        help_text="imagenet (when the training machine can download it), none (random), or the name of a file in the weights folder.",
         widget=forms.TextInput(attrs={"list": "weight-choices", "autocomplete": "off"}),
     )
 

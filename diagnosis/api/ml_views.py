@@ -52,7 +52,7 @@ class TrainingStartSerializer(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=MAX_EPOCHS, default=10)
     image_size = serializers.IntegerField(min_value=32, max_value=MAX_IMAGE_SIZE, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
-    weights = serializers.CharField(max_length=500, required=False, help_text="imagenet, none, or a weights file the server allows.")
+    weights = serializers.CharField(max_length=500, required=False, help_text="imagenet (refused when it cannot be downloaded), none, or a file in the weights folder (PORTAL_WEIGHTS_DIR).")
 
 
 class VersionList(ApiViewMixin, generics.ListAPIView):

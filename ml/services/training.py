@@ -21,6 +21,7 @@ from ml.models import TrainingJob
 from .datasets import TrainingRefused, check_dataset_folder, export_dataset_snapshot, resolve_dataset_path, reviewed_images
 from .serving import prepare_serving
 from .versions import register_version
+from .weights import resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +39,7 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
         raise TrainingRefused(f"Epochs must be between 1 and {MAX_EPOCHS}.")
     if not 1 <= int(batch_size) <= 512:
         raise TrainingRefused("Batch size must be between 1 and 512.")
-    weights = (weights or "").strip()
-    if weights.lower() in {"", "none", "random"}:
-        return None
-    if weights.lower() == "imagenet":
-        return "imagenet"
-    path = Path(weights).expanduser()
-    path = path if path.is_absolute() else Path(settings.MODEL_STORE_DIR) / path
-    if not path.is_file():
-        raise TrainingRefused(f"The weights file “{weights}” does not exist; use imagenet, none, or the path of a weights file on the training machine.")
-    return str(path.resolve())
+    return resolve_weights(weights, backbone)
 
 
 def start_training_job(
