@@ -50,3 +50,6 @@ class PromoteForm(forms.Form):
         required=False, max_length=500, label="Reason (kept in the promotion record)",
         widget=forms.TextInput(attrs={"placeholder": "e.g. better sensitivity on the evaluation set"}),
     )
+    override = forms.BooleanField(
+        required=False, label="Override the safeguards: I have read the concerns above and take responsibility (a reason is required)",
+    )

@@ -78,13 +78,18 @@ class VersionPromote(ApiViewMixin, APIView):
 
     permission_required = {"GET": MANAGE, "POST": MANAGE}
 
-    @extend_schema(request=PromoteSerializer, responses={200: ModelVersionSerializer})
+    @extend_schema(request=PromoteSerializer, responses={
+        200: ModelVersionSerializer,
+        409: OpenApiResponse(ErrorSerializer, description="The safeguards object: promote with override and a reason."),
+    })
     def post(self, request, version_id):
         version = get_object_or_404(ml_selectors.versions_for_comparison(), pk=version_id)
         reason = PromoteSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
         try:
-            ml_services.promote_version(version.pk, actor=request.user, reason=reason.validated_data["reason"])
+            ml_services.promote_version(version.pk, actor=request.user, **reason.validated_data)
+        except ml_services.PromotionNeedsOverride as refusal:
+            return errors.refusal(str(refusal), code="promotion_needs_override", status_code=status.HTTP_409_CONFLICT)
         except ml_services.PromotionError as refusal:
             return errors.refusal(str(refusal), code="promotion_refused")
         return Response(ModelVersionSerializer(ml_selectors.version(version.pk)).data)

@@ -1,5 +1,6 @@
 from django import template
 
+from ml import trust
 from ml.models import format_metric
 
 register = template.Library()
@@ -21,3 +22,9 @@ def percent(value):
 @register.filter
 def metric(figure):
     return format_metric(figure, digits=2)
+
+
+@register.simple_tag
+def version_trust(version):
+    """The validation figures and notes every result of a version carries (ml.trust.result_trust)."""
+    return trust.result_trust(version)

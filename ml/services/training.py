@@ -158,8 +158,9 @@ def execute_training_job(job_id, *, on_progress=None):
             # Here, on the training worker that already holds TensorFlow, and once: the inference
             # workers then serve the export without TensorFlow, and no web request ever exports.
             prepare_serving(version)
-        if version is not None and folders.evaluation_set() is not None:
-            _evaluate(version, job.created_by)
+        if version is not None:
+            for data_dir in folders.configured_evaluation_sets():
+                _evaluate(version, job.created_by, data_dir)
     finally:
         job_logger.removeHandler(log_tail)
         job_logger.setLevel(previous_level)
@@ -167,12 +168,12 @@ def execute_training_job(job_id, *, on_progress=None):
     return TrainingJob.objects.get(pk=job.pk)
 
 
-def _evaluate(version, actor):
-    """Measure a new candidate on the evaluation set at once, in this process, as its own job row."""
+def _evaluate(version, actor, data_dir):
+    """Measure a new candidate on an evaluation set at once, in this process, as its own job row."""
     from .evaluation import EvaluationError, execute_evaluation, start_evaluation
 
     try:
-        run = execute_evaluation(start_evaluation(version, actor, enqueue=False).pk)
+        run = execute_evaluation(start_evaluation(version, actor, data_dir=data_dir, enqueue=False, allow_outside_root=True).pk)
     except EvaluationError as error:
         logger.error("Evaluating %s on the evaluation set was refused: %s", version.label, error)
     else:
