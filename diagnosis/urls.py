@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import site_threshold_views, views
 
 app_name = "diagnosis"
 
@@ -15,5 +15,7 @@ urlpatterns = [
     path("scans/<uuid:scan_id>/card/", views.scan_card, name="scan_card"),
     path("scans/<uuid:scan_id>/image.png", views.scan_image, name="scan_image"),
     path("scans/<uuid:scan_id>/heatmaps/<int:prediction_id>.png", views.scan_heatmap, name="scan_heatmap"),
+    path("versions/<int:version_id>/site-thresholds/", site_threshold_views.site_threshold_list, name="site_threshold_list"),
+    path("versions/<int:version_id>/site-thresholds/<int:site_id>/", site_threshold_views.site_threshold_fit, name="site_threshold_fit"),
     path("results/<int:prediction_id>/review/", views.prediction_review, name="prediction_review"),
 ]

@@ -1,7 +1,7 @@
 from django import template
 
 from ml import trust
-from ml.models import format_metric
+from ml.models import format_metric, metric_figure
 
 register = template.Library()
 
@@ -22,6 +22,12 @@ def percent(value):
 @register.filter
 def metric(figure):
     return format_metric(figure, digits=2)
+
+
+@register.filter
+def interval(item):
+    """An engine figure {"value", "ci": [low, high]} with its 95% CI, e.g. '0.91 (95% CI 0.86–0.95)'."""
+    return format_metric(metric_figure(item), digits=2)
 
 
 @register.simple_tag
