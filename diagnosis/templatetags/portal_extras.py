@@ -30,7 +30,16 @@ def interval(item):
     return format_metric(metric_figure(item), digits=2)
 
 
-@register.simple_tag
-def version_trust(version):
-    """The validation figures and notes every result of a version carries (ml.trust.result_trust)."""
-    return trust.result_trust(version)
+@register.simple_tag(takes_context=True)
+def version_trust(context, version):
+    """The validation figures and notes every result of a version carries (ml.trust.result_trust),
+    asked once per version and request however many results a page lists."""
+    request = context.get("request")
+    cache = getattr(request, "_version_trust", None) if request is not None else None
+    if cache is None:
+        cache = {}
+        if request is not None:
+            request._version_trust = cache
+    if version.pk not in cache:
+        cache[version.pk] = trust.result_trust(version)
+    return cache[version.pk]
