@@ -3,11 +3,9 @@ fit of one, shown with its figures before a confirmation records it."""
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
-from ml import selectors as ml_selectors
-from ml.models import ModelVersion
+from ml.views import version_or_404
 
 from . import site_thresholds
 from .models import Site
@@ -19,16 +17,9 @@ class ConfirmForm(forms.Form):
     threshold = forms.FloatField(widget=forms.HiddenInput)
 
 
-def _version(version_id):
-    try:
-        return ml_selectors.version(version_id)
-    except ModelVersion.DoesNotExist:
-        raise Http404("No such model version.")
-
-
 @administrators_only
 def site_threshold_list(request, version_id):
-    version = _version(version_id)
+    version = version_or_404(version_id)
     rows = [(site, site_thresholds.current(version, site)) for site in Site.objects.order_by("name")]
     return render(request, "diagnosis/site_thresholds.html", {"version": version, "rows": rows})
 
@@ -36,7 +27,7 @@ def site_threshold_list(request, version_id):
 @administrators_only
 def site_threshold_fit(request, version_id, site_id):
     """GET shows the proposal and its figures; POST (the confirmation) records it."""
-    version = _version(version_id)
+    version = version_or_404(version_id)
     site = get_object_or_404(Site, pk=site_id)
     form = ConfirmForm(request.POST if request.method == "POST" else None)
     try:

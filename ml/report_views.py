@@ -8,9 +8,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
-from . import runtime, selectors, trust
-from .models import Evaluation, ModelVersion
+from . import runtime, trust
+from .models import Evaluation
 from .services.generalisation import report_dir
+from .views import version_or_404
 
 READERS = ("ml.manage_models", "diagnosis.view_prediction")
 REPORT_FILE = re.compile(r"^(calibration|heatmap-\d{1,2})\.png$")
@@ -19,10 +20,7 @@ REPORT_FILE = re.compile(r"^(calibration|heatmap-\d{1,2})\.png$")
 def _readable_version(request, version_id):
     if not any(request.user.has_perm(permission) for permission in READERS):
         raise PermissionDenied
-    try:
-        return selectors.version(version_id)
-    except ModelVersion.DoesNotExist:
-        raise Http404("No such model version.")
+    return version_or_404(version_id)
 
 
 @login_required
@@ -42,7 +40,6 @@ def version_report(request, version_id):
         "external_set": trust.external_set(),
         "looks_at": trust.looks_at(reference_evaluation.metrics) if reference_evaluation else [],
         "notes": trust.result_notes(version),
-        "targets": trust.settings.ML_SHORTCUT_TARGETS,
     }
     return render(request, "ml/version_report.html", context)
 

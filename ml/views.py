@@ -33,7 +33,8 @@ def _evaluation_set(request=None):
         return None, None
 
 
-def _version_or_404(version_id):
+def version_or_404(version_id):
+    """A version for a page (with its was_active mark), or 404; the report and site-threshold pages use it too."""
     try:
         return selectors.version(version_id)
     except ModelVersion.DoesNotExist:
@@ -72,7 +73,7 @@ def roc_plot(request):
 
 @administrators_only
 def version_detail(request, version_id):
-    version = _version_or_404(version_id)
+    version = version_or_404(version_id)
     context = {
         "version": version,
         "evaluations": [(evaluation, selectors.evaluation_figures(evaluation.metrics)) for evaluation in selectors.evaluations_of(version)],
@@ -85,7 +86,7 @@ def version_detail(request, version_id):
 @administrators_only
 def version_promote(request, version_id):
     """GET asks for confirmation, showing what changes; POST switches the active version."""
-    version = _version_or_404(version_id)
+    version = version_or_404(version_id)
     form = PromoteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -119,7 +120,7 @@ def version_promote(request, version_id):
 @administrators_only
 @require_POST
 def version_evaluate(request, version_id):
-    version = _version_or_404(version_id)
+    version = version_or_404(version_id)
     sets = datasets.configured_evaluation_sets()
     if not sets:
         messages.error(request, services.NO_EVALUATION_SET)
