@@ -86,7 +86,8 @@ def result_trust(version):
     notes above. Kept on the instance, so a page listing many results asks the database once each."""
     cached = getattr(version, "_result_trust", None)
     if cached is None:
-        validation = independent_validation(version)
+        # A demo model's figures, wherever measured, are never quoted beside a result as validation.
+        validation = None if version.trained_on_synthetic_data else independent_validation(version)
         cached = {
             "validation": validation,
             "notes": result_notes(version, validation),
@@ -133,7 +134,8 @@ def target_failures(metrics):
         name, sentence = TARGET_SENTENCES[key]
         value = figures.get(key)
         if value is None:
-            failures.append(f"its {name} was not measured")
+            why = ((metrics or {}).get("shortcuts") or {}).get("counterfactual", {}).get("note") if key == "flip_rate" else None
+            failures.append(f"its {name} was not measured" + (f" ({why})" if why else ""))
         elif value > target:
             failures.append(f"its {name} is " + sentence.format(value=value, target=target))
     return failures
