@@ -17,7 +17,7 @@ from ml import runtime
 from ml.engine.images import ImageDecodeError, load_image_file
 from ml.selectors import NoActiveModelVersion
 
-from . import storage
+from . import site_thresholds, storage
 from .models import Prediction, Scan
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,10 @@ def _analyse(scans):
         return _fail_all(readable, INTERNAL_ERROR)
     answered = {}
     for each, result, heatmap_name in zip(readable, results, heatmap_names):
-        prediction = record_prediction(scan=each, model_version=version, result=result, heatmap_name=heatmap_name, inference_ms=inference_ms)
+        # A threshold fitted for the scan's site on its reviewed scans decides, where there is one.
+        result, fitted = site_thresholds.apply(version, result, each.patient.site)
+        prediction = record_prediction(scan=each, model_version=version, result=result, heatmap_name=heatmap_name,
+                                       inference_ms=inference_ms, site_threshold=fitted)
         if prediction is not None:
             answered[each.pk] = prediction
     return answered
@@ -105,7 +108,7 @@ def _fail(scan, reason):
     return None
 
 
-def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms):
+def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms, site_threshold=None):
     """Write the model's answer and finish the scan, in one transaction. None when this attempt no
     longer owns the scan (the sweep gave it to another worker): that one's answer counts."""
     finished_at = timezone.now()
@@ -123,6 +126,8 @@ def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms
                 probabilities=result["probabilities"],
                 positive_probability=result["positive_probability"],
                 threshold=result["threshold"],
+                threshold_source="site" if site_threshold else "version",
+                site_threshold=site_threshold,
                 heatmap_name=heatmap_name,
                 heatmap_is_map=bool(heatmap_name),
                 runtime=result.get("runtime", ""),

@@ -130,6 +130,10 @@ class Prediction(models.Model):
     # A grey class activation map the browser colours over the film; predictions made before it
     # stored a blended colour overlay, which is shown as it is.
     heatmap_is_map = models.BooleanField(default=False)
+    # Which threshold made the label: the version's own, or the one fitted for the scan's site on
+    # its reviewed scans (site_threshold). Predictions made before this was recorded say "version".
+    threshold_source = models.CharField(max_length=8, default="version")
+    site_threshold = models.ForeignKey("SiteThreshold", null=True, blank=True, on_delete=models.PROTECT, related_name="predictions")
     runtime = models.CharField(max_length=16, blank=True)  # "openvino" or "keras"; blank before it was recorded
     precision = models.CharField(max_length=8, blank=True)  # "fp32" or "bf16"
     inference_ms = models.FloatField()
@@ -145,6 +149,25 @@ class Prediction(models.Model):
     @property
     def is_positive(self):
         return self.label == self.model_version.positive_class
+
+
+class SiteThreshold(models.Model):
+    """A version's decision threshold re-fitted for one site on that site's reviewed scans, kept
+    with the figures the administrator saw at the old and the new threshold before confirming.
+    The newest row of a (version, site) pair is in force; rows are only ever added."""
+
+    version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="site_thresholds")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="thresholds")
+    threshold = models.FloatField()
+    figures = models.JSONField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.version.label} at {self.site.code}: threshold {self.threshold:.3f}"
 
 
 class Review(models.Model):
@@ -230,6 +253,7 @@ class AuditEvent(models.Model):
         SIGNIN_UNLOCKED = "signin.unlocked", "Sign-in unlocked by an administrator"
         TRAIL_EXPORTED = "audit.exported", "Audit trail exported"
         REPORT_VIEWED = "scan.report_viewed", "Scan report viewed"
+        SITE_THRESHOLD_SET = "site.threshold_set", "Site threshold fitted"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account_views, audit_views, views
+from . import account_views, audit_views, site_threshold_views, views
 
 app_name = "diagnosis"
 
@@ -23,5 +23,7 @@ urlpatterns = [
     path("users/", account_views.account_list, name="account_list"),
     path("users/new/", account_views.account_create, name="account_create"),
     path("users/<int:user_id>/", account_views.account_edit, name="account_edit"),
+    path("versions/<int:version_id>/site-thresholds/", site_threshold_views.site_threshold_list, name="site_threshold_list"),
+    path("versions/<int:version_id>/site-thresholds/<int:site_id>/", site_threshold_views.site_threshold_fit, name="site_threshold_fit"),
     path("results/<int:prediction_id>/review/", views.prediction_review, name="prediction_review"),
 ]

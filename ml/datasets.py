@@ -81,6 +81,18 @@ def evaluation_set():
     return path if path.is_dir() else None
 
 
+def external_evaluation_set():
+    """The external evaluation folder an administrator configured (ML_EXTERNAL_EVALUATION_SET), or None."""
+    name = settings.ML_EXTERNAL_EVALUATION_SET
+    path = dataset_path(name) if name else None
+    return path if path is not None and path.is_dir() else None
+
+
+def configured_evaluation_sets():
+    """Every folder a version is measured on when it is registered or evaluated."""
+    return [path for path in (evaluation_set(), external_evaluation_set()) if path is not None]
+
+
 _fingerprints = {}  # (path, file stats) -> fingerprint; hashing is skipped while no file changed
 
 

@@ -31,5 +31,6 @@ def ensure_demo_model(progress=print):
     job = services.execute_training_job(job.pk, on_progress=lambda line: progress(f"  {line}"))
     if job is None or job.status != TrainingJob.Status.SUCCEEDED:
         raise RuntimeError(f"The demo model could not be trained: {getattr(job, 'failure_reason', 'the job did not run')}")
-    services.promote_version(job.version.pk, reason="Demo model installed by setup")
+    # A demo model fails every safeguard by design: it is installed by an explicit, recorded override.
+    services.promote_version(job.version.pk, reason="Demo model installed by setup", override=True)
     return ModelVersion.objects.get(pk=job.version.pk)

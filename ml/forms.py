@@ -30,7 +30,7 @@ class TrainingJobForm(forms.Form):
     weights = forms.CharField(
         label="Starting weights",
         max_length=500,
-        help_text="imagenet (downloaded by the worker), none (random), or the path of a weights file on the training machine.",
+        help_text="imagenet (when the training machine can download it), none (random), or the name of a file in the weights folder.",
         widget=forms.TextInput(attrs={"list": "weight-choices", "autocomplete": "off"}),
     )
 
@@ -49,4 +49,7 @@ class PromoteForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=500, label="Reason (kept in the promotion record)",
         widget=forms.TextInput(attrs={"placeholder": "e.g. better sensitivity on the evaluation set"}),
+    )
+    override = forms.BooleanField(
+        required=False, label="Override the safeguards: I have read the concerns above and take responsibility (a reason is required)",
     )

@@ -110,6 +110,10 @@ class Promotion(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(max_length=500, blank=True)
     is_rollback = models.BooleanField(default=False)
+    # Promoted although the safeguards objected (ml.trust.promotion_concerns): what they said is
+    # kept beside the administrator's written reason, and every result of the version says so.
+    overridden = models.BooleanField(default=False)
+    concerns = models.JSONField(default=list, blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import datasets, selectors, services
+from . import datasets, selectors, services, trust
 from .forms import PromoteForm, TrainingJobForm
 from .models import ModelVersion, TrainingJob
 
@@ -33,7 +33,8 @@ def _evaluation_set(request=None):
         return None, None
 
 
-def _version_or_404(version_id):
+def version_or_404(version_id):
+    """A version for a page (with its was_active mark), or 404; the report and site-threshold pages use it too."""
     try:
         return selectors.version(version_id)
     except ModelVersion.DoesNotExist:
@@ -72,7 +73,7 @@ def roc_plot(request):
 
 @administrators_only
 def version_detail(request, version_id):
-    version = _version_or_404(version_id)
+    version = version_or_404(version_id)
     context = {
         "version": version,
         "evaluations": [(evaluation, selectors.evaluation_figures(evaluation.metrics)) for evaluation in selectors.evaluations_of(version)],
@@ -85,17 +86,19 @@ def version_detail(request, version_id):
 @administrators_only
 def version_promote(request, version_id):
     """GET asks for confirmation, showing what changes; POST switches the active version."""
-    version = _version_or_404(version_id)
+    version = version_or_404(version_id)
     form = PromoteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            promotion = services.promote_version(version.pk, actor=request.user, reason=form.cleaned_data["reason"])
+            promotion = services.promote_version(
+                version.pk, actor=request.user, reason=form.cleaned_data["reason"], override=form.cleaned_data["override"]
+            )
         except services.PromotionError as error:
-            messages.error(request, str(error))
-            return redirect("ml:version_detail", version_id=version.pk)
-        verb = "Rolled back to" if promotion.is_rollback else "Promoted"
-        messages.success(request, f"{verb} {version.label}: new scans are analysed by it from now on.")
-        return redirect("ml:version_list")
+            form.add_error(None, str(error))
+        else:
+            verb = "Rolled back to" if promotion.is_rollback else "Promoted"
+            messages.success(request, f"{verb} {version.label}: new scans are analysed by it from now on.")
+            return redirect("ml:version_list")
     evaluation_set, fingerprint = _evaluation_set()
     active = selectors.active_version_or_none()
     compared = {row.version.pk: row for row in selectors.comparison(fingerprint) if row.version.pk in {version.pk, getattr(active, "pk", None)}}
@@ -105,6 +108,8 @@ def version_promote(request, version_id):
         "target_row": compared.get(version.pk),
         "active_row": compared.get(getattr(active, "pk", None)),
         "is_rollback": version.was_active,
+        "concerns": trust.promotion_concerns(version, active),
+        "reference_set": trust.reference_set(),
         "evaluation_set": evaluation_set,
         "metric_labels": [label for _key, label in selectors.COMPARED_METRICS],
         "form": form,
@@ -115,16 +120,17 @@ def version_promote(request, version_id):
 @administrators_only
 @require_POST
 def version_evaluate(request, version_id):
-    version = _version_or_404(version_id)
-    if datasets.evaluation_set() is None:
-        messages.error(request, "No evaluation set is configured: create the folder `evaluation/` in the datasets folder or set PORTAL_EVALUATION_SET.")
-    else:
+    version = version_or_404(version_id)
+    sets = datasets.configured_evaluation_sets()
+    if not sets:
+        messages.error(request, services.NO_EVALUATION_SET)
+    for data_dir in sets:
         try:
-            services.start_evaluation(version, request.user)
+            services.start_evaluation(version, request.user, data_dir=data_dir, allow_outside_root=True)
         except services.EvaluationError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, f"{version.label} will be evaluated on {_evaluation_set()[0]} by the training worker.")
+            messages.success(request, f"{version.label} will be evaluated on {datasets.display_path(data_dir)} by the training worker, with its shortcut report.")
     return redirect("ml:version_detail", version_id=version.pk)
 
 

@@ -190,7 +190,7 @@ def active_model_version(db, tiny_model_artifact):
     from ml import services
 
     version = services.register_version(artifact_path=tiny_model_artifact.artifact_path, record=tiny_model_artifact.record)
-    services.promote_version(version.pk, reason="test")
+    services.promote_version(version.pk, reason="test fixture: a tiny model, never evaluated", override=True)
     version.refresh_from_db()
     return version
 

@@ -52,7 +52,7 @@ class TrainingStartSerializer(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=MAX_EPOCHS, default=10)
     image_size = serializers.IntegerField(min_value=32, max_value=MAX_IMAGE_SIZE, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
-    weights = serializers.CharField(max_length=500, required=False, help_text="imagenet, none, or a weights file the server allows.")
+    weights = serializers.CharField(max_length=500, required=False, help_text="imagenet (refused when it cannot be downloaded), none, or a file in the weights folder (PORTAL_WEIGHTS_DIR).")
 
 
 class VersionList(ApiViewMixin, generics.ListAPIView):
@@ -78,13 +78,18 @@ class VersionPromote(ApiViewMixin, APIView):
 
     permission_required = {"GET": MANAGE, "POST": MANAGE}
 
-    @extend_schema(request=PromoteSerializer, responses={200: ModelVersionSerializer})
+    @extend_schema(request=PromoteSerializer, responses={
+        200: ModelVersionSerializer,
+        409: OpenApiResponse(ErrorSerializer, description="The safeguards object: promote with override and a reason."),
+    })
     def post(self, request, version_id):
         version = get_object_or_404(ml_selectors.versions_for_comparison(), pk=version_id)
         reason = PromoteSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
         try:
-            ml_services.promote_version(version.pk, actor=request.user, reason=reason.validated_data["reason"], via="api")
+            ml_services.promote_version(version.pk, actor=request.user, via="api", **reason.validated_data)
+        except ml_services.PromotionNeedsOverride as refusal:
+            return errors.refusal(str(refusal), code="promotion_needs_override", status_code=status.HTTP_409_CONFLICT)
         except ml_services.PromotionError as refusal:
             return errors.refusal(str(refusal), code="promotion_refused")
         return Response(ModelVersionSerializer(ml_selectors.version(version.pk)).data)

@@ -2,22 +2,38 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from diagnosis.models import Patient, Prediction, Review, Scan, Site
+from ml import trust
 from ml.models import ModelVersion
 
 DISCLAIMER = "Decision support from an AI model, not a diagnosis. A clinician must interpret the image."
 
 
 class ModelVersionSummarySerializer(serializers.ModelSerializer):
-    """The model version beside every result: what a person calls it, whether it is a demo, its test figures."""
+    """The model version beside every result: what a person calls it, whether it is a demo, and the
+    figures that mean something (on sources it never trained on), with the notes every result carries."""
 
     label = serializers.CharField(read_only=True, help_text="The version's name as the portal shows it beside every result, e.g. v3.")
     name = serializers.CharField(source="label", read_only=True, help_text="The same as `label` (kept for clients written before `label`).")
     demo = serializers.BooleanField(source="trained_on_synthetic_data", read_only=True, help_text="Trained on synthetic images: not for clinical use.")
-    headline_metrics = serializers.JSONField(read_only=True, help_text="Held-out ROC AUC, sensitivity and specificity with 95% confidence intervals.")
+    headline_metrics = serializers.JSONField(read_only=True, help_text="Its own held-out test split: not independent of its training sources.")
+    validation = serializers.SerializerMethodField(
+        help_text="Figures on films from sources it never trained on (external evaluation, else source-held-out test); null when none."
+    )
+    notes = serializers.SerializerMethodField(help_text="Sentences every result of this version carries: demo, not validated, overridden.")
+    overridden = serializers.SerializerMethodField(help_text="Made active by an override of the promotion safeguards.")
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "label", "name", "backbone", "input_size", "threshold", "demo", "headline_metrics", "created_at"]
+        fields = ["id", "label", "name", "backbone", "input_size", "threshold", "demo", "overridden", "validation", "notes", "headline_metrics", "created_at"]
+
+    def get_validation(self, version) -> dict | None:
+        return trust.result_trust(version)["validation"]
+
+    def get_notes(self, version) -> list[str]:
+        return trust.result_trust(version)["notes"]
+
+    def get_overridden(self, version) -> bool:
+        return trust.result_trust(version)["overridden"]
 
 
 class ModelVersionSerializer(ModelVersionSummarySerializer):
@@ -34,6 +50,10 @@ class ModelVersionSerializer(ModelVersionSummarySerializer):
 
 class PromoteSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, help_text="Why this version becomes the one every new scan is read with (kept in the promotion history).")
+    override = serializers.BooleanField(
+        default=False, help_text="Promote although the safeguards object (no evaluation on the reference set, AUC below 0.5 or below "
+        "the active version's, shortcut targets missed); the reason is then required and the promotion is marked overridden.",
+    )
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -65,12 +85,10 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["id", "label", "positive_probability", "threshold", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
+        fields = ["id", "label", "positive_probability", "threshold", "threshold_source", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
 
     def get_disclaimer(self, prediction) -> str:
-        if prediction.model_version.trained_on_synthetic_data:
-            return "DEMO MODEL trained on synthetic images; not for clinical use. " + DISCLAIMER
-        return DISCLAIMER
+        return " ".join([*trust.result_trust(prediction.model_version)["notes"], DISCLAIMER])
 
 
 class DicomHeaderSerializer(serializers.ModelSerializer):

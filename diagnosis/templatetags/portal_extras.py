@@ -1,6 +1,7 @@
 from django import template
 
-from ml.models import format_metric
+from ml import trust
+from ml.models import format_metric, metric_figure
 
 register = template.Library()
 
@@ -52,3 +53,24 @@ def review_findings():
     from diagnosis.models import Review
 
     return Review.Finding.choices
+
+
+@register.filter
+def interval(item):
+    """An engine figure {"value", "ci": [low, high]} with its 95% CI, e.g. '0.91 (95% CI 0.86–0.95)'."""
+    return format_metric(metric_figure(item), digits=2)
+
+
+@register.simple_tag(takes_context=True)
+def version_trust(context, version):
+    """The validation figures and notes every result of a version carries (ml.trust.result_trust),
+    asked once per version and request however many results a page lists."""
+    request = context.get("request")
+    cache = getattr(request, "_version_trust", None) if request is not None else None
+    if cache is None:
+        cache = {}
+        if request is not None:
+            request._version_trust = cache
+    if version.pk not in cache:
+        cache[version.pk] = trust.result_trust(version)
+    return cache[version.pk]

@@ -5,15 +5,15 @@ came in by. TensorFlow is imported only inside the functions that train, evaluat
 The names are gathered here so callers write `services.promote_version(...)` whatever the module.
 """
 from .datasets import DatasetCheck, TrainingRefused, check_dataset_folder, check_evaluation_folder, export_dataset_snapshot
-from .evaluation import EvaluationError, comparison_plot_path, execute_evaluation, record_evaluation, start_evaluation
+from .evaluation import NO_EVALUATION_SET, EvaluationError, comparison_plot_path, execute_evaluation, record_evaluation, start_evaluation
 from .serving import check_serving, prepare_serving
 from .training import cancel_training_job, execute_training_job, start_training_job
-from .versions import PromotionError, predict_files, promote_version, register_version, verify_artifact
+from .versions import PromotionError, PromotionNeedsOverride, predict_files, promote_version, register_version, verify_artifact
 
 __all__ = [
     "DatasetCheck", "TrainingRefused", "check_dataset_folder", "check_evaluation_folder", "export_dataset_snapshot",
-    "EvaluationError", "comparison_plot_path", "execute_evaluation", "record_evaluation", "start_evaluation",
+    "NO_EVALUATION_SET", "EvaluationError", "comparison_plot_path", "execute_evaluation", "record_evaluation", "start_evaluation",
     "check_serving", "prepare_serving",
     "cancel_training_job", "execute_training_job", "start_training_job",
-    "PromotionError", "predict_files", "promote_version", "register_version", "verify_artifact",
+    "PromotionError", "PromotionNeedsOverride", "predict_files", "promote_version", "register_version", "verify_artifact",
 ]

@@ -15,6 +15,7 @@ from ml import runtime
 from ml.models import Evaluation, EvaluationRun
 
 from .datasets import TrainingRefused, check_evaluation_folder
+from .generalisation import measure_shortcuts
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,15 @@ def _measure(version, data_dir, actor):
         metrics = evaluate_artifact(runtime.artifact_path(version), check.path, expected_sha256=version.sha256)
     except (ArtifactIntegrityError, FileNotFoundError, ValueError) as error:
         raise EvaluationError(f"{version.label} cannot be evaluated on {folders.display_path(check.path)}: {error}") from error
+    fingerprint = metrics.get("dataset_fingerprint") or fingerprint
+    try:
+        # Part of the same job: a version is never measured without asking what it looks at.
+        measure_shortcuts(version, runtime.artifact_path(version), check.path, metrics, fingerprint)
+    except Exception as error:  # the measurement stands; the report says the shortcut part failed
+        logger.error("Shortcut report of %s on %s failed:\n%s", version.label, check.path, traceback.format_exc())
+        metrics["shortcuts_error"] = f"{type(error).__name__}: {error}"[:500]
     return record_evaluation(
-        version=version, dataset_path=folders.display_path(check.path), fingerprint=metrics.get("dataset_fingerprint") or fingerprint,
+        version=version, dataset_path=folders.display_path(check.path), fingerprint=fingerprint,
         n_images=int(metrics.get("n") or check.n_images), metrics=metrics, actor=actor,
     )
 

@@ -22,6 +22,7 @@ from ml.models import TrainingJob
 from .datasets import TrainingRefused, check_dataset_folder, export_dataset_snapshot, resolve_dataset_path, reviewed_images
 from .serving import prepare_serving
 from .versions import register_version
+from .weights import resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +40,7 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
         raise TrainingRefused(f"Epochs must be between 1 and {MAX_EPOCHS}.")
     if not 1 <= int(batch_size) <= 512:
         raise TrainingRefused("Batch size must be between 1 and 512.")
-    weights = (weights or "").strip()
-    if weights.lower() in {"", "none", "random"}:
-        return None
-    if weights.lower() == "imagenet":
-        return "imagenet"
-    path = Path(weights).expanduser()
-    path = path if path.is_absolute() else Path(settings.MODEL_STORE_DIR) / path
-    if not path.is_file():
-        raise TrainingRefused(f"The weights file “{weights}” does not exist; use imagenet, none, or the path of a weights file on the training machine.")
-    return str(path.resolve())
+    return resolve_weights(weights, backbone)
 
 
 def start_training_job(
@@ -174,8 +166,9 @@ def execute_training_job(job_id, *, on_progress=None):
             # Here, on the training worker that already holds TensorFlow, and once: the inference
             # workers then serve the export without TensorFlow, and no web request ever exports.
             prepare_serving(version)
-        if version is not None and folders.evaluation_set() is not None:
-            _evaluate(version, job.created_by)
+        if version is not None:
+            for data_dir in folders.configured_evaluation_sets():
+                _evaluate(version, job.created_by, data_dir)
     finally:
         job_logger.removeHandler(log_tail)
         job_logger.setLevel(previous_level)
@@ -183,12 +176,12 @@ def execute_training_job(job_id, *, on_progress=None):
     return TrainingJob.objects.get(pk=job.pk)
 
 
-def _evaluate(version, actor):
-    """Measure a new candidate on the evaluation set at once, in this process, as its own job row."""
+def _evaluate(version, actor, data_dir):
+    """Measure a new candidate on an evaluation set at once, in this process, as its own job row."""
     from .evaluation import EvaluationError, execute_evaluation, start_evaluation
 
     try:
-        run = execute_evaluation(start_evaluation(version, actor, enqueue=False, via="worker").pk)
+        run = execute_evaluation(start_evaluation(version, actor, data_dir=data_dir, enqueue=False, allow_outside_root=True, via="worker").pk)
     except EvaluationError as error:
         logger.error("Evaluating %s on the evaluation set was refused: %s", version.label, error)
     else:

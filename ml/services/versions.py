@@ -5,8 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from ml import audit
-from ml import runtime, selectors
+from ml import audit, runtime, selectors, trust
 from ml.engine.images import ImageDecodeError, load_image_file
 from ml.models import ModelVersion, Promotion
 
@@ -65,16 +64,35 @@ def verify_artifact(version):
         raise PromotionError(f"The model file of {version.label} does not match its recorded sha256; it cannot be made active. ({error})") from error
 
 
-def promote_version(version_id, *, actor=None, reason="", via=None):
+class PromotionNeedsOverride(PromotionError):
+    """The safeguards object: promoting needs an explicit override with a written reason."""
+
+    def __init__(self, version, concerns):
+        self.concerns = concerns
+        super().__init__(
+            f"{version.label} cannot be promoted without an override because " + "; ".join(concerns)
+            + ". Tick the override and write why it should serve patients anyway."
+        )
+
+
+def promote_version(version_id, *, actor=None, reason="", override=False, via=None):
     """Make one version active in a single transaction; a rollback is a promote of an older version.
 
-    The artifact is checked first (outside any lock), so a promote never switches every worker to
-    a missing or altered file. Then all version rows are locked in id order, so two promotes at once
-    queue up instead of racing; the partial unique index backs this up at the database.
+    The safeguards (ml.trust.promotion_concerns) are asked first: if they object, only an explicit
+    `override` with a written reason goes ahead, and the promotion records both. The artifact is
+    checked (outside any lock), so a promote never switches every worker to a missing or altered
+    file. Then all version rows are locked in id order, so two promotes at once queue up instead of
+    racing; the partial unique index backs this up at the database.
     """
     target = ModelVersion.objects.filter(pk=int(version_id)).first()
     if target is None:
         raise PromotionError(f"Model version {version_id} does not exist.")
+    reason = (reason or "").strip()[:500]
+    concerns = trust.promotion_concerns(target, selectors.active_version_or_none())
+    if concerns and not override:
+        raise PromotionNeedsOverride(target, concerns)
+    if concerns and not reason:
+        raise PromotionError(f"An override of the promotion safeguards needs a written reason; {target.label} was not promoted.")
     verify_artifact(target)
     with transaction.atomic():
         locked = {version.pk: version for version in ModelVersion.objects.select_for_update().order_by("pk")}
@@ -89,11 +107,13 @@ def promote_version(version_id, *, actor=None, reason="", via=None):
         target.status = ModelVersion.Status.ACTIVE
         target.save(update_fields=["status"])
         promotion = Promotion.objects.create(
-            from_version=current, to_version=target, actor=actor, reason=reason.strip()[:500], is_rollback=was_active_before
+            from_version=current, to_version=target, actor=actor, reason=reason, is_rollback=was_active_before,
+            overridden=bool(concerns), concerns=concerns,
         )
         audit.record(actor, "model.promoted", via=via, version=target.pk, changes={"active": [current.pk if current else None, target.pk]},
-                     rollback=was_active_before, reason=promotion.reason)
-    logger.info("%s made %s active (was %s)", actor or "system", target.label, current.label if current else "none")
+                     rollback=was_active_before, reason=promotion.reason, overridden=promotion.overridden, concerns=concerns)
+    logger.info("%s made %s active (was %s)%s", actor or "system", target.label, current.label if current else "none",
+                f", overriding: {'; '.join(concerns)}; reason: {reason}" if concerns else "")
     return promotion
 
 

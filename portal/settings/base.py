@@ -164,6 +164,24 @@ INFERENCE_BATCH_SIZE = env.int("PORTAL_INFERENCE_BATCH_SIZE", default=8)
 ML_EVALUATION_SET = env.str("PORTAL_EVALUATION_SET", default="evaluation")
 # Training jobs start from ImageNet weights; "none" trains from scratch, or give a local weights file.
 ML_DEFAULT_WEIGHTS = env.str("PORTAL_DEFAULT_WEIGHTS", default="imagenet")
+# Weights files a training job may start from live only in this folder (a path outside it, or a
+# link leading out of it, is refused). ImageNet weights are downloaded by Keras from its weights
+# host: "true" / "false" says whether this site can reach it; unset, a short connection test
+# decides (an ImageNet file already in the Keras cache is always usable).
+ML_WEIGHTS_DIR = Path(env.str("PORTAL_WEIGHTS_DIR", default=str(DATA_DIR / "weights")))
+ML_IMAGENET_AVAILABLE = env.bool("PORTAL_IMAGENET_AVAILABLE", default=None)
+ML_IMAGENET_HOST = ("storage.googleapis.com", 443)
+# An external evaluation set (films from institutions the training data never saw), relative to
+# PORTAL_DATASETS_ROOT or absolute; "" = none. When set, it is the set promotions are judged on.
+ML_EXTERNAL_EVALUATION_SET = env.str("PORTAL_EXTERNAL_EVALUATION_SET", default="")
+# What a version must reach before it is promoted without an override (issue 7): AUC with the lung
+# fields blanked, counterfactual flip rate, share of heat outside the lungs, calibration error.
+ML_SHORTCUT_TARGETS = {"lungs_blanked_auc": 0.60, "flip_rate": 0.05, "heat_outside_lungs": 0.25, "ece": 0.05}
+# Films the shortcut report reads per evaluation, and how many of them get a Grad-CAM (~1 s each).
+ML_SHORTCUT_FILMS = 200
+ML_SHORTCUT_GRADCAM = 24
+# A site threshold is fitted only on at least this many reviewed scans of each class.
+ML_SITE_THRESHOLD_MIN_PER_CLASS = 20
 # The seed that makes a job repeatable, how many images per class a dataset check decodes (the
 # rest are identified by their first bytes), and the log lines a job keeps.
 ML_TRAINING_SEED = 42

@@ -26,7 +26,7 @@ def exported_version(db, tiny_model_artifact):
     """A version registered, its serving model exported and validated (as the training job does), and active."""
     version = services.register_version(artifact_path=tiny_model_artifact.artifact_path, record=tiny_model_artifact.record)
     serving = services.prepare_serving(version)
-    services.promote_version(version.pk, reason="test")
+    services.promote_version(version.pk, reason="test fixture: a tiny model, never evaluated", override=True)
     version.refresh_from_db()
     return version, serving
 

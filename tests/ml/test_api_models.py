@@ -36,7 +36,7 @@ def test_an_unknown_version_is_a_json_404(clinician_api):
 
 def test_an_administrator_promotes_with_a_reason(admin_api, administrator, make_version):
     version = make_version()
-    response = admin_api.post(reverse("api:version_promote", args=[version.pk]), {"reason": "Better sensitivity"}, content_type="application/json")
+    response = admin_api.post(reverse("api:version_promote", args=[version.pk]), {"reason": "Better sensitivity", "override": True}, content_type="application/json")
     assert response.status_code == 200 and response.json()["status"] == "active"
     promotion = Promotion.objects.get()
     assert (promotion.to_version, promotion.actor, promotion.reason) == (version, administrator, "Better sensitivity")
@@ -45,8 +45,8 @@ def test_an_administrator_promotes_with_a_reason(admin_api, administrator, make_
 def test_promoting_the_active_version_again_is_refused_in_a_sentence(admin_api, make_version):
     version = make_version()
     url = reverse("api:version_promote", args=[version.pk])
-    admin_api.post(url, {"reason": "first"}, content_type="application/json")
-    assert "already the active version" in assert_json_error(admin_api.post(url, {"reason": "again"}, content_type="application/json"), 400)["error"]
+    admin_api.post(url, {"reason": "first", "override": True}, content_type="application/json")
+    assert "already the active version" in assert_json_error(admin_api.post(url, {"reason": "again", "override": True}, content_type="application/json"), 400)["error"]
 
 
 def test_a_clinician_cannot_promote(clinician_api, make_version):

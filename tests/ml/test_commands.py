@@ -22,7 +22,7 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path):
     data = make_synthetic_dataset(tmp_path / "data", n_per_class=8, image_size=96, seed=31)
     evaluation_set = make_synthetic_dataset(tmp_path / "held-out", n_per_class=5, image_size=96, seed=32)
 
-    output = run("train", "--data", str(data), "--epochs", "1", "--image-size", "71", "--weights", "none", "--batch-size", "8", "--activate")
+    output = run("train", "--data", str(data), "--epochs", "1", "--image-size", "71", "--weights", "none", "--batch-size", "8", "--activate", "--override-safeguards", "a demo from the command line")
     assert "covid 8, normal 8" in output
     assert "epoch 1/1 · " in output and "val_loss" in output
     assert "DEMO: " in output
@@ -32,7 +32,8 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path):
     assert version.training_job == job and job.status == TrainingJob.Status.SUCCEEDED and job.created_by is None
     assert job.history and job.parameters["epochs"] == 1 and job.dataset_path == str(data.resolve())
     assert version.status == ModelVersion.Status.ACTIVE and f"Registered and activated {version.label}." in output
-    assert Promotion.objects.get().reason == "manage.py train --activate"
+    promotion = Promotion.objects.get()
+    assert promotion.reason == "a demo from the command line" and promotion.overridden
 
     report = tmp_path / "evaluation.json"
     output = run("evaluate", "--version", str(version.pk), "--data", str(evaluation_set), "--json", str(report))

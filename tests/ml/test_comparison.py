@@ -35,7 +35,7 @@ def evaluation_folder(settings, tmp_path):
 def test_versions_are_compared_on_the_configured_evaluation_set(admin_client, make_version, evaluation_folder):
     fingerprint = datasets.dataset_fingerprint(evaluation_folder)
     old, new, unmeasured = make_version(), make_version(synthetic=True), make_version()
-    services.promote_version(old.pk)
+    services.promote_version(old.pk, reason="test", override=True)
     measure(old, evaluation_folder.name, fingerprint, engine_metrics(0.81, 0.75, 0.66))
     measure(new, evaluation_folder.name, fingerprint, engine_metrics(0.93, 0.9, 0.8))
     # A measurement on an earlier state of the folder is not mixed into the comparison.

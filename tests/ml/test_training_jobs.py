@@ -76,7 +76,7 @@ def test_folders_outside_the_datasets_folder_are_refused(admin_client, dataset):
     "fields, message",
     [
         ({"backbone": "xception", "image_size": 64}, "xception needs an image size between 71 and 1024 pixels"),
-        ({"weights": "/no/such/weights.h5"}, "The weights file “/no/such/weights.h5” does not exist"),
+        ({"weights": "no-such-weights.h5"}, "The weights file “no-such-weights.h5” does not exist in the weights folder"),
     ],
 )
 def test_settings_the_backbone_cannot_use_are_refused(admin_client, dataset_folder, fields, message):
@@ -151,3 +151,60 @@ def test_the_real_development_set_passes_the_check_with_its_patient_manifest(set
         link.unlink()
     assert check.classes == {"covid": 950, "normal": 950}
     assert check.details["grouped_by_patient"] is True and check.details["layout"] == "class-folders"
+
+
+# --- starting weights: refused before anything is queued (issues 7 and 10) --------------------
+
+@pytest.fixture
+def weights_folder(tmp_path, settings):
+    settings.ML_WEIGHTS_DIR = tmp_path / "weights"
+    settings.ML_WEIGHTS_DIR.mkdir()
+    return settings.ML_WEIGHTS_DIR
+
+
+def test_imagenet_without_internet_is_refused_in_one_sentence(admin_client, dataset_folder, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    settings.ML_IMAGENET_AVAILABLE = False
+    response = start(admin_client, dataset=dataset_folder({"covid": 8, "normal": 8}).name, weights="imagenet")
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "ImageNet weights cannot be downloaded here" in page and "Traceback" not in page
+    assert not TrainingJob.objects.exists()
+
+
+def test_imagenet_already_in_the_keras_cache_is_accepted_offline(admin_client, dataset_folder, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    settings.ML_IMAGENET_AVAILABLE = False
+    cached = tmp_path / "keras" / "models" / "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stand-in")
+    response = start(admin_client, dataset=dataset_folder({"covid": 8, "normal": 8}).name, weights="imagenet")
+    assert response.status_code == 302
+    assert TrainingJob.objects.get().parameters["weights"] == "imagenet"
+
+
+def test_a_weights_file_in_the_weights_folder_is_accepted(admin_client, dataset_folder, weights_folder):
+    (weights_folder / "small.weights.h5").write_bytes(b"stand-in")
+    response = start(admin_client, dataset=dataset_folder({"covid": 8, "normal": 8}).name, weights="small.weights.h5")
+    assert response.status_code == 302
+    assert TrainingJob.objects.get().parameters["weights"] == str((weights_folder / "small.weights.h5").resolve())
+
+
+@pytest.mark.parametrize("weights", ["/etc/passwd", "../outside.h5", "leaving-link.h5"])
+def test_weights_outside_the_weights_folder_are_refused(admin_client, dataset_folder, weights_folder, weights):
+    (weights_folder.parent / "outside.h5").write_bytes(b"stand-in")
+    (weights_folder / "leaving-link.h5").symlink_to(weights_folder.parent / "outside.h5")
+    response = start(admin_client, dataset=dataset_folder({"covid": 8, "normal": 8}).name, weights=weights)
+    assert response.status_code == 400
+    assert f"The weights file “{weights}” is outside the weights folder" in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+def test_the_api_refuses_weights_outside_the_folder_as_json(administrator, dataset_folder, weights_folder):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(administrator)
+    response = api.post("/api/v1/training-jobs/", {**FORM, "dataset": dataset_folder({"covid": 8, "normal": 8}).name, "weights": "/etc/passwd"}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "training_refused"
+    assert not TrainingJob.objects.exists()

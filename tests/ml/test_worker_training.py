@@ -92,11 +92,11 @@ def test_promoting_and_rolling_back_switch_the_version_that_answers_the_next_sca
 
     # Promote, confirmed on the page: the next scan is analysed by the new version, no worker restarted.
     assert admin_client.get(reverse("ml:version_promote", args=[candidate.pk])).status_code == 200
-    admin_client.post(reverse("ml:version_promote", args=[candidate.pk]), {"reason": "trained from the portal"})
+    admin_client.post(reverse("ml:version_promote", args=[candidate.pk]), {"reason": "trained from the portal", "override": "on"})
     assert scan_answered_by(clinician, patient, seed=2) == candidate
 
     # Roll back in the same way: the scan after that is analysed by the previous version again.
-    admin_client.post(reverse("ml:version_promote", args=[previous.pk]), {"reason": "roll back"})
+    admin_client.post(reverse("ml:version_promote", args=[previous.pk]), {"reason": "roll back", "override": "on"})
     assert scan_answered_by(clinician, patient, seed=3) == previous
     promotions = list(Promotion.objects.order_by("id").values_list("from_version", "to_version", "is_rollback", "actor"))
     assert promotions[-2:] == [(previous.pk, candidate.pk, False, administrator.pk), (candidate.pk, previous.pk, True, administrator.pk)]

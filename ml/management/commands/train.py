@@ -21,8 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--activate", action="store_true", help="Promote the new version to active when training succeeds.")
+        parser.add_argument("--override-safeguards", metavar="REASON", default="",
+                            help="With --activate: promote even if the promotion safeguards object, recording this reason.")
 
-    def handle(self, *args, data, backbone, epochs, image_size, weights, batch_size, seed, activate, **options):
+    def handle(self, *args, data, backbone, epochs, image_size, weights, batch_size, seed, activate, override_safeguards, **options):
         try:
             job = services.start_training_job(
                 actor=None, dataset=data, backbone=backbone, epochs=epochs, image_size=image_size, weights=weights,
@@ -45,7 +47,8 @@ class Command(BaseCommand):
         ))
         if activate:
             try:
-                services.promote_version(version.pk, reason="manage.py train --activate")
+                services.promote_version(version.pk, reason=override_safeguards or "manage.py train --activate",
+                                         override=bool(override_safeguards))
             except services.PromotionError as error:
                 raise CommandError(str(error)) from error
             self.stdout.write(self.style.SUCCESS(f"Registered and activated {version.label}."))
