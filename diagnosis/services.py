@@ -147,6 +147,7 @@ def review_prediction(*, actor, prediction, agrees, note="", via="web"):
         Prediction.objects.select_for_update().filter(pk=prediction.pk).first()
         revised = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True).update(superseded_at=timezone.now())
         review = Review.objects.create(prediction=prediction, reviewer=actor, agrees=agrees, note=note.strip())
+        Scan.objects.filter(pk=prediction.scan_id, reviewed=False).update(reviewed=True)  # the worklist's review state
         record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via)
     return review, bool(revised)
 

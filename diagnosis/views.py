@@ -23,14 +23,21 @@ def client_ip(request):
     return request.META.get("REMOTE_ADDR")
 
 
+# Every list that grows with the hospital is shown a page at a time.
 WORKLIST_PAGE_SIZE = 25
+PATIENTS_PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 20
+
+
+def page_of(request, items, size):
+    return Paginator(items, size).get_page(request.GET.get("page"))
 
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def worklist(request):
     """The clinician's first page: every scan they may see, in triage order, filtered."""
     form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
-    page = Paginator(selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE)
     context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat()}
     return render(request, "diagnosis/worklist.html", context)
 
@@ -80,8 +87,8 @@ def scan_card(request, scan_id):
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_list(request):
     query = request.GET.get("q", "")
-    patients = selectors.search_patients(request.user, query)[:200]
-    return render(request, "diagnosis/patient_list.html", {"patients": patients, "query": query})
+    page = page_of(request, selectors.search_patients(request.user, query), PATIENTS_PAGE_SIZE)
+    return render(request, "diagnosis/patient_list.html", {"page": page, "query": query})
 
 
 @permission_required("diagnosis.add_patient", raise_exception=True)
@@ -104,7 +111,7 @@ def _patient_page(request, patient, upload_form, status=200):
     context = {
         "patient": patient,
         "upload_form": upload_form,
-        "scans": selectors.patient_history(patient),
+        "scans": page_of(request, selectors.patient_history(patient), HISTORY_PAGE_SIZE),
     }
     return render(request, "diagnosis/patient_detail.html", context, status=status)
 

@@ -46,6 +46,27 @@ def test_likely_positive_unreviewed_results_come_first_then_the_newest(clinician
     assert row_ids(clinician_client.get(WORKLIST)) == [str(scan.pk) for scan in expected]
 
 
+def test_a_result_and_its_review_move_the_scan_through_the_triage_order(clinician_client, clinician, patient, add_scan, make_version):
+    """The order is read from the scan's own columns: the services that record a result and a
+    review keep them, so the row moves without any per-request computation."""
+    from diagnosis import services
+    from jobs import lifecycle
+
+    version = make_version()
+    newer = add_scan(patient, Scan.Status.DONE, minutes_ago=1)
+    scan = add_scan(patient, Scan.Status.QUEUED, minutes_ago=30)
+    scan = lifecycle.claim(Scan, scan.pk)  # as the worker does before it predicts
+    result = {"label": "covid", "probabilities": {"covid": 0.8, "normal": 0.2}, "positive_probability": 0.8, "threshold": 0.5}
+    prediction = services.record_prediction(scan=scan, model_version=version, result=result, heatmap_name="", inference_ms=5)
+    assert row_ids(clinician_client.get(WORKLIST)) == [str(scan.pk), str(newer.pk)], "a likely positive result nobody reviewed comes first"
+    assert row_ids(clinician_client.get(WORKLIST, {"review": "unreviewed", "result": "positive"})) == [str(scan.pk)]
+
+    response = clinician_client.post(reverse("diagnosis:prediction_review", args=[prediction.pk]), {"agrees": "yes", "note": ""})
+    assert response.status_code == 302
+    assert row_ids(clinician_client.get(WORKLIST)) == [str(newer.pk), str(scan.pk)], "once reviewed, it takes its place by time"
+    assert row_ids(clinician_client.get(WORKLIST, {"review": "reviewed"})) == [str(scan.pk)]
+
+
 @pytest.mark.parametrize(
     "query, expected",
     [
