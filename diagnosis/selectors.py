@@ -57,7 +57,16 @@ def _with_results(scans):
 
 def patient_history(patient):
     """Every scan of the patient with its results, newest first."""
-    return _with_results(patient.scans.all()).order_by("-uploaded_at")
+    return _with_results(patient.scans.all()).order_by("-uploaded_at", "pk")
+
+
+def newer_scans_in_history(patient, scan_id):
+    """How many of the patient's scans come before this one in their history (to open the page
+    that holds it); None for a scan that is not the patient's."""
+    scan = patient.scans.filter(pk=scan_id).values("uploaded_at", "pk").first()
+    if scan is None:
+        return None
+    return patient.scans.filter(Q(uploaded_at__gt=scan["uploaded_at"]) | Q(uploaded_at=scan["uploaded_at"], pk__lt=scan["pk"])).count()
 
 
 def _for_worklist(scans):

@@ -1,5 +1,6 @@
 """HTML views: parse the request, call one selector or service, render."""
 import io
+import uuid
 
 from PIL import Image
 
@@ -107,12 +108,22 @@ def patient_create(request):
     return render(request, "diagnosis/patient_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _history_page(request, patient):
+    """The page asked for, or the one that holds ?scan= (a worklist row links to its scan)."""
+    paginator = Paginator(selectors.patient_history(patient), HISTORY_PAGE_SIZE)
+    scan_id = request.GET.get("scan", "")
+    if "page" not in request.GET and scan_id:
+        try:
+            newer = selectors.newer_scans_in_history(patient, uuid.UUID(scan_id))
+        except ValueError:
+            newer = None
+        if newer is not None:
+            return paginator.get_page(newer // HISTORY_PAGE_SIZE + 1)
+    return paginator.get_page(request.GET.get("page"))
+
+
 def _patient_page(request, patient, upload_form, status=200):
-    context = {
-        "patient": patient,
-        "upload_form": upload_form,
-        "scans": page_of(request, selectors.patient_history(patient), HISTORY_PAGE_SIZE),
-    }
+    context = {"patient": patient, "upload_form": upload_form, "scans": _history_page(request, patient)}
     return render(request, "diagnosis/patient_detail.html", context, status=status)
 
 
