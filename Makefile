@@ -4,7 +4,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run setup install test bench clean
+.PHONY: run setup install test bench bench-pages clean
 
 run: setup
 	@echo ""
@@ -34,6 +34,10 @@ test: install
 
 bench: install
 	nice $(VENV_PYTHON) bench/inference.py
+
+# Worklist, patient list and patient page with 10,000 patients and 100,000 scans (PostgreSQL).
+bench-pages: install
+	nice $(VENV_PYTHON) bench/pages.py
 
 clean:
 	rm -rf var .pytest_cache
