@@ -156,3 +156,20 @@ def test_query_count_does_not_grow_with_the_rows(clinician_client, clinician, pa
         add_one_of_each(number)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert len(row_ids(clinician_client.get(WORKLIST))) == 25  # 30 scans, the first page
+
+
+def test_a_long_worklist_is_counted_up_to_a_cap_and_still_pages_to_its_end(clinician_client, patient, add_scan, monkeypatch):
+    """Counting 100,000 scans costs more than showing 25 of them; past the cap the list says
+    "more than" and pages on by looking one row ahead."""
+    from diagnosis.paging import CappedPaginator
+
+    monkeypatch.setattr(CappedPaginator, "cap", 10)
+    for minutes in range(30):
+        add_scan(patient, minutes_ago=minutes)
+    first = clinician_client.get(WORKLIST)
+    text = first.content.decode()
+    assert len(row_ids(first)) == 25 and "More than 10 scans." in text and 'rel="next"' in text and " of " not in text.split("Page 1")[1][:8]
+    second = clinician_client.get(WORKLIST, {"page": 2})
+    assert len(row_ids(second)) == 5 and 'rel="next"' not in second.content.decode() and 'rel="prev"' in second.content.decode()
+    assert set(row_ids(first)).isdisjoint(row_ids(second))
+    assert clinician_client.get(WORKLIST, {"page": "x"}).status_code == clinician_client.get(WORKLIST, {"page": 9}).status_code == 200
