@@ -17,11 +17,12 @@ class CappedPaginator(Paginator):
     than cap" beyond that, and still pages to the end: past the cap a page knows it has a next one
     by reading one row more than it shows."""
 
-    cap = 1000
+    cap = 500
 
     @cached_property
     def count(self):
-        return self.object_list[: self.cap + 1].count()
+        # Unordered: which rows are counted does not matter, and the database may stop at the first cap + 1 it finds.
+        return self.object_list.order_by()[: self.cap + 1].count()
 
     @property
     def is_capped(self):
