@@ -6,17 +6,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run setup install test bench bench-pages clean
 
-run: setup
-	@echo ""
-	@echo "  Portal: http://127.0.0.1:8000   (Ctrl-C stops the web server and the workers)"
-	@echo ""
-	@# On Ctrl-C, stop every process started here once (the trap is removed first: kill 0 signals this shell too).
-	@trap 'trap - INT TERM; kill 0' INT TERM; \
-	bin/portal inference-worker & \
-	bin/portal training-worker & \
-	bin/portal beat & \
-	bin/portal web & \
-	wait
+# bin/portal run: setup, the web server and the workers; the address (PORTAL_BIND) and the first
+# administrator's password are printed last; Ctrl-C stops every process it started.
+run: install
+	bin/portal run
 
 setup: install
 	bin/portal setup
