@@ -131,7 +131,7 @@ def _patient_page(request, patient, upload_form, status=200):
 
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_detail(request, patient_id):
-    patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
+    patient = get_object_or_404(selectors.patients_visible_to(request.user).select_related("site"), pk=patient_id)
     services.record_audit(request.user, AuditEvent.Action.PATIENT_VIEWED, patient=patient, ip_address=client_ip(request))
     return _patient_page(request, patient, ScanUploadForm())
 
