@@ -114,7 +114,8 @@ def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms
     finished_at = timezone.now()
     try:
         with transaction.atomic():
-            if not lifecycle.finish(scan, Scan.Status.DONE, failure_reason=""):
+            likely_positive = result["label"] == model_version.positive_class
+            if not lifecycle.finish(scan, Scan.Status.DONE, failure_reason="", likely_positive=likely_positive):
                 transaction.set_rollback(True)
                 if heatmap_name:
                     storage.delete(heatmap_name)
@@ -139,5 +140,8 @@ def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms
         # This version's answer was recorded before; keep the first.
         if heatmap_name:
             storage.delete(heatmap_name)
-        Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.DONE, finished_at=finished_at, failure_reason="")
-        return Prediction.objects.get(scan=scan, model_version=model_version)
+        prediction = Prediction.objects.select_related("model_version").get(scan=scan, model_version=model_version)
+        Scan.objects.filter(pk=scan.pk).update(
+            status=Scan.Status.DONE, finished_at=finished_at, failure_reason="", likely_positive=prediction.is_positive
+        )
+        return prediction

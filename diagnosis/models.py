@@ -49,6 +49,11 @@ class Patient(models.Model):
 
     class Meta:
         ordering = ["family_name", "given_name"]
+        indexes = [
+            # The patient list's order, for every site and for one site.
+            models.Index(fields=["family_name", "given_name"], name="patient_name_order"),
+            models.Index(fields=["site", "family_name", "given_name"], name="patient_site_name_order"),
+        ]
         constraints = [
             # "mrn-0001" and "MRN-0001" are the same record number; the database is the one place that says so.
             models.UniqueConstraint(Lower("medical_record_number"), "site", name="unique_mrn_per_site_ignoring_case"),
@@ -101,9 +106,29 @@ class Scan(Job):
     # Filled when the uploader confirmed that a header naming someone else belongs to this patient.
     identity_mismatch = models.TextField(blank=True, help_text="What differed between the header and the patient, when confirmed.")
     identity_mismatch_reason = models.TextField(blank=True, max_length=500)
+    # What the worklist sorts and filters on, kept on the row so that it can be indexed: whether the
+    # latest result is likely positive (inference.record_prediction), whether anyone reviewed it
+    # (services.review_prediction), and the triage rank the database derives from both and the
+    # status: 0 for a likely positive result nobody has reviewed yet, 1 for every other scan.
+    likely_positive = models.BooleanField(null=True, editable=False)
+    reviewed = models.BooleanField(default=False, editable=False)
+    triage = models.GeneratedField(
+        expression=models.Case(
+            models.When(models.Q(status="done", likely_positive=True, reviewed=False), then=models.Value(0)), default=models.Value(1)
+        ),
+        output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-uploaded_at"]
+        indexes = [
+            # The worklist's order (triage, newest first) read straight from an index, LIMIT 25.
+            models.Index(fields=["triage", "-uploaded_at", "id"], name="scan_worklist_order"),
+            # Date filters, "new since" and a patient's history, newest first.
+            models.Index(fields=["-uploaded_at"], name="scan_uploaded_at"),
+            models.Index(fields=["patient", "-uploaded_at"], name="scan_patient_history"),
+        ]
 
     def __str__(self):
         return f"scan {self.id} ({self.status})"

@@ -1,7 +1,9 @@
 """Reads, already scoped to what the user may see. The HTML views and the API both come here."""
 import uuid
+from datetime import datetime, time, timedelta
 
 from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
+from django.utils import timezone
 
 from . import storage
 from .models import AuditEvent, Patient, Prediction, Review, Scan
@@ -65,26 +67,28 @@ def _with_results(scans):
 
 def patient_history(patient):
     """Every scan of the patient with its results, newest first."""
-    return _with_results(patient.scans.all()).order_by("-uploaded_at")
+    return _with_results(patient.scans.all()).order_by("-uploaded_at", "pk")
+
+
+def newer_scans_in_history(patient, scan_id):
+    """How many of the patient's scans come before this one in their history (to open the page
+    that holds it); None for a scan that is not the patient's."""
+    scan = patient.scans.filter(pk=scan_id).values("uploaded_at", "pk").first()
+    if scan is None:
+        return None
+    return patient.scans.filter(Q(uploaded_at__gt=scan["uploaded_at"]) | Q(uploaded_at=scan["uploaded_at"], pk__lt=scan["pk"])).count()
 
 
 def _for_worklist(scans):
-    """Each scan with what the worklist sorts and filters on, computed by the database:
-    whether its latest result is likely positive, whether anyone reviewed it, its triage rank."""
-    latest = Prediction.objects.filter(scan=OuterRef("pk")).order_by("-created_at", "-id")
-    positive = ExpressionWrapper(Q(label=F("model_version__positive_class")), output_field=BooleanField())
-    scans = scans.annotate(
-        likely_positive=Subquery(latest.annotate(positive=positive).values("positive")[:1], output_field=BooleanField()),
-        reviewed=Exists(Review.objects.filter(prediction__scan=OuterRef("pk"))),
-    ).annotate(
-        # Triage: a likely positive result nobody has reviewed yet comes first, then the newest.
-        triage=Case(
-            When(status=Scan.Status.DONE, likely_positive=True, reviewed=False, then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
-    )
+    """Each scan with what a worklist row shows. The order and filters read the scan's own
+    likely_positive, reviewed and triage columns (models.Scan), which are indexed."""
     return _with_results(scans).select_related("patient__site")
+
+
+def _start_of(day):
+    """Midnight at the start of `day` in the portal's time zone: a range on uploaded_at uses its index
+    where `uploaded_at__date` would compute a date for every row."""
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def worklist(user, *, status="", result="", review="", date_from=None, date_to=None, site=None, since=None):
@@ -98,9 +102,9 @@ def worklist(user, *, status="", result="", review="", date_from=None, date_to=N
     if review:
         scans = scans.filter(status=Scan.Status.DONE, reviewed=(review == "reviewed"))
     if date_from:
-        scans = scans.filter(uploaded_at__date__gte=date_from)
+        scans = scans.filter(uploaded_at__gte=_start_of(date_from))
     if date_to:
-        scans = scans.filter(uploaded_at__date__lte=date_to)
+        scans = scans.filter(uploaded_at__lt=_start_of(date_to + timedelta(days=1)))
     if site:
         scans = scans.filter(patient__site=site)
     if since:

@@ -233,6 +233,7 @@ def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="
         before = current.values("finding", "agrees", "note").first() or {}
         revised = current.update(superseded_at=timezone.now())
         review = Review.objects.create(prediction=prediction, reviewer=actor, finding=finding, agrees=agrees, note=note.strip())
+        Scan.objects.filter(pk=prediction.scan_id, reviewed=False).update(reviewed=True)  # the worklist's review state
         after = {"finding": review.finding, "agrees": review.agrees, "note": review.note}
         details = {"prediction": prediction.pk, "revised": bool(revised), "changes": changes_between(before, after)}
         record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via, details=details)

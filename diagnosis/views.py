@@ -1,6 +1,7 @@
 """HTML views: parse the request, call one selector or service, render."""
 import copy
 import io
+import uuid
 
 from PIL import Image
 
@@ -21,16 +22,25 @@ from . import selectors, services, storage
 from .auditing import audit, audit_image, ids
 from .forms import PatientForm, ReviewForm, ScanMoveForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent, Prediction, Scan
+from .paging import CappedPaginator
 
 
+# Every list that grows with the hospital is shown a page at a time.
 WORKLIST_PAGE_SIZE = 25
+PATIENTS_PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 20
+
+
+def page_of(request, items, size, paginator=Paginator):
+    return paginator(items, size).get_page(request.GET.get("page"))
 
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def worklist(request):
     """The clinician's first page: every scan they may see, in triage order, filtered."""
     form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
-    page = Paginator(selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    # 100,000 scans: counting them all would cost more than the page (bench/pages.py).
+    page = page_of(request, selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE, paginator=CappedPaginator)
     audit(request, AuditEvent.Action.WORKLIST_VIEWED, details={"filters": request.GET.dict(), "scans": ids(page)})
     context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat()}
     return render(request, "diagnosis/worklist.html", context)
@@ -83,9 +93,9 @@ def scan_card(request, scan_id):
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_list(request):
     query = request.GET.get("q", "")
-    patients = list(selectors.search_patients(request.user, query)[:200])
-    audit(request, AuditEvent.Action.PATIENT_LISTED, details={"query": query, "patients": ids(patients)})
-    return render(request, "diagnosis/patient_list.html", {"patients": patients, "query": query})
+    page = page_of(request, selectors.search_patients(request.user, query), PATIENTS_PAGE_SIZE)
+    audit(request, AuditEvent.Action.PATIENT_LISTED, details={"query": query, "page": page.number, "patients": ids(page)})
+    return render(request, "diagnosis/patient_list.html", {"page": page, "query": query})
 
 
 @permission_required("diagnosis.add_patient", raise_exception=True)
@@ -104,6 +114,20 @@ def patient_create(request):
     return render(request, "diagnosis/patient_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _history_page(request, patient):
+    """The page asked for, or the one that holds ?scan= (a worklist row links to its scan)."""
+    paginator = Paginator(selectors.patient_history(patient), HISTORY_PAGE_SIZE)
+    scan_id = request.GET.get("scan", "")
+    if "page" not in request.GET and scan_id:
+        try:
+            newer = selectors.newer_scans_in_history(patient, uuid.UUID(scan_id))
+        except ValueError:
+            newer = None
+        if newer is not None:
+            return paginator.get_page(newer // HISTORY_PAGE_SIZE + 1)
+    return paginator.get_page(request.GET.get("page"))
+
+
 def _patient_page(request, patient, upload_form, status=200, identity_refused=False):
     # Showing the page (again, after a refused upload) is the read; its images carry the row's id.
     seen = audit(request, AuditEvent.Action.PATIENT_VIEWED, patient=patient)
@@ -112,7 +136,7 @@ def _patient_page(request, patient, upload_form, status=200, identity_refused=Fa
         "patient": patient,
         "upload_form": upload_form,
         "identity_refused": identity_refused,
-        "scans": selectors.patient_history(patient),
+        "scans": _history_page(request, patient),
         "max_files": settings.SCAN_MAX_FILES_PER_UPLOAD,
     }
     return render(request, "diagnosis/patient_detail.html", context, status=status)
@@ -120,7 +144,7 @@ def _patient_page(request, patient, upload_form, status=200, identity_refused=Fa
 
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_detail(request, patient_id):
-    patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
+    patient = get_object_or_404(selectors.patients_visible_to(request.user).select_related("site"), pk=patient_id)
     return _patient_page(request, patient, ScanUploadForm())
 
 

@@ -279,4 +279,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("PORTAL_LOG_LEVEL", default="INFO")},
+    # TensorFlow and Keras log their start-up and tracing warnings through absl: errors only.
+    "loggers": {name: {"level": "ERROR"} for name in ("absl", "tensorflow")},
 }

@@ -36,6 +36,9 @@ def add_result(add_scan):
         )
         if reviewed_by:
             Review.objects.create(prediction=prediction, reviewer=reviewed_by, agrees=True)
+        # The worklist's columns, as inference.record_prediction and services.review_prediction set them.
+        Scan.objects.filter(pk=scan.pk).update(likely_positive=prediction.is_positive, reviewed=bool(reviewed_by))
+        scan.refresh_from_db()
         return scan
 
     return add

@@ -74,3 +74,31 @@ def test_page_allows_the_same_record_number_at_another_site(client, other_site_c
     response = client.post(reverse("diagnosis:patient_create"), {"medical_record_number": "mrn-0001", "family_name": "X", "given_name": "Y", "sex": "U"})
     assert response.status_code == 302
     assert Patient.objects.get(site=site_b).medical_record_number == "mrn-0001"
+
+
+def card_ids(response):
+    import re
+
+    return re.findall(r'<article class="scan[^"]*" id="scan-([0-9a-f-]+)"', response.content.decode())
+
+
+def test_the_patient_list_is_paged_and_says_how_many(clinician_client, patient, site_a):
+    Patient.objects.bulk_create(
+        [Patient(site=site_a, medical_record_number=f"P-{n:03d}", family_name=f"Adeyemi{n:03d}", given_name="Tolu") for n in range(60)]
+    )
+    first = clinician_client.get(reverse("diagnosis:patient_list")).content.decode()
+    assert "61 patients." in first and first.count("/patients/") - first.count("/patients/new/") >= 50 and "Page 1 of 2" in first
+    second = clinician_client.get(reverse("diagnosis:patient_list"), {"page": 2, "q": "adeyemi"}).content.decode()
+    assert "60 patients match" in second and "ADEYEMI0" in second and 'rel="prev"' in second and "q=adeyemi" in second
+
+
+def test_a_long_history_is_paged_and_a_worklist_link_opens_the_page_of_its_scan(clinician_client, patient, add_scan):
+    scans = [add_scan(patient, minutes_ago=minutes) for minutes in range(25)]  # newest first
+    url = reverse("diagnosis:patient_detail", args=[patient.pk])
+    assert card_ids(clinician_client.get(url)) == [str(scan.pk) for scan in scans[:20]]
+    assert card_ids(clinician_client.get(url, {"page": 2})) == [str(scan.pk) for scan in scans[20:]]
+    assert str(scans[22].pk) in card_ids(clinician_client.get(url, {"scan": scans[22].pk}))
+    assert str(scans[3].pk) in card_ids(clinician_client.get(url, {"scan": scans[3].pk}))
+    assert clinician_client.get(url, {"scan": "not-a-scan"}).status_code == 200
+    worklist = clinician_client.get(reverse("diagnosis:home")).content.decode()
+    assert f"{url}?scan={scans[0].pk}#scan-{scans[0].pk}" in worklist
