@@ -81,10 +81,13 @@ def result_notes(version, validation=None):
     return notes
 
 
-def result_trust(version):
+def result_trust(version, per_request=None):
     """What every result of this version carries: its independent validation (or None) and the
-    notes above. Kept on the instance, so a page listing many results asks the database once each."""
+    notes above. Kept on the instance and, given `per_request` (a dict living as long as one
+    request), by version id: a list of results loads a fresh instance per row, yet asks once."""
     cached = getattr(version, "_result_trust", None)
+    if cached is None and per_request is not None:
+        cached = per_request.get(version.pk)
     if cached is None:
         # A demo model's figures, wherever measured, are never quoted beside a result as validation.
         validation = None if version.trained_on_synthetic_data else independent_validation(version)
@@ -95,7 +98,9 @@ def result_trust(version):
             "validated": validation is not None,
             "overridden": was_overridden(version),
         }
-        version._result_trust = cached
+    version._result_trust = cached
+    if per_request is not None:
+        per_request[version.pk] = cached
     return cached
 
 

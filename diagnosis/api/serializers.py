@@ -8,7 +8,14 @@ from ml.models import ModelVersion
 DISCLAIMER = "Decision support from an AI model, not a diagnosis. A clinician must interpret the image."
 
 
-class ModelVersionSummarySerializer(serializers.ModelSerializer):
+class VersionTrustMixin:
+    def version_trust(self, version):
+        """ml.trust.result_trust, asked once per version for the whole response (the context is shared
+        by every nested serializer), so a list's query count does not grow with its rows."""
+        return trust.result_trust(version, self.context.setdefault("version_trust", {}))
+
+
+class ModelVersionSummarySerializer(VersionTrustMixin, serializers.ModelSerializer):
     """The model version beside every result: what a person calls it, whether it is a demo, and the
     figures that mean something (on sources it never trained on), with the notes every result carries."""
 
@@ -27,13 +34,13 @@ class ModelVersionSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "label", "name", "backbone", "input_size", "threshold", "demo", "overridden", "validation", "notes", "headline_metrics", "created_at"]
 
     def get_validation(self, version) -> dict | None:
-        return trust.result_trust(version)["validation"]
+        return self.version_trust(version)["validation"]
 
     def get_notes(self, version) -> list[str]:
-        return trust.result_trust(version)["notes"]
+        return self.version_trust(version)["notes"]
 
     def get_overridden(self, version) -> bool:
-        return trust.result_trust(version)["overridden"]
+        return self.version_trust(version)["overridden"]
 
 
 class ModelVersionSerializer(ModelVersionSummarySerializer):
@@ -78,7 +85,7 @@ class ReviewSerializer(serializers.ModelSerializer):
         return value
 
 
-class PredictionSerializer(serializers.ModelSerializer):
+class PredictionSerializer(VersionTrustMixin, serializers.ModelSerializer):
     model_version = ModelVersionSummarySerializer()
     reviews = ReviewSerializer(many=True)
     disclaimer = serializers.SerializerMethodField()
@@ -88,7 +95,7 @@ class PredictionSerializer(serializers.ModelSerializer):
         fields = ["id", "label", "positive_probability", "threshold", "threshold_source", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
 
     def get_disclaimer(self, prediction) -> str:
-        return " ".join([*trust.result_trust(prediction.model_version)["notes"], DISCLAIMER])
+        return " ".join([*self.version_trust(prediction.model_version)["notes"], DISCLAIMER])
 
 
 class DicomHeaderSerializer(serializers.ModelSerializer):

@@ -66,11 +66,6 @@ def version_trust(context, version):
     """The validation figures and notes every result of a version carries (ml.trust.result_trust),
     asked once per version and request however many results a page lists."""
     request = context.get("request")
-    cache = getattr(request, "_version_trust", None) if request is not None else None
-    if cache is None:
-        cache = {}
-        if request is not None:
-            request._version_trust = cache
-    if version.pk not in cache:
-        cache[version.pk] = trust.result_trust(version)
-    return cache[version.pk]
+    if request is not None and not hasattr(request, "_version_trust"):
+        request._version_trust = {}
+    return trust.result_trust(version, getattr(request, "_version_trust", None))

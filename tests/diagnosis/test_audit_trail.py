@@ -88,7 +88,7 @@ def test_each_api_read_adds_exactly_one_row(client, clinician, patient, result, 
 def test_lists_and_searches_name_what_they_showed(clinician_client, client, clinician, patient, result):
     clinician_client.get(reverse("diagnosis:patient_list") + "?q=okaf")
     page_row = AuditEvent.objects.get(action=AuditEvent.Action.PATIENT_LISTED)
-    assert page_row.details == {"query": "okaf", "patients": [str(patient.pk)]}
+    assert page_row.details == {"query": "okaf", "page": 1, "patients": [str(patient.pk)]}
     client.get(reverse("api:worklist"), **token_headers(clinician))
     assert AuditEvent.objects.get(action=AuditEvent.Action.WORKLIST_VIEWED, via="api").details["scans"] == [str(result.pk)]
 
@@ -188,7 +188,7 @@ def test_administrators_filter_the_trail_and_export_exactly_the_filtered_rows(cl
     by_user = exported(user="admin_a", action="patient.viewed")
     assert [(r["medical_record_number"], r["site"]) for r in by_user] == [("CG-9", "cg")]
     search = exported(user="admin_a", action="patient.listed")
-    assert json.loads(search[0]["details"]) == {"query": "berg", "patients": [str(other.pk)]}
+    assert json.loads(search[0]["details"]) == {"query": "berg", "page": 1, "patients": [str(other.pk)]}
     tomorrow = date.today() + timedelta(days=1)
     assert exported(date_from=tomorrow.isoformat()) == []
     assert AuditEvent.objects.filter(action=AuditEvent.Action.TRAIL_EXPORTED, actor=administrator).count() == 4

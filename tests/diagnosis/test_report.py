@@ -24,7 +24,7 @@ def test_the_report_shows_patient_images_result_figures_current_review_and_discl
     assert response.status_code == 200
     page = response.content.decode()
     for shown in ("OKAFOR, Ada", "MRN-0001", "St Elsewhere", "Likely COVID-19 pattern", "83.0%", "threshold 50.0%",
-                  "DEMO MODEL", "ROC AUC 0.90", "Decision support, not a diagnosis", "Revised: no consolidation"):
+                  "DEMO MODEL", "not validated on independent sources", "Decision support, not a diagnosis", "Revised: no consolidation"):
         assert shown in page, shown
     assert "First reading" not in page, "a revised review is history, not the current reading"
     prediction = reviewed_result.predictions.get()

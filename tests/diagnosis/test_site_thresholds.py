@@ -66,7 +66,8 @@ def test_the_figures_are_shown_before_the_fit_takes_effect_then_the_site_uses_it
     prediction = analyse_scan(clinician_scan.pk)  # what the inference worker runs for the scan
     assert prediction.threshold_source == "site" and prediction.site_threshold == fitted and prediction.threshold == threshold
     assert prediction.is_positive == (prediction.positive_probability >= threshold)
-    assert "this site's threshold" in clinician_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+    page = clinician_client.get(reverse("diagnosis:patient_detail", args=[patient.pk]), {"scan": clinician_scan.pk}).content.decode()
+    assert "this site's threshold" in page, "the history page that holds the scan"
     api = APIClient()
     api.force_authenticate(clinician)
     body = api.get(reverse("api:scan_detail", args=[clinician_scan.pk])).json()

@@ -61,7 +61,7 @@ def test_a_result_and_its_review_move_the_scan_through_the_triage_order(clinicia
     assert row_ids(clinician_client.get(WORKLIST)) == [str(scan.pk), str(newer.pk)], "a likely positive result nobody reviewed comes first"
     assert row_ids(clinician_client.get(WORKLIST, {"review": "unreviewed", "result": "positive"})) == [str(scan.pk)]
 
-    response = clinician_client.post(reverse("diagnosis:prediction_review", args=[prediction.pk]), {"agrees": "yes", "note": ""})
+    response = clinician_client.post(reverse("diagnosis:prediction_review", args=[prediction.pk]), {"finding": "positive", "agrees": "yes", "note": ""})
     assert response.status_code == 302
     assert row_ids(clinician_client.get(WORKLIST)) == [str(newer.pk), str(scan.pk)], "once reviewed, it takes its place by time"
     assert row_ids(clinician_client.get(WORKLIST, {"review": "reviewed"})) == [str(scan.pk)]

@@ -16,17 +16,20 @@ def test_a_promotion_through_the_api_is_one_row_saying_from_and_to(client, admin
     headers = token_headers(administrator)
     for version in (first, second):
         url = reverse("api:version_promote", args=[version.pk])
-        assert client.post(url, {"reason": "Better"}, content_type="application/json", **headers).status_code == 200
+        # Test versions have no evaluation, so the safeguards object and the override is recorded too.
+        assert client.post(url, {"reason": "Better", "override": True}, content_type="application/json", **headers).status_code == 200
     rows = list(AuditEvent.objects.filter(action=AuditEvent.Action.MODEL_PROMOTED).order_by("id"))
     assert [(row.actor, row.via) for row in rows] == [(administrator, "api")] * 2
-    assert rows[1].details == {"version": second.pk, "changes": {"active": [first.pk, second.pk]}, "rollback": False, "reason": "Better"}
+    details = rows[1].details
+    assert (details["version"], details["changes"], details["rollback"], details["reason"]) == (second.pk, {"active": [first.pk, second.pk]}, False, "Better")
+    assert details["overridden"] is True and details["concerns"]
 
 
 def test_a_refused_promotion_leaves_no_row(client, administrator, make_version):
     version = make_version()
     url = reverse("api:version_promote", args=[version.pk])
-    client.post(url, {"reason": "Once"}, content_type="application/json", **token_headers(administrator))
-    assert client.post(url, {"reason": "Twice"}, content_type="application/json", **token_headers(administrator)).status_code == 400
+    client.post(url, {"reason": "Once", "override": True}, content_type="application/json", **token_headers(administrator))
+    assert client.post(url, {"reason": "Twice", "override": True}, content_type="application/json", **token_headers(administrator)).status_code == 400
     assert AuditEvent.objects.filter(action=AuditEvent.Action.MODEL_PROMOTED).count() == 1
 
 
