@@ -58,11 +58,18 @@
   }, true);
 
   document.addEventListener("input", function (event) {
-    const slider = event.target.closest(".viewer input.opacity");
+    const slider = event.target.closest(".viewer input[type=range]");
     if (!slider) return;
     const viewer = slider.closest(".viewer");
-    viewer.querySelector(".overlay").style.opacity = String(slider.value / 100);
-    viewer.querySelector("output").textContent = slider.value + "%";
+    slider.nextElementSibling.textContent = slider.value + "%";
+    if (slider.matches(".opacity")) {
+      viewer.querySelector(".overlay").style.opacity = String(slider.value / 100);
+      return;
+    }
+    // Window and level: the film's contrast and brightness, both sliders applied together.
+    viewer.querySelector(".film").style.filter = Array.from(viewer.querySelectorAll("input[data-film-filter]"), function (each) {
+      return each.dataset.filmFilter + "(" + each.value + "%)";
+    }).join(" ");
   });
 
   document.addEventListener("click", function (event) {

@@ -158,7 +158,10 @@ def test_results_arrive_live_and_a_review_being_typed_survives(page, live_server
     assert any(red != blue for red, blue in zip(colours[0::4], colours[2::4])), "the map must be drawn in colour"
     viewer.get_by_label("Heatmap opacity").fill("30")
     assert overlay.evaluate("canvas => getComputedStyle(canvas).opacity") == "0.3"
-    expect(viewer.locator("output")).to_have_text("30%")
+    viewer.get_by_label("Window (contrast)").fill("200")
+    viewer.get_by_label("Level (brightness)").fill("80")
+    assert viewer.locator("img.film").evaluate("film => getComputedStyle(film).filter") == "contrast(2) brightness(0.8)"
+    expect(viewer.locator("output[for^=opacity]")).to_have_text("30%")
     viewer.get_by_role("button", name="100%").click()
     assert overlay.evaluate("canvas => canvas.getBoundingClientRect().width") == viewer.locator("img.film").evaluate("image => image.naturalWidth")
     viewer.get_by_role("button", name="Fit").click()

@@ -1,4 +1,5 @@
 """The worklist: scans across the patients a user may see, in triage order, filtered, paged."""
+import datetime
 import re
 
 import pytest
@@ -33,6 +34,17 @@ def test_shows_only_scans_of_patients_the_user_may_see(clinician_client, patient
     mine, theirs = add_scan(patient), add_scan(other_patient)
     ids = row_ids(clinician_client.get(WORKLIST))
     assert ids == [str(mine.pk)] and str(theirs.pk) not in ids
+
+
+def test_each_row_says_which_study_it_is(clinician_client, patient, add_scan):
+    """Five films of one patient sent together must be told apart on the worklist too."""
+    scan = add_scan(patient)
+    Scan.objects.filter(pk=scan.pk).update(
+        study_date=datetime.date(2026, 1, 2), view_position="PA", accession_number="ACC-1001", original_filename="ward3_left.dcm",
+    )
+    row = clinician_client.get(WORKLIST).content.decode().split(f'id="row-{scan.pk}"')[1].split("</tr>")[0]
+    for shown in ("study 2 Jan 2026 · PA", "accession ACC-1001", "ward3_left.dcm"):
+        assert shown in row, shown
 
 
 def test_likely_positive_unreviewed_results_come_first_then_the_newest(clinician_client, clinician, patient, add_scan, add_result, make_version):
