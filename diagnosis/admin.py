@@ -3,6 +3,7 @@ from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from knox.models import AuthToken
 
 from ml.admin import ReadOnlyAdmin
 
@@ -10,6 +11,12 @@ from . import selectors
 from .auditing import audit, ids
 from .models import AuditEvent, Patient, Site, StaffProfile
 from .roles import grantable_groups
+
+# API tokens are listed and revoked by their owners on the tokens page, and all of an account's
+# end when it is deactivated or its password changes: each of those writes its audit row. Knox's
+# own admin page would delete tokens without one, so it is not offered.
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
 from .services import changes_between
 
 

@@ -60,3 +60,9 @@ def test_a_lockout_and_the_administrators_unlock_are_rows(client, clinician, adm
     assert client.post(reverse("admin:axes_accessattempt_delete", args=[attempt.pk]), {"post": "yes"}).status_code == 302
     unlocked = AuditEvent.objects.get(action=AuditEvent.Action.SIGNIN_UNLOCKED)
     assert (unlocked.actor, unlocked.via, unlocked.details) == (administrator, "admin", {"usernames": ["dr_a"]})
+
+
+def test_api_tokens_have_no_admin_page_that_would_delete_them_outside_the_trail(client, administrator):
+    client.force_login(administrator)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/knox/authtoken/").status_code == 404
