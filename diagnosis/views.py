@@ -1,6 +1,7 @@
 """HTML views: parse the request, call one selector or service, render."""
 import copy
 import io
+import logging
 import uuid
 
 from PIL import Image
@@ -23,6 +24,8 @@ from .auditing import audit, audit_image, ids
 from .forms import PatientForm, ReviewForm, ScanMoveForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent, Prediction, Scan
 from .paging import CappedPaginator
+
+logger = logging.getLogger(__name__)
 
 
 # Every list that grows with the hospital is shown a page at a time.
@@ -276,7 +279,7 @@ def scan_image(request, scan_id):
     page that embeds it already was (diagnosis.auditing)."""
     scan = _scan_or_404(request, scan_id)
     buffer = io.BytesIO()
-    Image.fromarray(load_image_file(storage.path_of(scan.stored_name))).save(buffer, format="PNG")
+    Image.fromarray(_stored(scan, lambda: load_image_file(storage.path_of(scan.stored_name)))).save(buffer, format="PNG")
     audit_image(request, AuditEvent.Action.SCAN_IMAGE_VIEWED, scan)
     return _private_png(buffer.getvalue())
 
@@ -287,8 +290,19 @@ def scan_heatmap(request, scan_id, prediction_id):
     prediction = get_object_or_404(Prediction, pk=prediction_id, scan=scan)
     if not prediction.heatmap_name:
         raise Http404("This result has no heatmap.")
+    data = _stored(scan, lambda: storage.read(prediction.heatmap_name))
     audit_image(request, AuditEvent.Action.HEATMAP_VIEWED, scan)
-    return _private_png(storage.read(prediction.heatmap_name))
+    return _private_png(data)
+
+
+def _stored(scan, read):
+    """A file of the scan from storage; one that has gone missing is a 404 for the reader (nothing was
+    shown, so nothing is audited) and an error in the log for hospital IT, never a 500."""
+    try:
+        return read()
+    except FileNotFoundError:
+        logger.error("A stored file of scan %s is missing from the scan storage.", scan.pk)
+        raise Http404("The image of this scan is missing from storage.") from None
 
 
 @require_POST

@@ -84,6 +84,16 @@ def test_viewing_a_scan_image_is_authorised_and_logged(clinician_client, clinici
     assert AuditEvent.objects.filter(actor=clinician, scan=clinician_scan, action=AuditEvent.Action.SCAN_IMAGE_VIEWED).count() == 1
 
 
+def test_a_scan_whose_file_went_missing_is_a_404_not_a_500(clinician_client, clinician_scan, caplog):
+    from diagnosis import storage
+
+    storage.path_of(clinician_scan.stored_name).unlink()
+    response = clinician_client.get(reverse("diagnosis:scan_image", args=[clinician_scan.pk]))
+    assert response.status_code == 404
+    assert f"A stored file of scan {clinician_scan.pk} is missing" in caplog.text, "hospital IT learns of it from the log"
+    assert not AuditEvent.objects.filter(scan=clinician_scan, action=AuditEvent.Action.SCAN_IMAGE_VIEWED).exists()
+
+
 def test_user_without_a_clinical_role_gets_403(client, user_without_role, patient):
     client.force_login(user_without_role)
     assert client.get(reverse("diagnosis:patient_list")).status_code == 403
