@@ -46,6 +46,10 @@ def occlude(image: np.ndarray, mask: np.ndarray, fill: int = NEUTRAL_GREY) -> np
 
 
 def _auc(is_positive, scores, n_boot, seed) -> dict:
+    # Occlusion can leave the model nothing to tell films apart, and then its float32 outputs for
+    # equal inputs still differ in the 7th digit (reductions ordered by position in the batch, which
+    # varies with the CPU's vector width): those are ties, not a ranking. Six significant digits.
+    scores = np.array([float(f"{score:.6g}") for score in np.asarray(scores, dtype=np.float64)])
     item = auc_with_ci(is_positive, scores, n_boot=n_boot, seed=seed)
     return {"value": item["value"], "ci": item["ci"], "n": int(len(scores)),
             "n_positive": int(np.sum(is_positive))}
