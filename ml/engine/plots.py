@@ -5,6 +5,7 @@ safe in worker processes and threads.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,11 @@ def _figure(width=4.5, height=4.0):
     figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     return figure
+
+
+def _set_title(axes, title: str, width: int = 50):
+    """Long titles (an evaluation folder's name) wrapped, not cut off at the figure's edges."""
+    axes.set_title(textwrap.fill(title, width), fontsize="medium")
 
 
 def auc_label(auc: dict) -> str:
@@ -39,7 +45,7 @@ def save_roc_png(metrics: dict, path: Path, title: str = "ROC") -> Path | None:
         axes.scatter([1 - spec], [sens], color="red", zorder=3, label=f"threshold {metrics['threshold']:.3f}")
     axes.set_xlabel("1 - specificity")
     axes.set_ylabel("sensitivity")
-    axes.set_title(title)
+    _set_title(axes, title)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
@@ -64,7 +70,7 @@ def save_roc_comparison_png(curves: list[dict], path: Path, title: str) -> Path:
     axes.set_ylim(0, 1.01)
     axes.set_xlabel("False positive rate (1 - specificity)")
     axes.set_ylabel("True positive rate (sensitivity)")
-    axes.set_title(title)
+    _set_title(axes, title)
     axes.legend(loc="lower right", fontsize="small")
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -85,7 +91,7 @@ def save_confusion_png(metrics: dict, path: Path, title: str = "Confusion matrix
     axes.set_yticks(range(len(cm["labels"])), cm["labels"])
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(title)
+    _set_title(axes, title)
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)
@@ -100,7 +106,7 @@ def save_calibration_png(metrics: dict, path: Path, title: str = "Calibration") 
     axes.plot([b["mean_probability"] for b in points], [b["observed_positive_rate"] for b in points], marker="o")
     axes.set_xlabel(f"predicted P({metrics['positive_class']})")
     axes.set_ylabel("observed fraction positive")
-    axes.set_title(f"{title} (ECE {calib['ece']:.3f})")
+    _set_title(axes, f"{title} (ECE {calib['ece']:.3f})")
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)
