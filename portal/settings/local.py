@@ -15,3 +15,14 @@ def _secret_key():
 
 
 SECRET_KEY = _secret_key()
+
+
+def _not_routine(record):
+    return "Sending due task" not in record.getMessage()
+
+
+# `make run` prints the address and the first password last; the minute-by-minute job sweep and
+# each task's received/succeeded lines would scroll them away. Warnings and errors still show.
+LOGGING["filters"] = {"not_routine": {"()": "django.utils.log.CallbackFilter", "callback": _not_routine}}  # noqa: F405
+LOGGING["handlers"]["console"]["filters"] = ["not_routine"]  # noqa: F405
+LOGGING["loggers"].update({name: {"level": "WARNING"} for name in ("celery.app.trace", "celery.worker.strategy", "axes.apps")})  # noqa: F405
