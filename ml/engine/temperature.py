@@ -3,7 +3,7 @@
 Keras `Predictor` and the serving worker (`ServingPredictor`, OpenVINO or Keras) call this same
 `apply_temperature`. NumPy and SciPy only.
 
-A site's own temperature (diagnosis.site_thresholds) is fitted on the version's stored probability
+A hospital's own temperature (the portal fits one per site on its reviewed scans) is fitted on the stored probability
 of the positive class alone, one against the rest: `one_vs_rest` makes the two columns [1 - p, p]
 that the functions here take, and `apply_temperature_to_positive` applies such a temperature to a
 full row of class probabilities.

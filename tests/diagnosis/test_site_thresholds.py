@@ -226,6 +226,16 @@ def test_a_temperature_that_does_not_help_is_not_applied_and_the_page_says_why(a
     assert "1 (not re-fitted)" in admin_web.get(reverse("diagnosis:site_threshold_list", args=[version.pk])).content.decode()
 
 
+def test_a_version_that_ranks_a_sites_scans_backwards_gets_no_temperature(admin_web, add_result, patient, clinician, site_a, make_version):
+    """The likelihood would want a negative T; the search runs to its upper bound, flattening every
+    probability toward 50%, and that is refused rather than applied."""
+    version = make_version()
+    reviewed_with_findings(add_result, patient, version, clinician, {0.2: 20}, {0.8: 20})
+    page = admin_web.get(fit_url(version, site_a)).content.decode()
+    assert "the fit ran to the edge of its range (T = 20)" in page and "say next to nothing about these scans" in page
+    assert hidden(page, "temperature") == ""
+
+
 def test_too_few_reviewed_scans_of_a_class_are_refused_with_the_minimum_in_the_sentence(admin_web, add_result, patient, clinician, site_a, make_version):
     version = make_version()
     reviewed_with_findings(add_result, patient, version, clinician, {0.9: 19}, {0.1: 20})
