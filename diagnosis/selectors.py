@@ -61,7 +61,7 @@ def scans_visible_to(user):
 
 
 def _with_results(scans):
-    predictions = Prediction.objects.select_related("model_version").prefetch_related("reviews__reviewer")
+    predictions = Prediction.objects.select_related("model_version", "site_threshold__site").prefetch_related("reviews__reviewer")
     return scans.select_related("patient", "uploaded_by").prefetch_related(Prefetch("predictions", queryset=predictions))
 
 
@@ -122,30 +122,44 @@ def scan_for(user, scan_id):
 
 
 def prediction_for(user, prediction_id):
-    return Prediction.objects.select_related("scan__patient", "model_version").get(
+    return Prediction.objects.select_related("scan__patient", "model_version", "site_threshold__site").get(
         pk=prediction_id, scan__in=scans_visible_to(user)
     )
 
 
-def training_label(review):
-    """The class a reviewed scan is trained as, or None to leave it out. The clinician's finding
-    when they recorded one (positive: the model's positive class; negative: the other class of a
-    two-class model; indeterminate: left out). Reviews from before findings were asked keep the
-    earlier rule: the AI's label when the reviewer agreed, else the other class."""
-    prediction = review.prediction
-    classes = prediction.model_version.class_names
-    positive = prediction.model_version.positive_class
+def review_says_positive(review):
+    """What a review says the scan shows, as truth for training and for fitting a site's threshold:
+    True for the model's positive class, False for not it, None when it cannot be told (left out).
+    The clinician's finding when they recorded one (indeterminate: None). Reviews from before
+    findings were asked keep the earlier rule: agreeing keeps the AI's label; disagreeing with a
+    positive label says negative, and with a negative one says positive only for a two-class model
+    (with more classes it could be any other)."""
     if review.finding == Review.Finding.INDETERMINATE:
         return None
-    if review.finding == Review.Finding.POSITIVE:
+    if review.finding is not None:
+        return review.finding == Review.Finding.POSITIVE
+    said_positive = review.prediction.is_positive
+    if review.agrees:
+        return said_positive
+    if said_positive or len(review.prediction.model_version.class_names) == 2:
+        return not said_positive
+    return None
+
+
+def training_label(review):
+    """The class a reviewed scan is trained as, or None to leave it out (review_says_positive):
+    the model's positive class, or the other class of a two-class model. An old review that agreed
+    with a negative label of a model with more classes keeps that label."""
+    prediction = review.prediction
+    positive = prediction.model_version.positive_class
+    says_positive = review_says_positive(review)
+    if says_positive is None:
+        return None
+    if says_positive:
         return positive
-    if review.finding == Review.Finding.NEGATIVE:
-        reference = positive
-    elif review.agrees:
+    if review.finding is None and review.agrees:
         return prediction.label
-    else:
-        reference = prediction.label
-    others = [name for name in classes if name != reference]
+    others = [name for name in prediction.model_version.class_names if name != positive]
     return others[0] if len(others) == 1 else None
 
 
@@ -170,7 +184,7 @@ def reviewed_scans_for_training():
 def prediction_with_reviews_for(user, prediction_id):
     """One prediction the user may see, with its model version and every review (history
     included); raises Prediction.DoesNotExist for one of another site."""
-    return Prediction.objects.select_related("scan__patient", "model_version").prefetch_related("reviews__reviewer").get(
+    return Prediction.objects.select_related("scan__patient", "model_version", "site_threshold__site").prefetch_related("reviews__reviewer").get(
         pk=prediction_id, scan__in=scans_visible_to(user)
     )
 

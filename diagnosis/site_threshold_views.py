@@ -8,13 +8,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from ml.views import version_or_404
 
 from . import site_thresholds
+from .auditing import client_ip
 from .models import Site
 
 administrators_only = permission_required("ml.manage_models", raise_exception=True)
 
 
 class ConfirmForm(forms.Form):
+    """What the administrator was shown; the fit is recorded only if it is still what propose() gives."""
+
     threshold = forms.FloatField(widget=forms.HiddenInput)
+    temperature = forms.FloatField(widget=forms.HiddenInput, required=False)  # empty: calibration not re-fitted
 
 
 @administrators_only
@@ -32,14 +36,15 @@ def site_threshold_fit(request, version_id, site_id):
     form = ConfirmForm(request.POST if request.method == "POST" else None)
     try:
         if request.method == "POST" and form.is_valid():
-            site_thresholds.confirm(version, site, shown_threshold=form.cleaned_data["threshold"], actor=request.user,
-                                    ip_address=request.META.get("REMOTE_ADDR"))
-            messages.success(request, f"{site.name} now uses its own threshold for {version.label}; every new result says so.")
+            fitted = site_thresholds.confirm(version, site, shown_threshold=form.cleaned_data["threshold"],
+                                             shown_temperature=form.cleaned_data["temperature"], actor=request.user, ip_address=client_ip(request))
+            what = "threshold and calibration" if fitted.temperature is not None else "threshold"
+            messages.success(request, f"{site.name} now uses its own {what} for {version.label}; every new result says so.")
             return redirect("diagnosis:site_threshold_list", version_id=version.pk)
         proposal = site_thresholds.propose(version, site)
     except site_thresholds.SiteThresholdRefused as refusal:
         context = {"version": version, "site": site, "refusal": str(refusal), "in_force": site_thresholds.current(version, site)}
         return render(request, "diagnosis/site_threshold_fit.html", context, status=400 if request.method == "POST" else 200)
-    context = {"version": version, "site": site, "proposal": proposal, "form": ConfirmForm(initial={"threshold": proposal.threshold}),
+    context = {"version": version, "site": site, "proposal": proposal, "form": ConfirmForm(initial={"threshold": proposal.threshold, "temperature": proposal.temperature}),
                "in_force": site_thresholds.current(version, site)}
     return render(request, "diagnosis/site_threshold_fit.html", context, status=400 if form.errors else 200)

@@ -1,12 +1,20 @@
-"""Local validation and a site threshold: a threshold chosen on one population does not transfer,
-so an administrator may re-fit a version's threshold on one site's reviewed scans. The proposal
-(sensitivity and specificity with 95% CIs at the version's threshold and at the new one) is shown
-first; only a confirmation records a SiteThreshold, which inference then uses for that site's
-scans. Reads and writes of this one workflow, kept together.
+"""Local validation: a threshold and a calibration chosen on one population do not transfer, so an
+administrator may re-fit a version's threshold and calibration on one site's reviewed scans. The
+proposal (calibration error before and after, sensitivity and specificity with 95% CIs at the
+version's threshold and at the new one) is shown first; only a confirmation records a
+SiteThreshold, which inference then applies to that site's scans: the site's temperature, then its
+threshold. Reads and writes of this one workflow, kept together.
 
-Truth is the clinician's latest current review: agreeing keeps the AI's label, disagreeing gives
-the other class (as for training on reviewed scans). The new threshold is chosen by the engine's
-own rule (ml.engine.decision.select_threshold) at the version's target sensitivity.
+Truth is the newest current review of each scan, by the rule training on reviewed scans uses
+(selectors.review_says_positive): the clinician's finding; indeterminate ones are left out.
+
+Calibration is one temperature T on the logit of the version's stored positive probability,
+sigmoid(logit(p) / T), fitted by ml.engine.temperature (maximum likelihood). With a few dozen scans
+such a fit can be silly, so it is applied only when it lowers both the expected calibration error
+and the log-loss on those scans and did not run to the edge of its range (which happens when the
+version separates them perfectly: the likelihood then keeps rising as T shrinks). Otherwise T stays
+1 and the figures say why. The new threshold is chosen on the recalibrated probabilities by the
+engine's own rule (ml.engine.decision.select_threshold) at the version's target sensitivity.
 """
 from dataclasses import dataclass
 
@@ -14,10 +22,12 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from ml.engine.decision import decide, select_threshold
-from ml.engine.metrics import proportion
+from ml.engine.decision import results, select_threshold
+from ml.engine.metrics import calibration, proportion
+from ml.engine.temperature import BOUNDS, apply_temperature, apply_temperature_to_positive, fit_temperature, negative_log_likelihood, one_vs_rest
 
-from .models import AuditEvent, Prediction, Review, SiteThreshold
+from . import selectors, services
+from .models import AuditEvent, Review, SiteThreshold
 
 DEFAULT_TARGET_SENSITIVITY = 0.95
 
@@ -31,25 +41,39 @@ class Proposal:
     version: object
     site: object
     threshold: float
+    temperature: float | None  # None: calibration not re-fitted (figures["calibration"]["note"] says why)
     figures: dict
 
 
+def version_probability(prediction):
+    """The version's own positive probability of a prediction: a site temperature applied at
+    inference is undone (a temperature of 1/T inverts T exactly), so that a re-fit starts from
+    the version and never stacks one site temperature on another."""
+    applied = prediction.site_threshold.temperature if prediction.site_threshold_id else None
+    if applied is None:
+        return prediction.positive_probability
+    return float(apply_temperature(one_vs_rest([prediction.positive_probability]), 1.0 / applied)[0, 1])
+
+
 def reviewed_outcomes(version, site):
-    """(true is-positive, positive probability) of each scan of the site this version read and a
-    clinician reviewed, by its newest current review."""
+    """(is positive, the version's positive probability, how many were left out) over the scans of
+    the site this version read and a clinician reviewed, each by its newest current review; left
+    out are those whose review does not say positive or negative (indeterminate)."""
     reviews = Review.objects.filter(
         superseded_at__isnull=True, prediction__model_version=version, prediction__scan__patient__site=site,
-    ).select_related("prediction").order_by("prediction_id", "-created_at", "-id")
-    truths, probabilities, seen = [], [], set()
+    ).select_related("prediction__model_version", "prediction__site_threshold").order_by("prediction_id", "-created_at", "-id")
+    truths, probabilities, left_out, seen = [], [], 0, set()
     for review in reviews:
-        prediction = review.prediction
-        if prediction.pk in seen:
+        if review.prediction_id in seen:
             continue
-        seen.add(prediction.pk)
-        said_positive = prediction.label == version.positive_class
-        truths.append(said_positive if review.agrees else not said_positive)
-        probabilities.append(prediction.positive_probability)
-    return np.array(truths, dtype=bool), np.array(probabilities, dtype=np.float64)
+        seen.add(review.prediction_id)
+        says_positive = selectors.review_says_positive(review)
+        if says_positive is None:
+            left_out += 1
+            continue
+        truths.append(says_positive)
+        probabilities.append(version_probability(review.prediction))
+    return np.array(truths, dtype=bool), np.array(probabilities, dtype=np.float64), left_out
 
 
 def _figures_at(is_positive, probability, threshold):
@@ -61,49 +85,100 @@ def _figures_at(is_positive, probability, threshold):
     }
 
 
+def _fit_calibration(is_positive, probability):
+    """(the temperature to apply or None, the recalibrated probabilities, the figures)."""
+    columns, labels = one_vs_rest(probability), is_positive.astype(int)
+    fitted = fit_temperature(columns, labels)
+    recalibrated = apply_temperature(columns, fitted)[:, 1].astype(np.float64)
+    figures = {
+        "fitted_temperature": fitted,
+        "ece_before": calibration(is_positive, probability)["ece"],
+        "ece_after": calibration(is_positive, recalibrated)["ece"],
+        "log_loss_before": negative_log_likelihood(columns, labels, 1.0),
+        "log_loss_after": negative_log_likelihood(columns, labels, fitted),
+    }
+    # An optimum at an edge of the search: the likelihood is as good at a bound as at the fit (the
+    # search stops where it stops changing, short of the bound itself).
+    low, high = (negative_log_likelihood(columns, labels, bound) <= figures["log_loss_after"] + 1e-6 for bound in BOUNDS)
+    if low:
+        refusal = (f"the fit ran to the edge of its range (T = {fitted:.3g}): the version separates these scans perfectly, "
+                   "so they cannot say how confident it should be")
+    elif high:
+        refusal = (f"the fit ran to the edge of its range (T = {fitted:.3g}): the version's probabilities say next to nothing "
+                   "about these scans' findings")
+    elif figures["ece_after"] >= figures["ece_before"]:
+        refusal = f"T = {fitted:.3g} did not lower the calibration error (ECE {figures['ece_before']:.3f} to {figures['ece_after']:.3f})"
+    elif figures["log_loss_after"] >= figures["log_loss_before"]:
+        refusal = f"T = {fitted:.3g} did not lower the log-loss"
+    else:
+        refusal = None
+    if refusal:
+        return None, probability, {**figures, "temperature": None, "note": f"not re-fitted, the version's probabilities are kept: {refusal}."}
+    direction = "less" if fitted > 1 else "more"
+    note = f"re-fitted: T = {fitted:.3g} makes the version's probabilities {direction} confident at this site."
+    return fitted, recalibrated, {**figures, "temperature": fitted, "note": note}
+
+
 def propose(version, site):
     """The fit an administrator is asked to confirm; refused below the minimum of each class."""
-    is_positive, probability = reviewed_outcomes(version, site)
+    is_positive, probability, left_out = reviewed_outcomes(version, site)
     needed = settings.ML_SITE_THRESHOLD_MIN_PER_CLASS
     positives, negatives = int(is_positive.sum()), int((~is_positive).sum())
     if positives < needed or negatives < needed:
         raise SiteThresholdRefused(
             f"A threshold for {site.name} needs at least {needed} reviewed scans of each class read by {version.label}; "
-            f"it has {positives} {version.positive_class} and {negatives} other."
+            f"it has {positives} {version.positive_class} and {negatives} other"
+            + (f" ({left_out} more left out: their review's finding is indeterminate)." if left_out else ".")
         )
+    temperature, recalibrated, calibration_figures = _fit_calibration(is_positive, probability)
     target = float(version.training_params.get("target_sensitivity") or DEFAULT_TARGET_SENSITIVITY)
-    threshold = float(select_threshold(is_positive, probability, target)["threshold"])
+    threshold = float(select_threshold(is_positive, recalibrated, target)["threshold"])
     figures = {
-        "n_positive": positives, "n_negative": negatives, "target_sensitivity": target,
+        "n_positive": positives, "n_negative": negatives, "n_left_out": left_out, "target_sensitivity": target,
         "version_threshold": _figures_at(is_positive, probability, version.threshold),
-        "site_threshold": _figures_at(is_positive, probability, threshold),
-        "calibration": "not re-fitted: this version records no temperature",
+        "site_threshold": _figures_at(is_positive, recalibrated, threshold),
+        "calibration": calibration_figures,
     }
-    return Proposal(version, site, threshold, figures)
+    return Proposal(version, site, threshold, temperature, figures)
 
 
 def current(version, site):
-    """The threshold in force for this version at this site, or None (the version's own applies)."""
-    return SiteThreshold.objects.filter(version=version, site=site).first()
+    """The fit in force for this version at this site, or None (the version's own applies)."""
+    return SiteThreshold.objects.filter(version=version, site=site).select_related("site").first()
+
+
+def _same(shown, proposed):
+    if shown is None or proposed is None:
+        return shown is None and proposed is None
+    return abs(float(shown) - proposed) <= 1e-9 * max(1.0, abs(proposed))
 
 
 @transaction.atomic
-def confirm(version, site, *, shown_threshold, actor, ip_address=None):
+def confirm(version, site, *, shown_threshold, shown_temperature, actor, ip_address=None):
     """Record the fit the administrator saw. Refused if the reviews changed since it was shown."""
     proposal = propose(version, site)
-    if abs(proposal.threshold - float(shown_threshold)) > 1e-9:
+    if not (_same(shown_threshold, proposal.threshold) and _same(shown_temperature, proposal.temperature)):
         raise SiteThresholdRefused("The reviewed scans changed since the figures were shown; look at the new figures and confirm again.")
-    fitted = SiteThreshold.objects.create(version=version, site=site, threshold=proposal.threshold, figures=proposal.figures, created_by=actor)
-    AuditEvent.objects.create(actor=actor, action=AuditEvent.Action.SITE_THRESHOLD_SET, ip_address=ip_address)
+    before = current(version, site)
+    fitted = SiteThreshold.objects.create(version=version, site=site, threshold=proposal.threshold, temperature=proposal.temperature,
+                                          figures=proposal.figures, created_by=actor)
+    was = {"threshold": before.threshold, "temperature": before.temperature} if before else {"threshold": version.threshold, "temperature": None}
+    details = {
+        "changes": services.changes_between(was, {"threshold": fitted.threshold, "temperature": fitted.temperature}),
+        "version": version.label, "site": site.code, "reviewed_scans": fitted.n_reviewed,
+    }
+    services.record_audit(actor, AuditEvent.Action.SITE_THRESHOLD_SET, ip_address=ip_address, details=details)
     return fitted
 
 
 def apply(version, result, site):
-    """The model's answer for a scan of `site`, decided by the site's threshold when one is in
-    force: (result, SiteThreshold or None)."""
+    """The model's answer for a scan of `site`, recalibrated by the site's temperature and decided
+    by its threshold when a fit is in force: (result, SiteThreshold or None)."""
     fitted = current(version, site)
     if fitted is None:
         return result, None
     probabilities = np.array([[result["probabilities"][name] for name in version.class_names]])
-    label = decide(probabilities, version.class_names, version.positive_class, fitted.threshold)[0]
-    return {**result, "label": label, "threshold": fitted.threshold}, fitted
+    if fitted.temperature is not None:
+        probabilities = apply_temperature_to_positive(probabilities, version.class_names.index(version.positive_class), fitted.temperature)
+    (answer,) = results(probabilities, version.class_names, version.positive_class, fitted.threshold)
+    return {**result, **answer}, fitted

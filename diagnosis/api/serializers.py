@@ -89,10 +89,18 @@ class PredictionSerializer(VersionTrustMixin, serializers.ModelSerializer):
     model_version = ModelVersionSummarySerializer()
     reviews = ReviewSerializer(many=True)
     disclaimer = serializers.SerializerMethodField()
+    threshold_source = serializers.CharField(read_only=True, help_text="\"version\" or \"site\": whose threshold made the label.")
+    threshold_origin = serializers.CharField(
+        read_only=True, help_text="In words: \"version threshold\", or e.g. \"threshold and calibration fitted for <site> on 44 reviewed scans (1 Dec 2026)\".",
+    )
+    site_temperature = serializers.FloatField(
+        read_only=True, allow_null=True,
+        help_text="The site's temperature applied to the logit of the version's probability before it was stored (null: none, the version's own).",
+    )
 
     class Meta:
         model = Prediction
-        fields = ["id", "label", "positive_probability", "threshold", "threshold_source", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
+        fields = ["id", "label", "positive_probability", "threshold", "threshold_source", "threshold_origin", "site_temperature", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
 
     def get_disclaimer(self, prediction) -> str:
         return " ".join([*self.version_trust(prediction.model_version)["notes"], DISCLAIMER])

@@ -1,15 +1,32 @@
-"""Local validation: an administrator re-fits a version's threshold on one site's reviewed scans,
-sees the figures at the old and the new threshold first, confirms, and from then on that site's
-scans are decided by it; each prediction records which threshold made it."""
+"""Local validation: an administrator re-fits a version's threshold and calibration on one site's
+reviewed scans, sees the figures (calibration error before and after, sensitivity and specificity
+at the old and the new threshold) first, confirms, and from then on that site's scans are
+recalibrated and decided by the fit; each prediction records which threshold and calibration made it.
+
+Expected figures are computed here from the probabilities and findings the tests create, with this
+file's own arithmetic (sigmoid, bins, log-loss), not with the code under test."""
+import math
+import re
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils.timezone import localtime
 from rest_framework.test import APIClient
 
+from diagnosis import roles, services
 from diagnosis.inference import analyse_scan
-from diagnosis.models import AuditEvent, Review, SiteThreshold
+from diagnosis.models import AuditEvent, Patient, Review, SiteThreshold
+from tests.conftest import make_user
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
+
+# (version's positive probability: how many scans) whose clinicians found them positive, and negative.
+# An overconfident version: a quarter of its 0.97s are negative, a third of its 0.15s... and so on.
+FOUND_POSITIVE = {0.97: 8, 0.85: 6, 0.65: 3, 0.35: 2, 0.15: 1}
+FOUND_NEGATIVE = {0.97: 2, 0.85: 3, 0.65: 3, 0.35: 4, 0.15: 4, 0.03: 4}
 
 
 @pytest.fixture
@@ -19,75 +36,242 @@ def admin_web(administrator):
     return client
 
 
-def reviewed_results(add_result, patient, version, clinician, n_each):
-    """n_each scans that clinicians confirmed as positive and as negative, with spread probabilities;
-    two of the 'positive' answers were corrected to negative by the reviewer."""
-    for i in range(n_each):
-        add_result(patient, version, version.positive_class, 0.55 + 0.4 * i / n_each, reviewed_by=clinician)
-        add_result(patient, version, "normal", 0.05 + 0.3 * i / n_each, reviewed_by=clinician)
-    for review in Review.objects.filter(prediction__positive_probability__lt=0.6, prediction__label=version.positive_class)[:2]:
-        review.agrees = False
-        review.save()
-
-
 def fit_url(version, site):
     return reverse("diagnosis:site_threshold_fit", args=[version.pk, site.pk])
 
 
-def test_too_few_reviewed_scans_are_refused_with_the_minimum_in_the_sentence(admin_web, add_result, patient, clinician, site_a, make_version):
-    version = make_version()
-    reviewed_results(add_result, patient, version, clinician, 12)
-    page = admin_web.get(fit_url(version, site_a)).content.decode()
-    assert "needs at least 20 reviewed scans of each class read by" in page and "it has 10 covid and 14 other" in page
-    assert admin_web.post(fit_url(version, site_a), {"threshold": "0.5"}).status_code == 400
-    assert not SiteThreshold.objects.exists()
+# --- this file's own arithmetic ----------------------------------------------------------------
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
 
 
-def test_the_figures_are_shown_before_the_fit_takes_effect_then_the_site_uses_it(
-    admin_web, clinician_client, clinician, add_result, patient, site_a, active_model_version, clinician_scan
+def logit(p):
+    return math.log(p / (1 - p))
+
+
+def with_temperature(p, temperature):
+    return sigmoid(logit(p) / temperature)
+
+
+def log_loss(pairs, temperature=1.0):
+    """pairs: (probability, is positive)."""
+    return -sum(math.log(with_temperature(p, temperature) if y else 1 - with_temperature(p, temperature)) for p, y in pairs) / len(pairs)
+
+
+def expected_calibration_error(pairs):
+    """Over ten equal-width bins: the share of scans in a bin times |mean probability - positive rate|."""
+    bins = {}
+    for p, y in pairs:
+        bins.setdefault(min(int(p * 10), 9), []).append((p, y))
+    return sum(len(b) / len(pairs) * abs(sum(p for p, _ in b) / len(b) - sum(y for _, y in b) / len(b)) for b in bins.values())
+
+
+def design_pairs():
+    return [(p, True) for p, n in FOUND_POSITIVE.items() for _ in range(n)] + [(p, False) for p, n in FOUND_NEGATIVE.items() for _ in range(n)]
+
+
+# --- scans, results and reviews, through the services ----------------------------------------
+
+def reviewed_with_findings(add_result, patient, version, clinician, found_positive, found_negative):
+    """A result per scan with the given probability, each reviewed with a finding (services.review_prediction)."""
+    predictions = []
+    for finding, counts in (("positive", found_positive), ("negative", found_negative)):
+        for probability, n in counts.items():
+            for _ in range(n):
+                label = version.positive_class if probability >= 0.5 else "normal"
+                prediction = add_result(patient, version, label, probability).latest_prediction
+                services.review_prediction(actor=clinician, prediction=prediction, finding=finding,
+                                           agrees=(finding == "positive") == (label == version.positive_class))
+                predictions.append(prediction)
+    return predictions
+
+
+def indeterminate_and_revised_reviews(add_result, patient, version, clinician, site):
+    """Three scans the version called positive at 0.97 whose finding is indeterminate (left out;
+    counted as positives they would change every figure), one whose reviewer revised 'positive' to
+    'indeterminate', and one a second clinician later found negative after the first said positive
+    (truth: the newest review, negative; it is one of FOUND_NEGATIVE's, so the caller leaves one out)."""
+    second = make_user("dr_a2", roles.CLINICIANS, site)
+    for _ in range(3):
+        prediction = add_result(patient, version, version.positive_class, 0.97).latest_prediction
+        services.review_prediction(actor=clinician, prediction=prediction, finding="indeterminate", agrees=False)
+    revised = add_result(patient, version, version.positive_class, 0.97).latest_prediction
+    services.review_prediction(actor=clinician, prediction=revised, finding="positive", agrees=True)
+    services.review_prediction(actor=clinician, prediction=revised, finding="indeterminate", agrees=False)
+    overruled = add_result(patient, version, "normal", 0.03).latest_prediction
+    services.review_prediction(actor=clinician, prediction=overruled, finding="positive", agrees=False)
+    services.review_prediction(actor=second, prediction=overruled, finding="negative", agrees=True)
+
+
+def upload(actor, patient):
+    (scan,) = services.submit_scans(actor=actor, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+    return scan
+
+
+def hidden(page, name):
+    """The value of the form's hidden input `name` ("" when it has none)."""
+    tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page).group(0)
+    value = re.search(r'value="([^"]*)"', tag)
+    return value.group(1) if value else ""
+
+
+def calibration_rows(page):
+    """The calibration table's two rows as floats: (temperature, ECE, log-loss) before and after."""
+    table = page.split("<h2>Calibration</h2>")[1].split("</table>")[0]
+    rows = re.findall(r"<tr[^>]*><td>[^<]*</td><td>([\d.]+)</td><td>([\d.]+)</td><td>([\d.]+)</td></tr>", table)
+    return [tuple(float(x) for x in row) for row in rows]
+
+
+def test_the_figures_are_shown_before_the_fit_takes_effect_then_the_sites_scans_are_recalibrated_and_decided_by_it(
+    admin_web, clinician_client, clinician, add_result, patient, site_a, active_model_version
 ):
     version = active_model_version
-    reviewed_results(add_result, patient, version, clinician, 22)
-    page = admin_web.get(fit_url(version, site_a)).content.decode()
-    assert "The version&#x27;s (now)" in page or "The version's (now)" in page
+    negatives = {**FOUND_NEGATIVE, 0.03: FOUND_NEGATIVE[0.03] - 1}  # the fourth 0.03 is the overruled one
+    reviewed_with_findings(add_result, patient, version, clinician, FOUND_POSITIVE, negatives)
+    indeterminate_and_revised_reviews(add_result, patient, version, clinician, site_a)
+    before = upload(clinician, patient)
+    version_probability = analyse_scan(before.pk).positive_probability  # no fit yet: the version's own
+    assert before.predictions.get().threshold_source == "version"
+
+    response = admin_web.get(fit_url(version, site_a))
+    page = response.content.decode()
+    assert response.status_code == 200 and not SiteThreshold.objects.exists(), "looking at the figures changes nothing"
+    assert "On 20 covid and 20 other scans" in page and "4 more reviewed scans left out: the finding was indeterminate" in page
+
+    pairs = design_pairs()
+    (t_before, ece_before, loss_before), (temperature, ece_after, loss_after) = calibration_rows(page)
+    assert t_before == 1 and ece_before == pytest.approx(expected_calibration_error(pairs), abs=6e-4)
+    assert loss_before == pytest.approx(log_loss(pairs), abs=6e-4)
+    temperature = float(hidden(page, "temperature"))
+    assert log_loss(pairs, temperature) < min(log_loss(pairs, temperature * 1.02), log_loss(pairs, temperature / 1.02)), "the likelihood's best T"
+    assert temperature > 1, "an overconfident version is made less sure"
+    recalibrated = [(with_temperature(p, temperature), y) for p, y in pairs]
+    assert ece_after == pytest.approx(expected_calibration_error(recalibrated), abs=6e-4) and ece_after < ece_before
+    assert loss_after == pytest.approx(log_loss(pairs, temperature), abs=6e-4) and loss_after < loss_before
+    assert "re-fitted: T = " in page and "less confident" in page
+
+    # 95% of 20 positives is 19: the lowest kept is a 0.35, the next score below any scan's is 0.15;
+    # the threshold sits midway between the two, on the recalibrated scale.
+    threshold = float(hidden(page, "threshold"))
+    assert threshold == pytest.approx((with_temperature(0.35, temperature) + with_temperature(0.15, temperature)) / 2, abs=1e-6)
     assert page.count("(95% CI") == 4, "sensitivity and specificity with CIs at the old and the new threshold"
-    assert not SiteThreshold.objects.exists(), "looking at the figures changes nothing"
+    assert "0.95 (95% CI" in page and "0.40 (95% CI" in page, "19 of 20 positives kept; the 8 negatives at 0.15 and 0.03 below it"
 
-    threshold = float(page.split('name="threshold" value="')[1].split('"')[0])
-    assert admin_web.post(fit_url(version, site_a), {"threshold": str(threshold + 0.01)}).status_code == 400, "figures not shown are refused"
-    assert admin_web.post(fit_url(version, site_a), {"threshold": repr(threshold)}).status_code == 302
+    assert admin_web.post(fit_url(version, site_a), {"threshold": threshold + 0.01, "temperature": temperature}).status_code == 400, \
+        "figures not shown are refused"
+    assert admin_web.post(fit_url(version, site_a), {"threshold": threshold, "temperature": temperature * 1.1}).status_code == 400
+    assert admin_web.post(fit_url(version, site_a), {"threshold": hidden(page, "threshold"), "temperature": hidden(page, "temperature")}).status_code == 302
     fitted = SiteThreshold.objects.get()
-    assert (fitted.version, fitted.site, fitted.threshold) == (version, site_a, threshold)
-    assert fitted.figures["n_positive"] == 20 and fitted.figures["n_negative"] == 24
-    assert fitted.figures["site_threshold"]["sensitivity"]["ci"][0] is not None
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.SITE_THRESHOLD_SET).count() == 1
-    assert f"{threshold:.3f} (site)" in admin_web.get(reverse("diagnosis:site_threshold_list", args=[version.pk])).content.decode()
+    assert (fitted.version, fitted.site, fitted.threshold, fitted.temperature) == (version, site_a, threshold, temperature)
+    assert fitted.figures["n_left_out"] == 4 and fitted.figures["site_threshold"]["specificity"]["k"] == 8
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.SITE_THRESHOLD_SET)
+    assert audit.details["changes"] == {"threshold": [version.threshold, threshold], "temperature": [None, temperature]}
+    assert audit.actor.username == "admin_a" and audit.details["site"] == site_a.code
+    listing = admin_web.get(reverse("diagnosis:site_threshold_list", args=[version.pk])).content.decode()
+    assert f"{threshold:.3f} (site)" in listing and f"{temperature:.3f}" in listing
 
-    prediction = analyse_scan(clinician_scan.pk)  # what the inference worker runs for the scan
-    assert prediction.threshold_source == "site" and prediction.site_threshold == fitted and prediction.threshold == threshold
+    after = upload(clinician, patient)  # the same film, now read at a site with its own fit
+    prediction = analyse_scan(after.pk)  # what the inference worker runs for the scan
+    assert prediction.positive_probability == pytest.approx(with_temperature(version_probability, temperature), abs=1e-5)
+    assert sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-5)
+    assert prediction.probabilities[version.positive_class] == prediction.positive_probability
+    assert (prediction.threshold_source, prediction.site_threshold, prediction.threshold) == ("site", fitted, threshold)
     assert prediction.is_positive == (prediction.positive_probability >= threshold)
-    page = clinician_client.get(reverse("diagnosis:patient_detail", args=[patient.pk]), {"scan": clinician_scan.pk}).content.decode()
-    assert "this site's threshold" in page, "the history page that holds the scan"
+
+    day = localtime(fitted.created_at)
+    origin = f"threshold and calibration fitted for St Elsewhere on 40 reviewed scans ({day.day} {day:%b %Y})"
+    card = clinician_client.get(reverse("diagnosis:patient_detail", args=[patient.pk]), {"scan": after.pk}).content.decode()
+    assert f"Decided by the {origin}." in card and "site threshold" in card
+    report = clinician_client.get(reverse("diagnosis:scan_report", args=[after.pk])).content.decode()
+    assert f"Decided by the {origin}." in report
+    assert "version threshold" in clinician_client.get(reverse("diagnosis:scan_report", args=[before.pk])).content.decode()
     api = APIClient()
     api.force_authenticate(clinician)
-    body = api.get(reverse("api:scan_detail", args=[clinician_scan.pk])).json()
-    assert body["predictions"][0]["threshold_source"] == "site"
+    (answer,) = api.get(reverse("api:scan_detail", args=[after.pk])).json()["predictions"]
+    assert (answer["threshold_source"], answer["threshold_origin"], answer["site_temperature"]) == ("site", origin, temperature)
+    (earlier,) = api.get(reverse("api:scan_detail", args=[before.pk])).json()["predictions"]
+    assert (earlier["threshold_origin"], earlier["site_temperature"]) == ("version threshold", None)
 
 
-def test_another_sites_scans_keep_the_versions_threshold(add_result, patient, clinician, site_a, site_b, active_model_version, other_site_clinician):
-    from diagnosis import services
-    from django.core.files.uploadedfile import SimpleUploadedFile
-    from diagnosis.models import Patient
-    from tests.images import png_bytes
+def test_a_refit_starts_from_the_versions_probabilities_not_the_site_calibrated_ones(add_result, patient, clinician, site_a, make_version):
+    """A result stored after a site temperature was applied is brought back to the version's scale."""
+    from diagnosis import site_thresholds
 
-    SiteThreshold.objects.create(version=active_model_version, site=site_a, threshold=0.999, figures={}, created_by=None)
+    version = make_version()
+    earlier_fit = SiteThreshold.objects.create(version=version, site=site_a, threshold=0.5, temperature=2.0, figures={})
+    predictions = reviewed_with_findings(add_result, patient, version, clinician, FOUND_POSITIVE, FOUND_NEGATIVE)
+    for prediction in predictions[::2]:  # as if these had been read under the earlier fit
+        prediction.positive_probability = with_temperature(prediction.positive_probability, 2.0)
+        prediction.site_threshold = earlier_fit
+        prediction.save()
+    is_positive, probability, left_out = site_thresholds.reviewed_outcomes(version, site_a)
+    assert sorted(zip(probability.round(5), is_positive)) == sorted(design_pairs()) and left_out == 0
+
+
+def test_a_temperature_that_does_not_help_is_not_applied_and_the_page_says_why(admin_web, add_result, patient, clinician, site_a, make_version):
+    version = make_version()
+    # The version separates these perfectly: the likelihood keeps rising as T shrinks toward its bound.
+    reviewed_with_findings(add_result, patient, version, clinician, {0.9: 10, 0.8: 10}, {0.3: 10, 0.1: 10})
+    page = admin_web.get(fit_url(version, site_a)).content.decode()
+    assert "not re-fitted, the version&#x27;s probabilities are kept: the fit ran to the edge of its range" in page
+    assert hidden(page, "temperature") == "" and "Use threshold" in page
+    # Every positive is kept at a threshold midway between the lowest positive (0.8) and the highest negative (0.3).
+    assert float(hidden(page, "threshold")) == pytest.approx(0.55)
+    assert admin_web.post(fit_url(version, site_a), {"threshold": hidden(page, "threshold"), "temperature": ""}).status_code == 302
+    fitted = SiteThreshold.objects.get()
+    assert fitted.temperature is None and fitted.description.startswith("threshold fitted for St Elsewhere on 40 reviewed scans")
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.SITE_THRESHOLD_SET)
+    assert audit.details["changes"] == {"threshold": [0.5, fitted.threshold]}, "the temperature stayed as it was: none"
+    assert "1 (not re-fitted)" in admin_web.get(reverse("diagnosis:site_threshold_list", args=[version.pk])).content.decode()
+
+
+def test_a_version_that_ranks_a_sites_scans_backwards_gets_no_temperature(admin_web, add_result, patient, clinician, site_a, make_version):
+    """The likelihood would want a negative T; the search runs to its upper bound, flattening every
+    probability toward 50%, and that is refused rather than applied."""
+    version = make_version()
+    reviewed_with_findings(add_result, patient, version, clinician, {0.2: 20}, {0.8: 20})
+    page = admin_web.get(fit_url(version, site_a)).content.decode()
+    assert "the fit ran to the edge of its range (T = 20)" in page and "say next to nothing about these scans" in page
+    assert hidden(page, "temperature") == ""
+
+
+def test_too_few_reviewed_scans_of_a_class_are_refused_with_the_minimum_in_the_sentence(admin_web, add_result, patient, clinician, site_a, make_version):
+    version = make_version()
+    reviewed_with_findings(add_result, patient, version, clinician, {0.9: 19}, {0.1: 20})
+    for _ in range(2):
+        prediction = add_result(patient, version, version.positive_class, 0.9).latest_prediction
+        services.review_prediction(actor=clinician, prediction=prediction, finding="indeterminate", agrees=False)
+    sentence = (f"A threshold for St Elsewhere needs at least 20 reviewed scans of each class read by {version.label}; "
+                "it has 19 covid and 20 other (2 more left out: their review&#x27;s finding is indeterminate).")
+    assert sentence in admin_web.get(fit_url(version, site_a)).content.decode()
+    response = admin_web.post(fit_url(version, site_a), {"threshold": "0.5", "temperature": ""})
+    assert response.status_code == 400 and sentence in response.content.decode()
+    assert not SiteThreshold.objects.exists() and not AuditEvent.objects.filter(action=AuditEvent.Action.SITE_THRESHOLD_SET).exists()
+
+
+def test_reviews_from_before_findings_keep_the_agree_rule(admin_web, add_result, patient, clinician, site_a, make_version):
+    """Reviews without a finding: agreeing keeps the AI's label, disagreeing gives the other class."""
+    version = make_version()
+    for i in range(12):
+        add_result(patient, version, version.positive_class, 0.55 + 0.03 * i, reviewed_by=clinician)
+        add_result(patient, version, "normal", 0.05 + 0.02 * i, reviewed_by=clinician)
+    Review.objects.filter(prediction__positive_probability__lt=0.6, prediction__label=version.positive_class).update(agrees=False)
+    page = admin_web.get(fit_url(version, site_a)).content.decode()
+    assert "it has 10 covid and 14 other." in page
+
+
+def test_another_sites_scans_keep_the_versions_threshold(site_a, site_b, active_model_version, other_site_clinician):
+    SiteThreshold.objects.create(version=active_model_version, site=site_a, threshold=0.999, temperature=3.0, figures={}, created_by=None)
     other = Patient.objects.create(site=site_b, medical_record_number="MRN-B", family_name="B", given_name="B", created_by=other_site_clinician)
-    (scan,) = services.submit_scans(actor=other_site_clinician, patient=other, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
-    prediction = analyse_scan(scan.pk)
-    assert prediction.threshold_source == "version" and prediction.threshold == active_model_version.threshold
+    prediction = analyse_scan(upload(other_site_clinician, other).pk)
+    assert (prediction.threshold_source, prediction.site_threshold, prediction.threshold) == ("version", None, active_model_version.threshold)
+    assert prediction.threshold_origin == "version threshold"
 
 
 def test_only_administrators_fit_thresholds(clinician_client, site_a, make_version):
     version = make_version()
+    assert clinician_client.get(reverse("diagnosis:site_threshold_list", args=[version.pk])).status_code == 403
     assert clinician_client.get(fit_url(version, site_a)).status_code == 403
-    assert clinician_client.post(fit_url(version, site_a), {"threshold": "0.5"}).status_code == 403
+    assert clinician_client.post(fit_url(version, site_a), {"threshold": "0.5", "temperature": ""}).status_code == 403
+    assert not SiteThreshold.objects.exists()
