@@ -16,10 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-
-def split_source_names(text: str) -> tuple[str, ...]:
-    """'COVID-CXNet, NIH' -> ('COVID-CXNet', 'NIH')."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+from .data import parse_source_names
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -46,7 +43,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="CSV with filename,patient_id[,origin]; default details.csv/manifest.csv in DIR")
     p.add_argument("--save-h5", action="store_true", default=None)
     p.add_argument("--no-augmentation", action="store_true")
-    p.add_argument("--held-out-sources", type=split_source_names, metavar="NAMES",
+    p.add_argument("--held-out-sources", type=parse_source_names, metavar="NAMES",
                    help='comma-separated sources (the origin before " (", or its unambiguous start, e.g. "COVID-CXNet,NIH") '
                         "whose films are kept out of every split and measured apart after training (the source-held-out test)")
     d = p.add_argument_group("defences against acquisition shortcuts (docs/engine.md)")

@@ -300,6 +300,11 @@ def discover_dataset(
     return dataset
 
 
+def parse_source_names(text: str) -> tuple[str, ...]:
+    """'COVID-CXNet, NIH' -> ('COVID-CXNet', 'NIH'): how a command line or a form names sources."""
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
 def resolve_sources(asked, samples: list[Sample]) -> list[str]:
     """The source names (`source_name` of the manifest origins) that `asked` stands for, in its
     order: each asked name is a source's full name or the start of exactly one (so "NIH" stands
