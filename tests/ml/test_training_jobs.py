@@ -244,3 +244,16 @@ def test_a_job_with_held_out_sources_trains_without_them_and_the_report_shows_th
     assert held["sources"] == ["Gamma", "Delta"] and held["n"] == 8 and held["auc_within_a_source"] is False
     report = admin_client.get(reverse("ml:version_report", args=[version.pk])).content.decode()
     assert "Trained without the films of Gamma, Delta" in report and "this AUC measures telling the sources apart" in report
+
+
+def test_the_api_takes_held_out_sources_as_a_list(administrator, dataset_folder):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(administrator)
+    folder = with_sources(dataset_folder({"covid": 9, "normal": 9}))
+    refused = api.post("/api/v1/training-jobs/", {**FORM, "dataset": folder.name, "held_out_sources": ["NIH"]}, format="json")
+    assert refused.status_code == 400 and "“NIH” is not a source of this dataset" in refused.json()["error"]
+    accepted = api.post("/api/v1/training-jobs/", {**FORM, "dataset": folder.name, "held_out_sources": ["Gamma"]}, format="json")
+    assert accepted.status_code == 202, accepted.json()
+    assert TrainingJob.objects.get().parameters["held_out_sources"] == ["Gamma"]
