@@ -11,7 +11,7 @@ from ml.engine.data import discover_dataset
 from ml.engine.metrics import evaluate_predictions, source_held_out_record
 from ml.engine.synthetic import make_synthetic_dataset
 
-from .test_data import tiny_png_folder, write_manifest
+from .test_data import REAL_DATA, tiny_png_folder, write_manifest
 
 # Per class, the sources of its films in file order: Gamma holds covid films only, Mixed both classes.
 ORIGINS = {
@@ -137,3 +137,16 @@ def test_held_out_films_leave_a_given_test_folder_too(tmp_path):
     dataset = discover_dataset(root, held_out_sources=("Gamma",))
     assert {s.relpath for s in dataset.held_out} == {r[0] for r in rows if r[3] == "Gamma"}
     assert all(s.source == "Alpha" for s in dataset.train + dataset.val + dataset.test)
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/cxr-dev is not on this machine")
+def test_the_issues_split_of_the_real_set_holds_out_one_class_per_source():
+    """Issue 7's split: train on BIMCV + RSNA, hold out COVID-CXNet + NIH, each of which holds one class only."""
+    from ml.engine.data import held_out_counts
+
+    dataset = discover_dataset(REAL_DATA, seed=42, held_out_sources=("COVID-CXNet", "NIH"))
+    assert dataset.held_out_sources == ["COVID-CXNet web/literature collection", 'NIH ChestX-ray8 "No Finding"']
+    assert held_out_counts(dataset.held_out, dataset.class_names) == {
+        "COVID-CXNet web/literature collection": {"covid": 150, "normal": 0}, 'NIH ChestX-ray8 "No Finding"': {"covid": 0, "normal": 150}}
+    assert {s.source for s in dataset.train + dataset.val + dataset.test} == {"BIMCV-COVID19+", 'RSNA Pneumonia Challenge "Normal"'}
