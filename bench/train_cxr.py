@@ -10,6 +10,11 @@ next to the artifact in --out:
 
     nice -n 19 .venv/bin/python bench/train_cxr.py --data ../shared/data/cxr-dev --out /work/runs/cxr-128
 
+The source-held-out split of issue 7 (train on BIMCV + RSNA, measure on CXNet + NIH, which the
+record and summary.md then show apart, with the caveat that each of those holds one class only):
+
+    nice -n 19 .venv/bin/python bench/train_cxr.py --data ../shared/data/cxr-dev --out /work/runs/cxr-held-out --held-out-sources "COVID-CXNet,NIH"
+
 The preset defaults to `cpu-scratch` (the recipe docs/engine.md's ablation chose); `--preset imagenet`
 is the recipe for a site with ImageNet weights.
 
@@ -56,6 +61,14 @@ def summary_markdown(record: dict) -> str:
     for source, s in m.get("per_source", {}).items():
         classes = ", ".join(f"{c} {n}" for c, n in s["classes"].items())
         lines.append(f"| {source} ({classes}) | {s['n']} | {figures(s)} |")
+    held = record.get("source_held_out")
+    if held:
+        lines += ["", f"| source-held-out test ({', '.join(held['sources'])}) | n | ROC AUC | sensitivity | specificity | PPV | NPV | accuracy |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |", f"| all | {held['n']} | {figures(held)} |"]
+        for source, s in held.get("per_source", {}).items():
+            classes = ", ".join(f"{c} {n}" for c, n in s["classes"].items())
+            lines.append(f"| {source} ({classes}) | {s['n']} | {figures(s)} |")
+        lines += ["", held["note"]]
     cm = m["confusion_matrix"]
     lines += ["", f"Confusion matrix (rows true, columns predicted, {cm['labels']}): {cm['matrix']}",
               f"Calibration: ECE {m['calibration']['ece']:.3f} (10 bins)."]

@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
+from ml.engine.data import parse_source_names
 
 from .models import TrainingJob
 from .services.training import MAX_EPOCHS, MAX_IMAGE_SIZE
@@ -20,6 +21,14 @@ class TrainingJobForm(forms.Form):
         help_text="A folder in the datasets folder with one sub-folder of images per class, e.g. covid/ and normal/.",
         widget=forms.TextInput(attrs={"list": "dataset-folders", "autocomplete": "off"}),
     )
+    held_out_sources = forms.CharField(
+        label="Hold out sources",
+        required=False,
+        max_length=500,
+        help_text="Optional, comma-separated: sources named in the folder's details.csv origin column (a name or its start, "
+                  "e.g. COVID-CXNet, NIH) whose films are kept out of training and measured apart afterwards: the "
+                  "source-held-out test of the generalisation report.",
+    )
     backbone = forms.ChoiceField(choices=[(name, name) for name in BACKBONES], initial=DEFAULT_BACKBONE)
     epochs = forms.IntegerField(min_value=1, max_value=MAX_EPOCHS, initial=10)
     image_size = forms.IntegerField(
@@ -37,6 +46,9 @@ class TrainingJobForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["weights"].initial = settings.ML_DEFAULT_WEIGHTS
+
+    def clean_held_out_sources(self):
+        return parse_source_names(self.cleaned_data["held_out_sources"])
 
     def clean(self):
         cleaned = super().clean()

@@ -34,7 +34,7 @@ def version_report(request, version_id):
         "internal": version.headline_metrics,
         "internal_per_source": trust.per_source_rows(version.metrics),
         "internal_plots": [name for key, name in (version.metrics.get("plots") or {}).items() if key in ("roc", "calibration")],
-        "source_held_out": trust.independent_validation(version) if version.record.get("source_held_out") else None,
+        "source_held_out": trust.source_held_out(version),
         "sections": trust.report_sections(version),
         "reference_set": reference,
         "external_set": trust.external_set(),

@@ -7,6 +7,8 @@ safeguards, the generalisation report and every place a result is shown.
 - *Independent validation* is a measurement on films from sources the version was not trained on:
   the external evaluation, else a source-held-out test the engine recorded. A version's own test
   split is not independent (each class comes mostly from its own hospital), so it never counts.
+  A source-held-out test whose every source holds one class only is quoted with a caveat: its AUC
+  rewards telling those sources apart as much as reading lungs.
 - The *shortcut figures* are read from the shortcut report stored with an evaluation and compared
   with ML_SHORTCUT_TARGETS.
 """
@@ -43,17 +45,31 @@ def evaluation_on(version, dataset_path):
     return Evaluation.objects.filter(version=version, dataset_path=dataset_path).order_by("-id").first()
 
 
+# Beside every result quoting a source-held-out test whose sources hold one class each (short: it is on every card).
+ONE_CLASS_PER_SOURCE_CAVEAT = "each held-out source holds one class only, so its AUC also measures telling sources apart"
+
+
+def one_class_per_source(held_out):
+    """Whether no source of a recorded source-held-out test holds both classes (the engine's
+    "auc_within_a_source" flag): then no AUC inside one source exists, and the AUC over them
+    measures telling the sources apart as much as reading the lungs."""
+    return not held_out.get("auc_within_a_source")
+
+
 def independent_validation(version):
-    """{"described", "n", "sensitivity", "specificity", "roc_auc"} from films of sources the version
-    never trained on, or None when it has none."""
+    """{"described", "n", "sensitivity", "specificity", "roc_auc", "caveat"} from films of sources
+    the version never trained on, or None when it has none. "caveat" is a sentence to show beside
+    the AUC, or None."""
     external = evaluation_on(version, external_set())
+    caveat = None
     if external is not None:
         metrics, described = external.metrics, f"external evaluation set {external.dataset_path}"
     elif version.record.get("source_held_out"):
         metrics, described = version.record["source_held_out"], "source-held-out test"
+        caveat = ONE_CLASS_PER_SOURCE_CAVEAT if one_class_per_source(metrics) else None
     else:
         return None
-    figures = {"described": described, "n": metrics.get("n")}
+    figures = {"described": described, "n": metrics.get("n"), "caveat": caveat}
     for name in ("sensitivity", "specificity", "roc_auc"):
         figures[name] = metric_figure(metrics.get(name))
     return figures
@@ -74,8 +90,11 @@ def result_notes(version, validation=None):
     notes = []
     if version.trained_on_synthetic_data:
         notes.append("DEMO MODEL trained on synthetic images, not on patients: not for clinical use.")
-    if (validation or independent_validation(version)) is None:
+    validation = validation or independent_validation(version)
+    if validation is None:
         notes.append("Not validated on independent sources.")
+    elif validation["caveat"]:
+        notes.append(f"{validation['described'].capitalize()}: {validation['caveat']}.")
     if was_overridden(version):
         notes.append("Made active by an administrator's override of the promotion safeguards.")
     return notes
@@ -209,6 +228,25 @@ def per_source_rows(metrics):
          metric_figure(figures.get("specificity")), metric_figure(figures.get("roc_auc")))
         for name, figures in sorted((metrics.get("per_source") or {}).items())
     ]
+
+
+def source_held_out(version):
+    """The source-held-out test the engine recorded, as the report page shows it, or None."""
+    held = version.record.get("source_held_out")
+    if not held:
+        return None
+    one_class = one_class_per_source(held)
+    return {
+        "sources": held.get("sources", []),
+        "n": held.get("n"),
+        "sensitivity": metric_figure(held.get("sensitivity")),
+        "specificity": metric_figure(held.get("specificity")),
+        "roc_auc": metric_figure(held.get("roc_auc")),
+        "per_source": per_source_rows(held),
+        "auc_caveat": ("Each class here comes from its own source, so this AUC measures telling the sources apart as much as "
+                       "reading the lungs.") if one_class else None,
+        "note": held.get("note"),
+    }
 
 
 def report_sections(version):

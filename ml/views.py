@@ -148,6 +148,7 @@ def job_create(request):
             job = services.start_training_job(
                 actor=request.user, source=data["source"], dataset=data["dataset"], backbone=data["backbone"],
                 epochs=data["epochs"], image_size=data["image_size"], weights=data["weights"], batch_size=data["batch_size"],
+                held_out_sources=data["held_out_sources"],
             )
         except services.TrainingRefused as refusal:
             form.add_error(None, str(refusal))

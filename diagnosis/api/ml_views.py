@@ -53,6 +53,10 @@ class TrainingStartSerializer(serializers.Serializer):
     image_size = serializers.IntegerField(min_value=32, max_value=MAX_IMAGE_SIZE, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
     weights = serializers.CharField(max_length=500, required=False, help_text="imagenet (refused when it cannot be downloaded), none, or a file in the weights folder (PORTAL_WEIGHTS_DIR).")
+    held_out_sources = serializers.ListField(
+        child=serializers.CharField(max_length=200), max_length=20, required=False,
+        help_text="Sources (the origin column of the folder's details.csv; a name or its start) kept out of training and measured apart afterwards.",
+    )
 
 
 class VersionList(ApiViewMixin, generics.ListAPIView):

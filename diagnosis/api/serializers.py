@@ -24,9 +24,10 @@ class ModelVersionSummarySerializer(VersionTrustMixin, serializers.ModelSerializ
     demo = serializers.BooleanField(source="trained_on_synthetic_data", read_only=True, help_text="Trained on synthetic images: not for clinical use.")
     headline_metrics = serializers.JSONField(read_only=True, help_text="Its own held-out test split: not independent of its training sources.")
     validation = serializers.SerializerMethodField(
-        help_text="Figures on films from sources it never trained on (external evaluation, else source-held-out test); null when none."
+        help_text="Figures on films from sources it never trained on (external evaluation, else source-held-out test), with `caveat` "
+                  "(a sentence, or null) when each held-out source holds one class only; null when none."
     )
-    notes = serializers.SerializerMethodField(help_text="Sentences every result of this version carries: demo, not validated, overridden.")
+    notes = serializers.SerializerMethodField(help_text="Sentences every result of this version carries: demo, not validated (or validated with one class per held-out source), overridden.")
     overridden = serializers.SerializerMethodField(help_text="Made active by an override of the promotion safeguards.")
 
     class Meta:

@@ -16,6 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .data import parse_source_names
+
 
 def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The training options (`--data`, `--out`, `--preset` and the TrainConfig overrides), for
@@ -41,6 +43,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="CSV with filename,patient_id[,origin]; default details.csv/manifest.csv in DIR")
     p.add_argument("--save-h5", action="store_true", default=None)
     p.add_argument("--no-augmentation", action="store_true")
+    p.add_argument("--held-out-sources", type=parse_source_names, metavar="NAMES",
+                   help='comma-separated sources (the origin before " (", or its unambiguous start, e.g. "COVID-CXNet,NIH") '
+                        "whose films are kept out of every split and measured apart after training (the source-held-out test)")
     d = p.add_argument_group("defences against acquisition shortcuts (docs/engine.md)")
     d.add_argument("--crop", choices=["none", "body", "lungs"])
     d.add_argument("--detail-size", type=int, help="resolution harmonisation: longer side brought down to this before resizing (0: off)")
@@ -63,7 +68,7 @@ def config_from_args(args):
     config = TrainConfig.preset(args.preset) if args.preset else TrainConfig()
     names = ["backbone", "image_size", "weights", "trainable", "epochs", "fine_tune_epochs", "fine_tune_layers", "batch_size",
              "learning_rate", "seed", "early_stopping_patience", "reduce_lr_patience", "target_sensitivity", "positive_class",
-             "manifest", "save_h5", *DEFENCE_SWITCHES]
+             "manifest", "save_h5", "held_out_sources", *DEFENCE_SWITCHES]
     overrides = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if overrides.get("detail_size") == 0:
         overrides["detail_size"] = None

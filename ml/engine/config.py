@@ -54,6 +54,13 @@ class TrainConfig:
     edge_blanking: float = 0.0  # training: probability of blanking random edge and corner strips
     blur_noise: float = 0.0  # training: probability of a blur, and of added noise
     temperature_scaling: bool = False  # fit a temperature on validation; stored and applied at inference
+    # Source names (data.resolve_sources: a full name or its unambiguous start) whose films are kept
+    # out of every split and measured apart after training: the record's "source_held_out".
+    held_out_sources: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # A list from JSON or a form is kept as a tuple, so configs compare and hash alike.
+        self.held_out_sources = tuple(self.held_out_sources or ())
 
     # --- presets --------------------------------------------------------------------------
 

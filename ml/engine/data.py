@@ -12,6 +12,10 @@ Splits are stratified by class, and grouped by patient when a manifest gives pat
 optionally `origin`; `filename` relative to DIR). A row with an empty patient id is a group of
 its own. A patient's images therefore never straddle two splits.
 
+Sources can be held out (`held_out_sources`): every image whose origin belongs to one of them is
+set aside before the split, so the model never trains, validates or tests on it; train() then
+measures the model on them apart (the source-held-out test).
+
 The tf.data input pipeline and augmentation are in `ml.engine.pipeline`.
 """
 from __future__ import annotations
@@ -36,6 +40,13 @@ SYNTHETIC_MARKER = "SYNTHETIC"
 SPLITS = ("train", "val", "test")
 
 
+def source_name(origin: str) -> str:
+    """Group detailed origins by source: the text before the first ' (' ('COVID-CXNet ... (Italy)'
+    and '... (Spain)' are one source)."""
+    origin = (origin or "").strip()
+    return origin.split(" (")[0].strip() if origin else "unknown"
+
+
 @dataclass(frozen=True)
 class Sample:
     path: Path
@@ -47,6 +58,10 @@ class Sample:
     @property
     def group(self) -> str:
         return f"patient:{self.patient_id}" if self.patient_id else f"image:{self.relpath}"
+
+    @property
+    def source(self) -> str:
+        return source_name(self.origin)
 
 
 @dataclass
@@ -61,6 +76,8 @@ class Dataset:
     grouped_by_patient: bool = False
     seed: int = 0
     warnings: list[str] = field(default_factory=list)
+    held_out_sources: list[str] = field(default_factory=list)
+    held_out: list[Sample] = field(default_factory=list)  # the films of held_out_sources, in no split
 
     def split(self, name: str) -> list[Sample]:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -74,7 +91,7 @@ class Dataset:
 
     def describe(self) -> dict:
         """What a model record keeps about the data it was trained and measured on."""
-        samples = self.train + self.val + self.test
+        samples = self.train + self.val + self.test + self.held_out
         return {
             "path": str(self.root),
             "layout": self.layout,
@@ -84,6 +101,8 @@ class Dataset:
             "split_seed": self.seed,
             "n_images": len(samples),
             "split_counts": self.split_counts(),
+            "held_out": {"sources": list(self.held_out_sources), "counts": held_out_counts(self.held_out, self.class_names)}
+            if self.held_out_sources else None,
             "fingerprint": content_fingerprint(samples),
             "split_fingerprint": split_fingerprint(self),
             "synthetic": self.synthetic,
@@ -94,6 +113,14 @@ class Dataset:
 def _class_counts(samples, class_names) -> dict:
     counts = Counter(sample.label for sample in samples)
     return {name: int(counts.get(name, 0)) for name in class_names}
+
+
+def held_out_counts(samples, class_names) -> dict:
+    """{source: {class: images}} of held-out films, every class named (0 where a source has none)."""
+    by_source = defaultdict(list)
+    for sample in samples:
+        by_source[sample.source].append(sample)
+    return {source: _class_counts(by_source[source], class_names) for source in sorted(by_source)}
 
 
 # --- files and manifests -------------------------------------------------------------------
@@ -221,14 +248,18 @@ def discover_dataset(
     test_fraction: float = 0.15,
     seed: int = 0,
     manifest=None,
+    held_out_sources=(),
 ) -> Dataset:
-    """Find the images under `root` and split them (see the module docstring)."""
+    """Find the images under `root` and split them (see the module docstring). `held_out_sources`
+    names sources (see `resolve_sources`) whose images are set aside before the split."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset folder {root} does not exist.")
     manifest_path = Path(manifest) if manifest else find_manifest(root)
     rows = read_manifest(manifest_path) if manifest_path else {}
     warnings: list[str] = []
+    held_out_names: list[str] = []
+    held_out: list[Sample] = []
     if (root / "train").is_dir() and (root / "test").is_dir():
         train_files = list_class_folders(root / "train")
         test_files = list_class_folders(root / "test")
@@ -237,6 +268,11 @@ def discover_dataset(
             raise ValueError(f"train/ has classes {class_names} but test/ has {sorted(test_files)}.")
         pool = _samples(root, root / "train", train_files, rows, warnings)
         test = _samples(root, root / "test", test_files, rows, warnings)
+        if held_out_sources:
+            held_out_names = resolve_sources(held_out_sources, pool + test)
+            pool, held_pool = _set_aside(pool, held_out_names, class_names)
+            test, held_test = _set_aside(test, held_out_names, None)
+            held_out = sorted(held_pool + held_test, key=lambda sample: sample.relpath)
         parts = grouped_stratified_split(pool, {"val": val_fraction}, seed)
         train, val, layout = parts["train"], parts["val"], "train-test"
         shared = {s.patient_id for s in pool if s.patient_id} & {s.patient_id for s in test if s.patient_id}
@@ -246,12 +282,15 @@ def discover_dataset(
         class_files = list_class_folders(root)
         class_names = sorted(class_files)
         samples = _samples(root, root, class_files, rows, warnings)
+        if held_out_sources:
+            held_out_names = resolve_sources(held_out_sources, samples)
+            samples, held_out = _set_aside(samples, held_out_names, class_names)
         parts = grouped_stratified_split(samples, {"val": val_fraction, "test": test_fraction}, seed)
         train, val, test, layout = parts["train"], parts["val"], parts["test"], "class-folders"
     if len(class_names) < 2:
         raise ValueError(f"{root} must hold at least two class folders of images; found {class_names or 'none'}.")
     grouped = any(sample.patient_id for sample in train + val + test)
-    dataset = Dataset(root, class_names, train, val, test, layout, manifest_path, grouped, seed, warnings)
+    dataset = Dataset(root, class_names, train, val, test, layout, manifest_path, grouped, seed, warnings, held_out_names, held_out)
     for name in ("train", "val"):
         missing = [c for c, n in dataset.split_counts()[name].items() if n == 0]
         if missing:
@@ -259,6 +298,45 @@ def discover_dataset(
     for warning in warnings:
         logger.warning("%s: %s", root, warning)
     return dataset
+
+
+def parse_source_names(text: str) -> tuple[str, ...]:
+    """'COVID-CXNet, NIH' -> ('COVID-CXNet', 'NIH'): how a command line or a form names sources."""
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
+def resolve_sources(asked, samples: list[Sample]) -> list[str]:
+    """The source names (`source_name` of the manifest origins) that `asked` stands for, in its
+    order: each asked name is a source's full name or the start of exactly one (so "NIH" stands
+    for 'NIH ChestX-ray8 "No Finding"'). A name that matches none, or several, is refused with the
+    sources the dataset has."""
+    available = sorted({sample.source for sample in samples} - {"unknown"})
+    if not available:
+        raise ValueError("No image names its origin (the manifest has no origin column, or no manifest was found), "
+                         "so no source can be held out.")
+    resolved = []
+    for name in (each.strip() for each in asked):
+        if not name:
+            continue
+        matches = [source for source in available if source == name] or [source for source in available if source.startswith(name)]
+        if len(matches) != 1:
+            how = "matches several sources" if matches else "is not a source of this dataset"
+            raise ValueError(f"“{name}” {how}; its sources are: {'; '.join(available)}.")
+        if matches[0] not in resolved:
+            resolved.append(matches[0])
+    return resolved
+
+
+def _set_aside(samples: list[Sample], sources: list[str], class_names) -> tuple[list[Sample], list[Sample]]:
+    """(the samples of other sources, the samples of `sources`); with `class_names`, refuses a
+    hold-out that leaves a class with nothing to train on."""
+    kept = [sample for sample in samples if sample.source not in sources]
+    held = [sample for sample in samples if sample.source in sources]
+    if class_names is not None:
+        emptied = sorted(set(class_names) - {sample.label for sample in kept})
+        if emptied:
+            raise ValueError(f"Holding out {', '.join(sources)} leaves no {' or '.join(emptied)} images to train on.")
+    return kept, held
 
 
 def evaluation_samples(root, *, manifest=None, class_names=None) -> tuple[list[Sample], str]:

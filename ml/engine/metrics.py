@@ -20,6 +20,7 @@ from scipy import stats
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
+from .data import source_name
 from .decision import decide
 
 CONFIDENCE = 0.95
@@ -98,13 +99,6 @@ def roc_curve_points(is_positive, score, max_points: int = 200) -> dict | None:
 
 # --- one set of predictions ----------------------------------------------------------------
 
-def source_name(origin: str) -> str:
-    """Group detailed origins by source: the text before the first ' (' ('COVID-CXNet ... (Italy)'
-    and '... (Spain)' are one source)."""
-    origin = (origin or "").strip()
-    return origin.split(" (")[0].strip() if origin else "unknown"
-
-
 def binary_summary(is_positive, p_positive, predicted_positive, *, n_boot: int = 1000, seed: int = 0, curves: bool = True) -> dict:
     is_positive = np.asarray(is_positive, dtype=bool)
     predicted_positive = np.asarray(predicted_positive, dtype=bool)
@@ -179,6 +173,26 @@ def per_source(true_labels, predicted, p_positive, positive_class, origins, *, n
         summary["classes"] = {label: int(n) for label, n in zip(*np.unique(t, return_counts=True))}
         out[name] = summary
     return out
+
+
+def source_held_out_record(metrics: dict, sources: list[str], counts: dict) -> dict:
+    """The source-held-out test as a model record keeps it: `metrics` (evaluate_predictions on the
+    films of the held-out sources, per source included) with the sources named, the films of each
+    class in each source, and whether an AUC inside one source exists. Only a source holding both
+    classes has one; when each class comes from its own source, the AUC over them rewards telling
+    the sources apart as much as reading the lungs, like the pooled AUC of the internal test."""
+    both = [source for source, per_class in counts.items() if sum(1 for n in per_class.values() if n) > 1]
+    one_class = {source: next(label for label, n in per_class.items() if n) for source, per_class in counts.items() if source not in both}
+    if both:
+        note = f"An AUC within one source is given for {', '.join(both)} (both classes there)."
+        if one_class:
+            note += f" {', '.join(one_class)} hold{'s' if len(one_class) == 1 else ''} one class only."
+    else:
+        note = ("Each held-out source holds one class only (" + "; ".join(f"{source}: {label}" for source, label in one_class.items())
+                + "), so the AUC over them measures telling these sources apart as much as reading the lungs; "
+                  "no AUC within one source exists.")
+    return {**metrics, "split": "source-held-out", "sources": list(sources), "counts": counts,
+            "sources_with_both_classes": both, "auc_within_a_source": bool(both), "note": note}
 
 
 def value_with_interval(item: dict | None) -> str:

@@ -8,7 +8,8 @@ Steps: split the data (data.discover_dataset), decode and resize once, train wit
 validation loss checkpointed and early stopping, optionally fine-tune the top of the backbone,
 restore the best weights, choose the decision threshold on the VALIDATION split for the target
 sensitivity, then measure once on the TEST split (never used for any choice), and save the
-model with its record.
+model with its record. With `held_out_sources`, the films of those sources are in no split and
+are measured apart at the end: the record's "source_held_out".
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ from .artifact import library_versions, save_artifact
 from .callbacks import Progress, Validation
 from . import defences
 from .config import TrainConfig
-from .data import discover_dataset
+from .data import discover_dataset, held_out_counts
 from .decision import default_positive_class, select_threshold
-from .metrics import evaluate_predictions, headline
+from .metrics import evaluate_predictions, headline, source_held_out_record
 from .model import build_model, compile_model, count_params, normalise_weights, set_trainable
 from .pipeline import build_augmenter, class_weights, load_images, make_tf_dataset, one_hot
 from .plots import save_evaluation_plots
@@ -87,6 +88,7 @@ def _defence_inputs(samples, spec, config: TrainConfig, seed: int) -> dict:
 def _write_splits(path: Path, dataset) -> None:
     """Which image went where (relative paths), beside the artifact: to audit or reproduce the split."""
     listing = {name: [s.relpath for s in dataset.split(name)] for name in ("train", "val", "test")}
+    listing["held_out"] = [s.relpath for s in dataset.held_out]  # the held-out sources' films: in no split
     path.write_text(json.dumps(listing, indent=1))
 
 
@@ -110,7 +112,7 @@ def train(
         logger.warning("Training a %r head on a randomly initialised, frozen backbone: expect weak results; use trainable='all'.", trainable)
 
     dataset = discover_dataset(data_dir, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                                           seed=seed, manifest=config.manifest)
+                               seed=seed, manifest=config.manifest, held_out_sources=config.held_out_sources)
     class_names = dataset.class_names
     positive_class = config.positive_class or default_positive_class(class_names)
     if positive_class not in class_names:
@@ -119,6 +121,8 @@ def train(
     counts = dataset.split_counts()
     logger.info("Dataset %s (%s%s): classes %s, split %s", data_dir, dataset.layout,
                 ", grouped by patient" if dataset.grouped_by_patient else "", class_names, counts)
+    if dataset.held_out:
+        logger.info("Held out of every split: %s", held_out_counts(dataset.held_out, class_names))
 
     loaded = {}
     for split in ("train", "val", "test"):
@@ -221,6 +225,17 @@ def train(
     logger.info("Threshold %.4f (validation sensitivity %.3f for target %.2f); %s: %s", threshold,
                 choice["achieved_sensitivity"] or float("nan"), config.target_sensitivity, metrics["split"], headline(metrics))
 
+    source_held_out = None
+    if dataset.held_out:
+        # Measured like the test split (same threshold, chosen on validation), on films of sources
+        # that took no part in training, validation or the threshold.
+        held_probabilities = predictor.predict_resized(load_images(dataset.held_out, spec))
+        held_metrics = evaluate_predictions(held_probabilities, [s.label for s in dataset.held_out], class_names, positive_class,
+                                            threshold, origins=[s.origin for s in dataset.held_out], n_boot=config.n_boot, seed=seed)
+        source_held_out = source_held_out_record(held_metrics, dataset.held_out_sources, held_out_counts(dataset.held_out, class_names))
+        logger.info("Source-held-out test (%s): %s. %s", ", ".join(dataset.held_out_sources), headline(source_held_out),
+                    source_held_out["note"])
+
     dataset_record = dataset.describe()
     record.update({
         "threshold": threshold,
@@ -228,6 +243,7 @@ def train(
         "metrics": metrics,
         "validation_metrics": val_metrics,
         "evaluation_set": evaluation_set,
+        **({"source_held_out": source_held_out} if source_held_out else {}),
         "training": {
             "config": config.to_dict(),
             "seed": seed,

@@ -99,27 +99,30 @@ def _check_class_folders(folder, shown):
     return {label: len(files) for label, files in classes.items()}
 
 
-def check_dataset_folder(name, *, allow_outside_root=False, seed=None):
+def check_dataset_folder(name, *, allow_outside_root=False, seed=None, held_out_sources=()):
     """Refuse, with a message an administrator can act on, a folder that training would choke on.
 
     The folder must exist and hold at least two class folders of images (`<class>/`, or
     `train/<class>/` and `test/<class>/`), readable by the decoder training uses, and be large
     enough for the engine to split it into train, validation and test (the same split, with the
-    same seed, that training will make).
+    same seed, that training will make) once the films of `held_out_sources` are set aside; each
+    of those must name a source of the folder's manifest.
     """
-    from ml.engine.data import discover_dataset
+    from ml.engine.data import discover_dataset, held_out_counts
 
     path, shown = _existing_folder(name, allow_outside_root)
     split_layout = (path / "train").is_dir() and (path / "test").is_dir()
     for folder, label in ([(path / "train", f"{shown}/train"), (path / "test", f"{shown}/test")] if split_layout else [(path, shown)]):
         _check_class_folders(folder, label)
     try:
-        dataset = discover_dataset(path, seed=settings.ML_TRAINING_SEED if seed is None else seed)
+        dataset = discover_dataset(path, seed=settings.ML_TRAINING_SEED if seed is None else seed, held_out_sources=held_out_sources)
     except ValueError as error:
         raise TrainingRefused(f"The dataset folder “{shown}” cannot be split for training: {error}") from error
     split_counts = dataset.split_counts()
     classes = {name: sum(split_counts[split][name] for split in split_counts) for name in dataset.class_names}
     details = {"layout": dataset.layout, "split_counts": split_counts, "grouped_by_patient": dataset.grouped_by_patient, "warnings": dataset.warnings}
+    if dataset.held_out_sources:
+        details["held_out"] = {"sources": dataset.held_out_sources, "counts": held_out_counts(dataset.held_out, dataset.class_names)}
     return DatasetCheck(path=path, classes=classes, details=details)
 
 

@@ -45,15 +45,16 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
 
 def start_training_job(
     *, actor, source=TrainingJob.Source.FOLDER, dataset="", backbone="xception", epochs=10, image_size=None,
-    weights=None, batch_size=16, seed=None, preset=None, enqueue=True, allow_outside_root=False, via=None,
+    weights=None, batch_size=16, seed=None, preset=None, held_out_sources=(), enqueue=True, allow_outside_root=False, via=None,
 ):
     """Check everything a worker would need, then record the job and queue it once committed.
 
     Nothing is written when a check fails: the refusal names what to fix. For the reviewed-scans
     source the scans are first exported into a snapshot folder, which is then checked like any
     other dataset folder (and removed again if refused). `preset` names an engine preset
-    (TrainConfig.preset) whose other settings the job keeps; `enqueue=False` is for a caller
-    that runs the job itself with execute_training_job.
+    (TrainConfig.preset) whose other settings the job keeps; `held_out_sources` names sources of
+    the folder's manifest kept out of training and measured apart (kept as their full names);
+    `enqueue=False` is for a caller that runs the job itself with execute_training_job.
     """
     weights = settings.ML_DEFAULT_WEIGHTS if weights is None else weights
     if image_size is None and backbone in BACKBONES:
@@ -68,7 +69,7 @@ def start_training_job(
         raise TrainingRefused(f"Unknown data source “{source}”.")
     seed = settings.ML_TRAINING_SEED if seed is None else int(seed)
     try:
-        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed)
+        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=tuple(held_out_sources or ()))
     except TrainingRefused as refusal:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
@@ -79,6 +80,7 @@ def start_training_job(
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
         "weights": resolved_weights or "none", "seed": seed, **({"preset": preset} if preset else {}),
+        **({"held_out_sources": summary["held_out"]["sources"]} if summary.get("held_out") else {}),
     }
     with transaction.atomic():
         job = TrainingJob.objects.create(
@@ -200,6 +202,7 @@ def _config(params):
     fields = {
         "backbone": params["backbone"], "image_size": params["image_size"], "epochs": params["epochs"], "batch_size": params["batch_size"],
         "weights": None if params["weights"] == "none" else params["weights"], "seed": params["seed"],
+        "held_out_sources": tuple(params.get("held_out_sources", ())),
     }
     return TrainConfig.preset(params["preset"], **fields) if params.get("preset") else TrainConfig(**fields)
 

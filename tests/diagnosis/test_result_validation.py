@@ -57,3 +57,31 @@ def test_an_overridden_version_says_so_on_every_result(clinician_client, clinici
     page = card(clinician_client, patient)
     assert page.count("OVERRIDDEN") == 2
     assert api_prediction(clinician, scans[0])["model_version"]["overridden"] is True
+
+
+def test_a_source_held_out_test_with_one_class_per_source_is_quoted_with_its_caveat(clinician_client, clinician, patient, add_result, make_version):
+    from tests.ml.conftest import held_out_record
+
+    version = make_version(source_held_out=held_out_record())
+    scan = add_result(patient, version, "covid", 0.8)
+    model_line = card(clinician_client, patient).split('class="model"')[1].split("</p>")[0]
+    assert "measured on its source-held-out test (n=10)" in model_line and "validated on" not in model_line
+    assert "(each held-out source holds one class only, so its AUC also measures telling sources apart)." in model_line
+    # The worklist quotes no figures: a badge says the same.
+    assert "validation confounded by source" in clinician_client.get(reverse("diagnosis:home")).content.decode()
+    prediction = api_prediction(clinician, scan)
+    assert prediction["model_version"]["validation"]["caveat"].startswith("each held-out source holds one class only")
+    assert "Source-held-out test: each held-out source holds one class only, so its AUC also measures telling sources apart." \
+        in prediction["model_version"]["notes"]
+
+
+def test_a_source_held_out_test_with_a_source_holding_both_classes_is_quoted_as_validation(clinician_client, clinician, patient, add_result, make_version):
+    from tests.ml.conftest import held_out_record
+
+    version = make_version(source_held_out=held_out_record(nih_covid=3))
+    scan = add_result(patient, version, "covid", 0.8)
+    model_line = card(clinician_client, patient).split('class="model"')[1].split("</p>")[0]
+    assert "validated on its source-held-out test (n=13)" in model_line and "telling sources apart" not in model_line
+    assert "validation confounded by source" not in clinician_client.get(reverse("diagnosis:home")).content.decode()
+    validation = api_prediction(clinician, scan)["model_version"]["validation"]
+    assert validation["caveat"] is None and validation["n"] == 13

@@ -47,7 +47,26 @@ def dataset_folder():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def engine_like_record(sha256, *, synthetic=False, auc=0.9, backbone="xception"):
+CXNET, NIH = "COVID-CXNet web/literature collection", 'NIH ChestX-ray8 "No Finding"'
+
+
+def held_out_record(*, nih_covid=0):
+    """A record's "source_held_out" as ml.engine.train writes it, built by the engine's own functions:
+    5 covid films of COVID-CXNet and 5 normal ones of NIH, plus `nih_covid` covid films of NIH (with
+    them NIH holds both classes and has an AUC of its own)."""
+    from ml.engine.data import Sample, held_out_counts
+    from ml.engine.metrics import evaluate_predictions, source_held_out_record
+
+    films = [("covid", f"{CXNET} (Italy)")] * 5 + [("normal", NIH)] * 5 + [("covid", NIH)] * nih_covid
+    samples = [Sample(Path(f"{i}.png"), f"{i}.png", label, "", origin) for i, (label, origin) in enumerate(films)]
+    p_covid = [0.9 if s.label == "covid" else 0.2 for s in samples]
+    p_covid[0] = 0.3  # one covid film missed, so the figures are not all perfect
+    metrics = evaluate_predictions([[p, 1 - p] for p in p_covid], [s.label for s in samples], ["covid", "normal"], "covid", 0.5,
+                                   origins=[s.origin for s in samples], n_boot=50)
+    return source_held_out_record(metrics, [CXNET, NIH], held_out_counts(samples, ["covid", "normal"]))
+
+
+def engine_like_record(sha256, *, synthetic=False, auc=0.9, backbone="xception", source_held_out=None):
     """The keys of an ml.engine.train record that register_version reads, in the engine's shapes."""
     return {
         "sha256": sha256,
@@ -61,6 +80,7 @@ def engine_like_record(sha256, *, synthetic=False, auc=0.9, backbone="xception")
         "evaluation_set": "test split of a stand-in dataset",
         "dataset": {"fingerprint": "f" * 64, "split_counts": {"train": {"covid": 6, "normal": 6}}},
         "synthetic": synthetic,
+        **({"source_held_out": source_held_out} if source_held_out else {}),
     }
 
 

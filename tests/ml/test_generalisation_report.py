@@ -69,3 +69,33 @@ def test_a_version_never_evaluated_says_nothing_is_known(admin_client, make_vers
 def test_the_report_is_refused_to_a_user_without_a_role(client, user_without_role, make_version):
     client.force_login(user_without_role)
     assert client.get(reverse("ml:version_report", args=[make_version().pk])).status_code == 403
+
+
+def test_the_source_held_out_test_is_shown_per_source_with_the_caveat_when_each_class_has_its_own_source(admin_client, make_version):
+    from tests.ml.conftest import CXNET, NIH, held_out_record
+
+    version = make_version(source_held_out=held_out_record())
+    page = admin_client.get(reverse("ml:version_report", args=[version.pk]))
+    assert page.status_code == 200
+    section = page.content.decode().split('id="source-held-out"')[1].split("</section>")[0]
+    assert "Trained without the films of COVID-CXNet web/literature collection, NIH ChestX-ray8 &quot;No Finding&quot;" in section
+    assert "n=10" in section and "95% CI" in section
+    assert "so this AUC measures telling the sources apart as much as reading the lungs" in section
+    # Each source's row: its films per class, the figure its one class allows, and no AUC.
+    rows = {row.split("</td>")[0].removeprefix("<td>"): row.split("</tr>")[0] for row in section.split("<tr>")[2:]}
+    assert set(rows) == {CXNET, NIH.replace('"', "&quot;")}
+    assert "covid 5" in rows[CXNET] and "one class" in rows[CXNET] and "95% CI" in rows[CXNET]
+    # On the page, once: the result notes say it too.
+    assert "Source-held-out test: each held-out source holds one class only" in page.content.decode()
+
+
+def test_a_held_out_source_with_both_classes_has_its_own_auc_and_no_caveat(admin_client, make_version):
+    from tests.ml.conftest import NIH, held_out_record
+
+    version = make_version(source_held_out=held_out_record(nih_covid=3))
+    text = admin_client.get(reverse("ml:version_report", args=[version.pk])).content.decode()
+    section = text.split('id="source-held-out"')[1].split("</section>")[0]
+    assert "telling the sources apart" not in section and "telling sources apart" not in text
+    nih_row = next(row for row in section.split("<tr>") if row.startswith("<td>" + NIH.replace('"', "&quot;"))).split("</tr>")[0]
+    assert "covid 3, normal 5" in nih_row and "one class" not in nih_row
+    assert f"An AUC within one source is given for {NIH} (both classes there)".replace('"', "&quot;") in section

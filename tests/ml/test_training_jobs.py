@@ -206,3 +206,54 @@ def test_the_api_refuses_weights_outside_the_folder_as_json(administrator, datas
     response = api.post("/api/v1/training-jobs/", {**FORM, "dataset": dataset_folder({"covid": 8, "normal": 8}).name, "weights": "/etc/passwd"}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "training_refused"
     assert not TrainingJob.objects.exists()
+
+
+def with_sources(folder):
+    """A details.csv giving each film a source: covid from Alpha or Gamma, normal from Beta or Delta (every third film)."""
+    lines = ["filename,label,patient_id,origin"]
+    for label, (usual, third) in (("covid", ("Alpha (Spain)", "Gamma")), ("normal", ("Beta", "Delta (USA)"))):
+        for number, path in enumerate(sorted((folder / label).iterdir())):
+            lines.append(f"{label}/{path.name},{label},,{third if number % 3 == 0 else usual}")
+    (folder / "details.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_an_unknown_held_out_source_is_refused_with_the_sources_there_are(admin_client, dataset_folder):
+    folder = with_sources(dataset_folder({"covid": 9, "normal": 9}))
+    response = start(admin_client, dataset=folder.name, held_out_sources="Gamma, NIH")
+    assert response.status_code == 400
+    assert "“NIH” is not a source of this dataset; its sources are: Alpha; Beta; Delta; Gamma." in response.content.decode()
+    assert not TrainingJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the job's heartbeat thread has its own connection: the job row must be committed
+def test_a_job_with_held_out_sources_trains_without_them_and_the_report_shows_them(admin_client, dataset_folder, settings):
+    """Through the form, the job, the engine and the registered version to the report page (VGG16 at 32 px, 1 epoch)."""
+    settings.ML_EVALUATION_SET = settings.ML_EXTERNAL_EVALUATION_SET = ""
+    folder = with_sources(dataset_folder({"covid": 12, "normal": 12}))
+    start(admin_client, dataset=folder.name, held_out_sources="Gam, Delta", backbone="vgg16", image_size=32, epochs=1)
+    job = TrainingJob.objects.get()
+    assert job.parameters["held_out_sources"] == ["Gamma", "Delta"]
+    assert job.dataset_summary["held_out"]["counts"] == {"Delta": {"covid": 0, "normal": 4}, "Gamma": {"covid": 4, "normal": 0}}
+    assert job.dataset_summary["classes"] == {"covid": 8, "normal": 8}  # what is left to split
+    assert "Gamma (covid 4, normal 0)" in admin_client.get(reverse("ml:job_detail", args=[job.pk])).content.decode()
+
+    assert services.execute_training_job(job.pk).status == TrainingJob.Status.SUCCEEDED
+    version = job.versions.get()
+    held = version.record["source_held_out"]
+    assert held["sources"] == ["Gamma", "Delta"] and held["n"] == 8 and held["auc_within_a_source"] is False
+    report = admin_client.get(reverse("ml:version_report", args=[version.pk])).content.decode()
+    assert "Trained without the films of Gamma, Delta" in report and "this AUC measures telling the sources apart" in report
+
+
+def test_the_api_takes_held_out_sources_as_a_list(administrator, dataset_folder):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(administrator)
+    folder = with_sources(dataset_folder({"covid": 9, "normal": 9}))
+    refused = api.post("/api/v1/training-jobs/", {**FORM, "dataset": folder.name, "held_out_sources": ["NIH"]}, format="json")
+    assert refused.status_code == 400 and "“NIH” is not a source of this dataset" in refused.json()["error"]
+    accepted = api.post("/api/v1/training-jobs/", {**FORM, "dataset": folder.name, "held_out_sources": ["Gamma"]}, format="json")
+    assert accepted.status_code == 202, accepted.json()
+    assert TrainingJob.objects.get().parameters["held_out_sources"] == ["Gamma"]

@@ -1,9 +1,10 @@
 """Train a model version from the shell, with the same checks and code path as the portal's form."""
 from django.core.management.base import BaseCommand, CommandError
 
-from ml import services
+from ml import services, trust
 from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
-from ml.models import TrainingJob
+from ml.engine.data import parse_source_names
+from ml.models import TrainingJob, format_metric
 
 
 class Command(BaseCommand):
@@ -20,15 +21,19 @@ class Command(BaseCommand):
         parser.add_argument("--weights", default=None, help="imagenet, none, or a weights file (default: ML_DEFAULT_WEIGHTS, imagenet).")
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--held-out-sources", type=parse_source_names, default=(), metavar="NAMES",
+                            help='Comma-separated sources of the manifest (a name or its start, e.g. "COVID-CXNet,NIH") kept out of '
+                                 "training and measured apart: the source-held-out test.")
         parser.add_argument("--activate", action="store_true", help="Promote the new version to active when training succeeds.")
         parser.add_argument("--override-safeguards", metavar="REASON", default="",
                             help="With --activate: promote even if the promotion safeguards object, recording this reason.")
 
-    def handle(self, *args, data, backbone, epochs, image_size, weights, batch_size, seed, activate, override_safeguards, **options):
+    def handle(self, *args, data, backbone, epochs, image_size, weights, batch_size, seed, held_out_sources, activate, override_safeguards,
+               **options):
         try:
             job = services.start_training_job(
                 actor=None, dataset=data, backbone=backbone, epochs=epochs, image_size=image_size, weights=weights,
-                batch_size=batch_size, seed=seed, enqueue=False, allow_outside_root=True,
+                batch_size=batch_size, seed=seed, held_out_sources=held_out_sources, enqueue=False, allow_outside_root=True,
             )
         except services.TrainingRefused as refusal:
             raise CommandError(str(refusal)) from refusal
@@ -45,6 +50,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Held-out {figures['evaluated_on']} (n={figures['n']}): " + ", ".join(
             f"{name} {figure['value']:.3f}" for name, figure in figures.items() if isinstance(figure, dict) and figure.get("value") is not None
         ))
+        held = trust.source_held_out(version)
+        if held:
+            self.stdout.write(f"Source-held-out test ({', '.join(held['sources'])}; n={held['n']}): " + ", ".join(
+                f"{name} {format_metric(held[name], digits=3)}" for name in ("sensitivity", "specificity", "roc_auc")
+            ) + (f". {held['auc_caveat']}" if held["auc_caveat"] else "."))
         if activate:
             try:
                 services.promote_version(version.pk, reason=override_safeguards or "manage.py train --activate",
