@@ -93,6 +93,18 @@ class ModelVersion(models.Model):
                 figures[name] = value
         return figures
 
+    @property
+    def precision(self):
+        """"int8" for a version derived by quantising another's serving model; else "fp32" (its
+        serving export may still run bf16, a choice of the runtime, not a version of its own)."""
+        return self.record.get("precision", "fp32")
+
+    @property
+    def derived_from(self):
+        """The version this one was derived from (same Keras artifact, quantised serving model), or None."""
+        label = self.record.get("derived_from") or ""
+        return ModelVersion.objects.filter(pk=int(label[1:])).first() if label[1:].isdigit() else None
+
     def save(self, *args, **kwargs):
         if self.pk and kwargs.get("update_fields") != ["status"]:
             raise ImmutableVersionError("A registered model version cannot be changed; register a new one.")
