@@ -38,7 +38,7 @@ def derive(label):
 
 @pytest.mark.worker
 def test_a_derived_int8_version_is_a_candidate_and_the_worker_records_int8(
-        exported_parent, administrator, clinician, client, patient, celery_worker_process):
+        exported_parent, administrator, clinician, client, patient, evaluation_set, celery_worker_process):
     parent = exported_parent
     output = derive(parent.label)
     derived = ModelVersion.objects.exclude(pk=parent.pk).get()
@@ -66,9 +66,14 @@ def test_a_derived_int8_version_is_a_candidate_and_the_worker_records_int8(
     page = client.get(reverse("ml:version_detail", args=[derived.pk])).content.decode()
     assert f"int8 of {parent.label}" in page and "Served by <strong>openvino int8</strong>" in page
 
-    # Never promoted on its own say: it needs its own evaluation like any version.
-    with pytest.raises(services.PromotionNeedsOverride):
+    # Never promoted on its own say: it needs its own evaluation like any version, and that
+    # evaluation measures the int8 model it serves, not the Keras reference.
+    with pytest.raises(services.PromotionNeedsOverride, match="it has not been evaluated on evaluation"):
         services.promote_version(derived.pk, actor=administrator)
+    run = services.execute_evaluation(
+        services.start_evaluation(derived, administrator, data_dir=evaluation_set, enqueue=False, allow_outside_root=True).pk)
+    assert run.status == "succeeded", run.failure_reason
+    assert run.evaluation.metrics["measured_with"] == "openvino int8" and run.evaluation.n_images == 12
     services.promote_version(derived.pk, actor=administrator, reason="test: a demo int8 model, never evaluated", override=True)
 
     client.force_login(clinician)
