@@ -224,6 +224,27 @@ class EvaluationRun(Job):
         return f"evaluation of {self.version.label} on {self.dataset_path}"
 
 
+class DerivationRun(Job):
+    """The job of deriving a version's int8 version (ml.services.derivation): quantising and checking
+    load TensorFlow and take a minute, so an administrator's click queues it for the training worker.
+    A refusal ends it as failed, its one sentence in failure_reason."""
+
+    task_name = "ml.tasks.run_derivation"
+    queue = "training"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="derivation_runs")
+    precision = models.CharField(max_length=8, default="int8")
+    derived = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.precision} derivation of {self.version.label}"
+
+
 class ServingExport(models.Model):
     """The fast serving model of one version, made once on a training worker, and what its check
     against Keras decided. Kept beside the version (which is immutable) rather than in it.

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from jobs import lifecycle
 from ml import audit, runtime
-from ml.models import ModelVersion, ServingExport
+from ml.models import DerivationRun, ModelVersion, ServingExport
 
 from .serving import export_dir_of, split_images, validation_images, warm_compiled_cache
 from .versions import _stored_path, register_version
@@ -31,6 +33,31 @@ class DerivationRefused(Exception):
 
 def derived_versions_of(version):
     return ModelVersion.objects.filter(record__derived_from=version.label)
+
+
+def start_derivation(parent, actor=None, *, enqueue=True):
+    """Queue the int8 derivation of `parent` for the training worker (the page's button), once committed."""
+    with transaction.atomic():
+        run = DerivationRun.objects.create(version=parent, created_by=actor if actor is not None and actor.is_authenticated else None,
+                                           enqueued_at=None if enqueue else timezone.now())
+        if enqueue:
+            lifecycle.enqueue_on_commit(run)
+    return run
+
+
+def execute_derivation(run_id):
+    """Run one queued derivation in this process; the run as it ended, or None when it was not queued."""
+    run = lifecycle.claim(DerivationRun, run_id)
+    if run is None:
+        return None
+    with lifecycle.heartbeat(run):
+        try:
+            derived = derive_int8(run.version, actor=run.created_by, via="worker")
+        except DerivationRefused as refusal:
+            lifecycle.finish(run, DerivationRun.Status.FAILED, failure_reason=str(refusal))
+        else:
+            lifecycle.finish(run, DerivationRun.Status.SUCCEEDED, derived=derived)
+    return DerivationRun.objects.select_related("derived").get(pk=run.pk)
 
 
 def derive_int8(parent, *, actor=None, via=None):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from diagnosis.models import AuditEvent, Scan
 from ml import services
-from ml.models import ModelVersion, ServingExport
+from ml.models import DerivationRun, ModelVersion, ServingExport
 from tests.conftest import wait_for
 from tests.images import png_bytes
 
@@ -40,6 +40,8 @@ def derive(label):
 def test_a_derived_int8_version_is_a_candidate_and_the_worker_records_int8(
         exported_parent, administrator, clinician, client, patient, evaluation_set, celery_worker_process):
     parent = exported_parent
+    client.force_login(administrator)
+    assert "Derive an int8 version" in client.get(reverse("ml:version_detail", args=[parent.pk])).content.decode()
     output = derive(parent.label)
     derived = ModelVersion.objects.exclude(pk=parent.pk).get()
     assert f"{derived.label}: int8 version of {parent.label}, registered as a candidate (not promoted)" in output
@@ -62,7 +64,6 @@ def test_a_derived_int8_version_is_a_candidate_and_the_worker_records_int8(
     assert row.via == "command" and row.details["version"] == derived.pk and row.details["derived_from"] == parent.pk
     assert row.details["precision"] == "int8" and row.details["check"]["auc_int8"] == check["auc_int8"]
 
-    client.force_login(administrator)
     page = client.get(reverse("ml:version_detail", args=[derived.pk])).content.decode()
     assert f"int8 of {parent.label}" in page and "Served by <strong>openvino int8</strong>" in page
 
@@ -131,3 +132,23 @@ def test_a_version_without_an_export_or_training_images_is_refused_in_one_senten
     assert AuditEvent.objects.filter(action=AuditEvent.Action.MODEL_DERIVATION_REFUSED).count() == 2
     with pytest.raises(CommandError, match="Model version v999 does not exist"):
         derive("v999")
+
+
+def test_an_administrator_asks_on_the_page_and_the_refusal_is_shown_there(client, administrator, clinician, make_version):
+    version = make_version()  # a stand-in file: no serving export to quantise
+    url = reverse("ml:version_derive_int8", args=[version.pk])
+    client.force_login(clinician)
+    assert client.post(url).status_code == 403
+    client.force_login(administrator)
+    assert client.post(url).status_code == 302
+    run = DerivationRun.objects.get()
+    assert run.version == version and run.created_by == administrator
+    services.execute_derivation(run.pk)  # here, or by a session worker that took it first
+    run = wait_for(lambda: DerivationRun.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).first(), message="the derivation")
+    assert run.status == DerivationRun.Status.FAILED and run.derived is None
+    assert run.failure_reason == (f"{version.label} has no validated OpenVINO export to quantise; make one first with "
+                                  f"`manage.py export_serving --version {version.pk}`.")
+    page = client.get(reverse("ml:version_detail", args=[version.pk])).content.decode()
+    assert "<strong>refused</strong>" in page and "has no validated OpenVINO export to quantise" in page
+    row = AuditEvent.objects.get(action=AuditEvent.Action.MODEL_DERIVATION_REFUSED)
+    assert row.actor == administrator and row.via == "worker" and row.details["version"] == version.pk
