@@ -6,7 +6,8 @@ candidate version that points at the SAME Keras artifact (same sha256: Keras sta
 and fallback) with an int8 serving export, and it goes through the same evaluation and promotion
 safeguards as any version. Every prediction it makes records precision "int8".
 
-Runs where TensorFlow may load (`manage.py derive_int8`), never in a web request.
+Runs where TensorFlow may load (`manage.py derive_int8`, or the training worker when an
+administrator clicks "Derive an int8 version": a DerivationRun job), never in a web request.
 """
 import logging
 import shutil
@@ -116,7 +117,8 @@ def _register(parent, actor, via, work_dir, export_record, validation, calibrate
     check = validation["checks"]["int8"]
     # Its own held-out figures are the parent's, measured by Keras; the check above bounds how far
     # int8 may move them, and its own evaluation (needed before promotion) measures int8 itself.
-    metrics = {**parent.metrics, "evaluated_on": f"{parent.label}'s held-out split (measured with Keras, before int8)"}
+    split = (parent.metrics.get("test") or parent.metrics).get("split") or "test"
+    metrics = {**parent.metrics, "evaluated_on": f"{split} split of {parent.label}, measured with Keras before int8"}
     record = {
         **parent.record, "metrics": metrics,
         "derived_from": parent.label, "precision": "int8",

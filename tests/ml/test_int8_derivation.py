@@ -66,6 +66,7 @@ def test_a_derived_int8_version_is_a_candidate_and_the_worker_records_int8(
 
     page = client.get(reverse("ml:version_detail", args=[derived.pk])).content.decode()
     assert f"int8 of {parent.label}" in page and "Served by <strong>openvino int8</strong>" in page
+    assert f"test split of {parent.label}, measured with Keras before int8" in page, "its held-out figures say whose they are"
 
     # Never promoted on its own say: it needs its own evaluation like any version, and that
     # evaluation measures the int8 model it serves, not the Keras reference.
