@@ -3,10 +3,11 @@
     nice .venv/bin/python bench/inference.py            # Xception 299 px, medians of 5
     nice .venv/bin/python bench/inference.py --quick    # 71 px, medians of 2: a smoke run
 
-In one run, on this machine: the CPU model and flags; the fp32 and bf16 matrix-product ceilings
-(NumPy and OpenVINO MatMul, GFLOP/s); the two-output serving model on each runtime (the Keras
-compiled call, OpenVINO fp32, OpenVINO bf16 where the CPU has it) at batch 1 and 16, in images/s
-and as a fraction of the ceiling of its precision; the whole per-scan path (resize, one pass,
+In one run, on this machine: the CPU model and flags; the fp32, bf16 and int8 matrix-product
+ceilings (NumPy and OpenVINO MatMul, GFLOP/s; int8 through FakeQuantize as NNCF places it); the
+two-output serving model on each runtime (the Keras compiled call, OpenVINO fp32, OpenVINO bf16
+where the CPU has it, OpenVINO int8 quantised by NNCF on generated films: speed only) at batch 1
+and 16, in images/s and as a fraction of the ceiling of its precision; the whole per-scan path (resize, one pass,
 heatmap); a fresh worker's start (no TensorFlow); the original project's per-request path
 (`load_img`, `preprocess_input`, `model.predict`) as the baseline, with ratios against it; and
 the portal end to end (bench/portal_e2e.py: PostgreSQL + Redis, gunicorn, one real inference
@@ -31,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ml.engine.serving import ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
+from ml.engine.serving import OV_PRECISION, ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
 
 
 def times(function, repeats: int) -> list[float]:
@@ -53,17 +54,30 @@ def best_rate(function, flop: float, repeats: int) -> float:
     return flop / min(times(function, repeats)) / 1e9
 
 
+def _fake_quantize(node, limit: float, levels: int):
+    """NNCF's int8 pattern: a FakeQuantize in [-limit, limit] before an operand. OpenVINO's CPU
+    plugin fuses it into the product and multiplies in int8 (u8 x i8 with VNNI or AMX-INT8)."""
+    import openvino.opset13 as ops
+
+    low, high = ops.constant(np.float32(-limit)), ops.constant(np.float32(limit))
+    return ops.fake_quantize(node, low, high, low, high, levels)
+
+
 def openvino_matmul(m: int, k: int, n: int, precision: str, repeats: int) -> float:
-    """GFLOP/s of an (m, k) x (k, n) product compiled by OpenVINO as the worker compiles its model
-    (latency hint, one stream, every core: without them OpenVINO gave 1/5 of this)."""
+    """GFLOP/s (int8: GOP/s) of an (m, k) x (k, n) product compiled by OpenVINO as the worker
+    compiles its model (latency hint, one stream, every core: without them OpenVINO gave 1/5 of this)."""
     import openvino as ov
     import openvino.opset13 as ops
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
     left = ops.parameter([m, k], ov.Type.f32)
-    model = ov.Model([ops.matmul(left, ops.constant(b), False, False)], [left])
-    config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision], "NUM_STREAMS": 1,
+    if precision == "int8":  # activations on 256 levels, weights on 255 (symmetric), as NNCF places them
+        product = ops.matmul(_fake_quantize(left, 4.0, 256), _fake_quantize(ops.constant(b), 4.0, 255), False, False)
+    else:
+        product = ops.matmul(left, ops.constant(b), False, False)
+    model = ov.Model([product], [left])
+    config = {"INFERENCE_PRECISION_HINT": OV_PRECISION[precision], "NUM_STREAMS": 1,
               "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": available_cores()}
     request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
     return best_rate(lambda: request.infer({0: a}), 2.0 * m * k * n, repeats)
@@ -81,11 +95,12 @@ def matmul_ceilings(repeats: int, n: int = 2048) -> dict:
     ta, tb = tf.constant(a), tf.constant(b)
     product = tf.function(lambda: tf.linalg.matmul(ta, tb))
     result["tensorflow_fp32"] = best_rate(lambda: product().numpy(), flop, repeats)
-    for precision in ["fp32"] + (["bf16"] if bf16_supported() else []):
+    for precision in ["fp32"] + (["bf16"] if bf16_supported() else []) + ["int8"]:
         result[f"openvino_{precision}"] = openvino_matmul(n, n, n, precision, repeats)
     ceilings = {"fp32": max(result["numpy_fp32"], result["tensorflow_fp32"], result["openvino_fp32"])}
-    if "openvino_bf16" in result:
-        ceilings["bf16"] = result["openvino_bf16"]
+    for precision in ("bf16", "int8"):
+        if f"openvino_{precision}" in result:
+            ceilings[precision] = result[f"openvino_{precision}"]
     return {"measured": result, "ceiling": ceilings}
 
 
@@ -187,7 +202,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from ml.engine.artifact import save_artifact
-    from ml.engine.export import export_serving_model
+    from ml.engine.export import export_serving_model, quantise_int8
     from ml.engine.model import build_model
     from ml.engine.preprocessing import PreprocessingSpec, resize_images
     from ml.engine.synthetic import make_chest_image
@@ -211,11 +226,22 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(0)
     films = [make_chest_image(rng, 1024, opacities=i % 2 == 0) for i in range(16)]
+    # int8 for speed only: random weights have no labels to keep, so it is calibrated on generated
+    # films (a real derived version is calibrated on its training images and checked against Keras).
+    calibration = [make_chest_image(rng, 512, opacities=i % 2 == 0) for i in range(16 if args.quick else 100)]
+    started = time.perf_counter()
+    quantise_int8(folder / "export", folder / "int8", calibration, calibrated_on="generated films (speed only)")
+    report["int8"] = {"quantise_s": time.perf_counter() - started, "calibration_images": len(calibration)}
     batches = {n: resize_images(films[:n], spec) for n in (1, 16)}
     runtimes = {"keras": ServingPredictor.keras(artifact, threads=available_cores()),
                 "openvino_fp32": ServingPredictor.openvino(folder / "export", precision="fp32")}
     if bf16_supported():
         runtimes["openvino_bf16"] = ServingPredictor.openvino(folder / "export", precision="bf16")
+    runtimes["openvino_int8"] = ServingPredictor.openvino(folder / "int8", precision="int8")
+    # How far the heatmap's feature map and the probabilities move under int8 (random weights: a sanity figure only).
+    (p32, f32), (p8, f8) = runtimes["openvino_fp32"].forward(batches[16]), runtimes["openvino_int8"].forward(batches[16])
+    report["int8"]["max_probability_difference"] = float(np.abs(p32 - p8).max())
+    report["int8"]["feature_relative_error"] = float(np.abs(f32 - f8).mean() / max(np.abs(f32).mean(), 1e-12))
 
     png = folder / "film.png"
     Image.fromarray(films[0]).save(png)
@@ -282,6 +308,10 @@ def print_report(report: dict) -> None:
           "products at batch 16: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in matmul["model_shaped_batch16"].items()))
     print(f"Xception {report['image_size']} px, random init, {report['gflop_per_image']:.1f} GFLOP/image, "
           f"medians of {report['repeats']}; export took {report['export_s']:.0f} s")
+    int8 = report["int8"]
+    print(f"int8 (NNCF, calibrated on {int8['calibration_images']} generated films: speed only, no labels to keep): quantised in "
+          f"{int8['quantise_s']:.0f} s; against fp32 the probabilities moved by at most {int8['max_probability_difference']:.3f}, "
+          f"the feature map by {int8['feature_relative_error']:.1%} (mean relative)")
     original = report["original_path"]
     print(f"original path (load_img, preprocess_input, model.predict): {original['latency_ms']:.0f} ms, {original['images_per_s']:.2f} images/s")
     for name, row in report["runtimes"].items():

@@ -93,6 +93,18 @@ class ModelVersion(models.Model):
                 figures[name] = value
         return figures
 
+    @property
+    def precision(self):
+        """"int8" for a version derived by quantising another's serving model; else "fp32" (its
+        serving export may still run bf16, a choice of the runtime, not a version of its own)."""
+        return self.record.get("precision", "fp32")
+
+    @property
+    def derived_from(self):
+        """The version this one was derived from (same Keras artifact, quantised serving model), or None."""
+        label = self.record.get("derived_from") or ""
+        return ModelVersion.objects.filter(pk=int(label[1:])).first() if label[1:].isdigit() else None
+
     def save(self, *args, **kwargs):
         if self.pk and kwargs.get("update_fields") != ["status"]:
             raise ImmutableVersionError("A registered model version cannot be changed; register a new one.")
@@ -210,6 +222,27 @@ class EvaluationRun(Job):
 
     def __str__(self):
         return f"evaluation of {self.version.label} on {self.dataset_path}"
+
+
+class DerivationRun(Job):
+    """The job of deriving a version's int8 version (ml.services.derivation): quantising and checking
+    load TensorFlow and take a minute, so an administrator's click queues it for the training worker.
+    A refusal ends it as failed, its one sentence in failure_reason."""
+
+    task_name = "ml.tasks.run_derivation"
+    queue = "training"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="derivation_runs")
+    precision = models.CharField(max_length=8, default="int8")
+    derived = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.precision} derivation of {self.version.label}"
 
 
 class ServingExport(models.Model):

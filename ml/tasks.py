@@ -14,3 +14,8 @@ def run_training_job(job_id):
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_evaluation(run_id):
     services.execute_evaluation(int(run_id))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_derivation(run_id):
+    services.execute_derivation(int(run_id))

@@ -13,6 +13,7 @@ urlpatterns = [
     path("versions/<int:version_id>/report/<int:evaluation_id>/<str:name>", report_views.evaluation_plot, name="evaluation_plot"),
     path("versions/<int:version_id>/promote/", views.version_promote, name="version_promote"),
     path("versions/<int:version_id>/evaluate/", views.version_evaluate, name="version_evaluate"),
+    path("versions/<int:version_id>/derive-int8/", views.version_derive_int8, name="version_derive_int8"),
     path("jobs/", views.job_list, name="job_list"),
     path("jobs/new/", views.job_create, name="job_create"),
     path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),

@@ -78,6 +78,7 @@ def version_detail(request, version_id):
         "version": version,
         "evaluations": [(evaluation, selectors.evaluation_figures(evaluation.metrics)) for evaluation in selectors.evaluations_of(version)],
         "promotions": selectors.promotions_of(version),
+        "derivation": version.derivation_runs.select_related("derived").first(),
         "evaluation_set": _evaluation_set()[0],
     }
     return render(request, "ml/version_detail.html", context)
@@ -131,6 +132,18 @@ def version_evaluate(request, version_id):
             messages.error(request, str(error))
         else:
             messages.success(request, f"{version.label} will be evaluated on {datasets.display_path(data_dir)} by the training worker, with its shortcut report.")
+    return redirect("ml:version_detail", version_id=version.pk)
+
+
+@administrators_only
+@require_POST
+def version_derive_int8(request, version_id):
+    """Queue the int8 derivation for the training worker; its outcome (a new candidate, or the one
+    sentence why not) appears on this version's page."""
+    version = version_or_404(version_id)
+    services.start_derivation(version, request.user)
+    messages.success(request, f"The int8 version of {version.label} will be made and checked against Keras by the training worker; "
+                              "the outcome appears below.")
     return redirect("ml:version_detail", version_id=version.pk)
 
 

@@ -2,6 +2,8 @@
 threshold, the statistics of `ml.engine.metrics`, and optionally the plots of `ml.engine.plots`."""
 from __future__ import annotations
 
+import numpy as np
+
 from .data import content_fingerprint, evaluation_samples
 from .metrics import evaluate_predictions
 from .pipeline import load_images
@@ -17,17 +19,28 @@ def evaluate_artifact(
     plots_dir=None,
     n_boot: int = 1000,
     batch_size: int = 32,
+    int8_export=None,
 ) -> dict:
     """Measure a saved model on a folder: `data_dir/test/<class>/` if it has a test split, else
     every image of `data_dir/<class>/`. Uses the model's own recorded preprocessing, classes and
     threshold, so two versions evaluated on the same folder are compared like for like. With
-    `plots_dir`, the plots are written there and their file names kept under "plots"."""
+    `plots_dir`, the plots are written there and their file names kept under "plots".
+    `int8_export`: a derived int8 version is measured as it serves, by its int8 OpenVINO export
+    (the artifact still gives the classes, threshold and temperature)."""
     from .predictor import Predictor  # TensorFlow: only once a model is really measured
 
     predictor = Predictor.load(artifact_path, expected_sha256=expected_sha256)
     samples, described = evaluation_samples(data_dir, manifest=manifest, class_names=predictor.class_names)
     images = load_images(samples, predictor.spec)
-    probabilities = predictor.predict_resized(images, batch_size=batch_size)
+    if int8_export is None:
+        probabilities = predictor.predict_resized(images, batch_size=batch_size)
+    else:
+        from .serving import ServingPredictor
+        from .temperature import apply_temperature
+
+        served = ServingPredictor.openvino(int8_export, precision="int8")
+        raw = [served.forward(images[i:i + batch_size])[0] for i in range(0, len(images), batch_size)]
+        probabilities = apply_temperature(np.concatenate(raw), predictor.temperature)
     metrics = evaluate_predictions(
         probabilities, [s.label for s in samples], predictor.class_names, predictor.positive_class, predictor.threshold,
         origins=[s.origin for s in samples], n_boot=n_boot,
@@ -38,6 +51,7 @@ def evaluate_artifact(
         "dataset_fingerprint": content_fingerprint(samples),
         "artifact_sha256": predictor.record.get("sha256"),
         "class_names": list(predictor.class_names),
+        "measured_with": "openvino int8" if int8_export is not None else "keras",
     })
     if plots_dir is not None:
         plots = save_evaluation_plots(metrics, plots_dir, prefix="evaluation")

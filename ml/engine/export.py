@@ -3,6 +3,8 @@
     record = export_serving_model("model.keras", "export/")      # export/serving.xml|.bin, cam_weights.npy, export.json
     result = validate_export("export/", "model.keras", images, labels)  # which precision, or why none
     ServingPredictor.openvino("export/", precision=result["precision"])  # in the worker, no TensorFlow
+    quantise_int8("export/", "int8/", training_images)            # a derived version's int8 export
+    validate_int8("int8/", "export/", "model.keras", images, labels)  # accepted, or why not
 
 The serving model takes the resized grey batch (uint8 (N, S, S, 1), `preprocessing.resize_images`)
 and returns two outputs in ONE forward pass: the class probabilities and the feature map the
@@ -131,7 +133,11 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
 
 
-def _bf16_check(reference: np.ndarray, candidate: np.ndarray, labels, positive: int, threshold: float) -> dict:
+def reduced_precision_check(reference: np.ndarray, candidate: np.ndarray, labels, positive: int, threshold: float,
+                            precision: str) -> dict:
+    """The rule every reduced precision (bf16, int8) must pass against the Keras reference on the
+    same images: the AUC may fall by at most MAX_AUC_DROP and at most MAX_FLIP_FRACTION of the
+    labels may change at the threshold. No labels, or one class only, means no AUC: refused."""
     flips = float(np.mean((reference[:, positive] >= threshold) != (candidate[:, positive] >= threshold)))
     check = {"flip_fraction": flips, "max_abs_difference": float(np.abs(reference - candidate).max())}
     reasons = []
@@ -139,15 +145,27 @@ def _bf16_check(reference: np.ndarray, candidate: np.ndarray, labels, positive: 
         reasons.append("no labelled images to measure the AUC on")
     else:
         labels = np.asarray(labels).astype(int)
-        check["auc_keras"], check["auc_bf16"] = _auc(labels, reference[:, positive]), _auc(labels, candidate[:, positive])
-        if check["auc_keras"] is None:
+        auc_keras, auc_candidate = _auc(labels, reference[:, positive]), _auc(labels, candidate[:, positive])
+        check["auc_keras"], check[f"auc_{precision}"] = auc_keras, auc_candidate
+        if auc_keras is None:
             reasons.append("the images hold only one class, so no AUC")
-        elif check["auc_keras"] - check["auc_bf16"] > MAX_AUC_DROP:
-            reasons.append(f"AUC fell from {check['auc_keras']:.4f} to {check['auc_bf16']:.4f} (allowed drop {MAX_AUC_DROP})")
+        elif auc_keras - auc_candidate > MAX_AUC_DROP:
+            reasons.append(f"AUC fell from {auc_keras:.4f} to {auc_candidate:.4f} (allowed drop {MAX_AUC_DROP})")
     if flips > MAX_FLIP_FRACTION:
         reasons.append(f"{flips:.1%} of labels flip at the threshold {threshold} (allowed {MAX_FLIP_FRACTION:.1%})")
     check["passed"] = not reasons
     check["reason"] = "; ".join(reasons) or "AUC and labels kept"
+    return check
+
+
+def _faster_or_refused(check: dict, fast, fp32, batch, precision: str) -> dict:
+    """A reduced precision is only worth its error if it is faster than fp32 here: time both on
+    the same batch and refuse it otherwise (bf16 without AMX can be 3x slower than fp32)."""
+    check["seconds_fp32"], check[f"seconds_{precision}"] = _best_time(fp32, batch), _best_time(fast, batch)
+    if check[f"seconds_{precision}"] >= check["seconds_fp32"]:
+        check["passed"] = False
+        check["reason"] = (f"{precision} kept the AUC and the labels but is not faster here ({check[f'seconds_{precision}']:.3f} s "
+                           f"against {check['seconds_fp32']:.3f} s for fp32 on these images)")
     return check
 
 
@@ -200,17 +218,94 @@ def validate_export(export_dir, artifact_path, images: list[np.ndarray], labels=
         bf16 = ServingPredictor.openvino(export_dir, precision="bf16")
         candidate, _ = bf16.forward(resized)
         positive = reference.class_names.index(reference.positive_class)
-        check = _bf16_check(expected, candidate, labels, positive, reference.threshold)
+        check = reduced_precision_check(expected, candidate, labels, positive, reference.threshold, "bf16")
         if check["passed"]:
             # Without AMX, bf16 convolutions can be slower than fp32 (measured: 3x on AVX512-BF16 alone).
-            check["seconds_fp32"], check["seconds_bf16"] = _best_time(fp32, resized), _best_time(bf16, resized)
-            if check["seconds_bf16"] >= check["seconds_fp32"]:
-                check["passed"] = False
-                check["reason"] = (f"bf16 kept the AUC and the labels but is not faster here ({check['seconds_bf16']:.3f} s "
-                                   f"against {check['seconds_fp32']:.3f} s for fp32 on these images)")
+            _faster_or_refused(check, bf16, fp32, resized, "bf16")
         result["checks"]["bf16"] = check
         if check["passed"]:
             precision, reason = "bf16", reason + " bf16 kept the AUC and the labels and is faster: bf16 accepted."
         else:
             reason += f" bf16 refused: {check['reason']}; fp32 used."
     return {**result, "accepted": True, "runtime": "openvino", "precision": precision, "reason": reason}
+
+
+# --- int8: a derived version of its own -----------------------------------------------------
+
+INT8_CALIBRATION_IMAGES = 300  # NNCF's own default subset size; fewer if the training split is smaller
+
+
+def quantise_int8(export_dir, out_dir, calibration_images: list[np.ndarray], *, expected_files: dict | None = None,
+                  calibrated_on: str = "") -> dict:
+    """Post-training int8 quantisation of a validated fp32 serving export with NNCF; write the int8
+    IR, the same CAM weights and an export.json (precision "int8") to `out_dir`; return that record.
+
+    `calibration_images` are uint8 grey arrays from the TRAINING split (never the images the result
+    is validated on): NNCF measures the range of every activation on them and places the
+    quantisers. The dense head (a MatMul) is left fp32: it costs nothing and the probabilities
+    are what the check compares. The feature map the heatmap is made of is the int8 network's."""
+    import nncf
+    import openvino as ov
+
+    from .serving import read_export
+
+    export_dir, out = Path(export_dir), Path(out_dir)
+    record = read_export(export_dir, expected_files)
+    if record.get("precision", "fp32") != "fp32":
+        raise ValueError(f"{export_dir} holds a {record['precision']} model: int8 is made from an fp32 export only.")
+    if not calibration_images:
+        raise ValueError("No calibration images were given.")
+    spec = PreprocessingSpec.from_dict(record["classifier"]["preprocessing"])
+    resized = resize_images(calibration_images, spec)
+    model = ov.Core().read_model(str(export_dir / "serving.xml"))
+    calibration = nncf.Dataset([resized[i:i + 1] for i in range(len(resized))])
+    quantised = nncf.quantize(model, calibration, subset_size=len(resized), ignored_scope=nncf.IgnoredScope(types=["MatMul"]))
+    out.mkdir(parents=True, exist_ok=True)
+    ov.save_model(quantised, str(out / "serving.xml"), compress_to_fp16=False)
+    shutil.copyfile(export_dir / "cam_weights.npy", out / "cam_weights.npy")
+    files = {name: file_sha256(out / name) for name in ("serving.xml", "serving.bin", "cam_weights.npy")}
+    int8 = {
+        **record, "precision": "int8", "files": files,
+        "derived_from": {"files": record["files"]},
+        "calibration": {"n_images": len(resized), "images": calibrated_on},
+        "versions": {**record.get("versions", {}), "openvino": ov.__version__, "nncf": nncf.__version__},
+    }
+    _write_json(out / EXPORT_RECORD, int8)
+    return int8
+
+
+def validate_int8(int8_dir, fp32_dir, artifact_path, images: list[np.ndarray], labels=None, *,
+                  expected_sha256: str | None = None) -> dict:
+    """Compare an int8 export with the Keras reference on `images` (the evaluation images, never the
+    calibration ones), exactly as bf16 is compared: AUC within MAX_AUC_DROP, at most
+    MAX_FLIP_FRACTION of labels flipped at the threshold, and faster than the fp32 export here.
+    Also measures how far the one-pass heatmap (from the int8 feature map) moves from Keras'.
+    Returns {"accepted", "runtime", "precision": "int8", "reason", "checks": {"int8": ...}, ...}."""
+    from .decision import decide
+    from .serving import class_activation_maps
+
+    verify_artifact(artifact_path, expected_sha256)
+    reference = ServingPredictor.keras(artifact_path, expected_sha256=expected_sha256)
+    resized = resize_images(images, reference.spec)
+    expected, expected_features = reference.forward(resized)
+    result = {"n_images": len(images), "cpu": cpu_description(), "runtime": "openvino", "precision": "int8"}
+    try:
+        int8 = ServingPredictor.openvino(int8_dir, precision="int8")
+        fp32 = ServingPredictor.openvino(fp32_dir, precision="fp32")
+    except Exception as error:
+        return {**result, "accepted": False, "checks": {}, "reason": f"The int8 export cannot be loaded: {error}"}
+    candidate, features = int8.forward(resized)
+    positive = reference.class_names.index(reference.positive_class)
+    check = reduced_precision_check(expected, candidate, labels, positive, reference.threshold, "int8")
+    # The heatmap of the class Keras labelled, from each network's own feature map (maps in [0, 1]).
+    labels_said = decide(expected, reference.class_names, reference.positive_class, reference.threshold)
+    classes = [reference.class_names.index(label) for label in labels_said]
+    gap = np.abs(class_activation_maps(expected_features, reference.cam_weights, classes)
+                 - class_activation_maps(features, int8.cam_weights, classes))
+    check["heatmap_max_difference"], check["heatmap_mean_difference"] = float(gap.max()), float(gap.mean())
+    if check["passed"]:
+        _faster_or_refused(check, int8, fp32, resized, "int8")
+    accepted = check["passed"]
+    reason = ("int8 kept the AUC and the labels against Keras and is faster than fp32: accepted."
+              if accepted else f"int8 refused: {check['reason']}.")
+    return {**result, "accepted": accepted, "checks": {"int8": check}, "reason": reason}

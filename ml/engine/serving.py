@@ -30,7 +30,10 @@ from .temperature import apply_temperature
 EXPORT_FORMAT = 1
 EXPORT_RECORD = "export.json"
 HEATMAP_MAX_SIDE = 512
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+# The CPU plugin's inference precision per serving precision. An int8 export carries its int8
+# operations in the model itself (NNCF's quantise/dequantise pairs); what it leaves unquantised
+# (the dense head) stays fp32, so its only difference from fp32 is the quantisation checked.
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 # --- the machine ---------------------------------------------------------------------------
@@ -150,6 +153,10 @@ class ServingPredictor:
             raise ValueError("This CPU computes no bf16 natively (AMX or AVX512-BF16): use fp32.")
         export_dir = Path(export_dir)
         record = read_export(export_dir, expected_files)
+        # A prediction says the precision that made it: an int8 model is never labelled fp32, nor the reverse.
+        weights = record.get("precision", "fp32")
+        if (precision == "int8") != (weights == "int8"):
+            raise ValueError(f"This export is {weights}; it cannot be served as {precision}.")
         config = {
             # The CPU plugin defaults to bf16 where the CPU has it: fp32 must be asked for.
             "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
@@ -217,8 +224,10 @@ def load_serving_predictor(artifact_path, *, export_dir=None, validation: dict |
     Only the Keras fallback imports TensorFlow."""
     reason = validation["reason"] if validation else "No validated export exists for this model."
     if export_dir is not None and validation and validation.get("accepted"):
-        # bf16 accepted on a machine that has it; fp32 (validated too) where this one does not.
-        precision = "bf16" if validation["precision"] == "bf16" and bf16_supported() else "fp32"
+        # bf16 accepted on a machine that has it; fp32 (validated too) where this one does not. An
+        # int8 export (a derived version of its own) holds int8 weights: it runs as int8 or not at all.
+        precision = validation["precision"] if validation["precision"] == "int8" else (
+            "bf16" if validation["precision"] == "bf16" and bf16_supported() else "fp32")
         try:
             return ServingPredictor.openvino(export_dir, precision=precision, concurrency=concurrency,
                                              expected_files=expected_files, cache_dir=cache_dir)

@@ -5,6 +5,7 @@ came in by. TensorFlow is imported only inside the functions that train, evaluat
 The names are gathered here so callers write `services.promote_version(...)` whatever the module.
 """
 from .datasets import DatasetCheck, TrainingRefused, check_dataset_folder, check_evaluation_folder, export_dataset_snapshot
+from .derivation import DerivationRefused, derive_int8, execute_derivation, start_derivation
 from .evaluation import NO_EVALUATION_SET, EvaluationError, comparison_plot_path, execute_evaluation, record_evaluation, start_evaluation
 from .serving import check_serving, prepare_serving
 from .training import cancel_training_job, execute_training_job, start_training_job
@@ -12,6 +13,7 @@ from .versions import PromotionError, PromotionNeedsOverride, predict_files, pro
 
 __all__ = [
     "DatasetCheck", "TrainingRefused", "check_dataset_folder", "check_evaluation_folder", "export_dataset_snapshot",
+    "DerivationRefused", "derive_int8", "execute_derivation", "start_derivation",
     "NO_EVALUATION_SET", "EvaluationError", "comparison_plot_path", "execute_evaluation", "record_evaluation", "start_evaluation",
     "check_serving", "prepare_serving",
     "cancel_training_job", "execute_training_job", "start_training_job",

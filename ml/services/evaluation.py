@@ -84,7 +84,9 @@ def _measure(version, data_dir, actor):
     from ml.engine.evaluate import evaluate_artifact
 
     try:
-        metrics = evaluate_artifact(runtime.artifact_path(version), check.path, expected_sha256=version.sha256)
+        # A derived int8 version is measured as it serves: by its int8 export, not by the Keras reference.
+        int8_export = runtime.stored_path(version.serving_export.export_path) if version.precision == "int8" else None
+        metrics = evaluate_artifact(runtime.artifact_path(version), check.path, expected_sha256=version.sha256, int8_export=int8_export)
     except (ArtifactIntegrityError, FileNotFoundError, ValueError) as error:
         raise EvaluationError(f"{version.label} cannot be evaluated on {folders.display_path(check.path)}: {error}") from error
     fingerprint = metrics.get("dataset_fingerprint") or fingerprint

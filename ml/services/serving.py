@@ -26,26 +26,37 @@ def export_dir_of(version):
     return Path(settings.MODEL_STORE_DIR) / "serving" / f"{version.label}-{version.sha256[:12]}"
 
 
-def validation_images(version):
-    """(images, labels or None, what they are): the version's own test split (else validation split),
-    read from the `.splits.json` training wrote beside the artifact; else generated images without
-    labels (the fp32 agreement is still checked; bf16 is then refused, having no AUC to keep)."""
-    artifact = runtime.artifact_path(version)
-    splits_file = artifact.with_suffix(".splits.json")
+def split_images(version, split, limit):
+    """(images, labels or None, what they are) of one split of the version's training data, read
+    from the `.splits.json` training wrote beside the artifact; None when it cannot be read. At most
+    `limit` images, spread evenly over the split (its list runs class by class)."""
+    splits_file = runtime.artifact_path(version).with_suffix(".splits.json")
     data = Path(version.record.get("dataset", {}).get("path", ""))
-    if splits_file.is_file() and data.is_dir():
-        splits = json.loads(splits_file.read_text())
-        for split in ("test", "val"):
-            relpaths = splits.get(split, [])[:MAX_VALIDATION_IMAGES]
-            try:
-                images = [load_image_file(data / relpath) for relpath in relpaths]
-            except (ImageDecodeError, OSError):
-                continue
-            if images:
-                # The class is the folder the film sits in; a label that is not a class leaves the AUC unmeasured.
-                names = [Path(relpath).parent.name for relpath in relpaths]
-                labels = [int(name == version.positive_class) for name in names] if set(names) <= set(version.class_names) else None
-                return images, labels, f"{len(images)} images of the {split} split of {data}"
+    if not (splits_file.is_file() and data.is_dir()):
+        return None
+    relpaths = json.loads(splits_file.read_text()).get(split, [])
+    if len(relpaths) > limit:
+        relpaths = [relpaths[int(i)] for i in np.linspace(0, len(relpaths) - 1, limit)]
+    try:
+        images = [load_image_file(data / relpath) for relpath in relpaths]
+    except (ImageDecodeError, OSError):
+        return None
+    if not images:
+        return None
+    # The class is the folder the film sits in; a label that is not a class leaves the AUC unmeasured.
+    names = [Path(relpath).parent.name for relpath in relpaths]
+    labels = [int(name == version.positive_class) for name in names] if set(names) <= set(version.class_names) else None
+    return images, labels, f"{len(images)} images of the {split} split of {data}"
+
+
+def validation_images(version):
+    """(images, labels or None, what they are): the version's own test split (else validation split);
+    else generated images without labels (the fp32 agreement is still checked; bf16 is then
+    refused, having no AUC to keep)."""
+    for split in ("test", "val"):
+        found = split_images(version, split, MAX_VALIDATION_IMAGES)
+        if found is not None:
+            return found
     rng = np.random.default_rng(0)
     size = version.input_size
     images = [rng.integers(0, 256, (size, size), dtype=np.uint8) for _ in range(GENERATED_IMAGES)]
@@ -58,6 +69,9 @@ def prepare_serving(version, *, force=False):
     existing = ServingExport.objects.filter(version=version).first()
     if existing is not None and not force:
         return existing
+    if version.precision == "int8":
+        # Its int8 export is what the version is (made by derive_int8): check it again, never replace it with fp32.
+        return check_serving(version)
     from ml.engine.export import export_serving_model
 
     out_dir = export_dir_of(version)
@@ -88,13 +102,17 @@ def warm_compiled_cache(version, serving):
 def check_serving(version):
     """Compare the export on disk with Keras on the version's images and record the verdict
     (also to re-check an export that was changed or restored)."""
-    from ml.engine.export import validate_export
+    from ml.engine.export import validate_export, validate_int8
     from ml.engine.serving import EXPORT_RECORD
 
     out_dir = export_dir_of(version)
     images, labels, described = validation_images(version)
     record = json.loads((out_dir / EXPORT_RECORD).read_text())
-    validation = validate_export(out_dir, runtime.artifact_path(version), images, labels, expected_sha256=version.sha256)
+    if version.precision == "int8":
+        validation = validate_int8(out_dir, export_dir_of(version.derived_from), runtime.artifact_path(version), images, labels,
+                                   expected_sha256=version.sha256)
+    else:
+        validation = validate_export(out_dir, runtime.artifact_path(version), images, labels, expected_sha256=version.sha256)
     return _record(version, export_path=_stored_path(out_dir), record=record, validation=validation, validated_on=described[:200])
 
 

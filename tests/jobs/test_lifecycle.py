@@ -8,13 +8,13 @@ from django.utils import timezone
 
 from diagnosis.models import Scan
 from jobs import lifecycle
-from ml.models import EvaluationRun, TrainingJob
+from ml.models import DerivationRun, EvaluationRun, TrainingJob
 
 pytestmark = pytest.mark.django_db
 
 
 def test_every_kind_of_job_is_swept():
-    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun}
+    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun}
 
 
 def test_only_a_queued_job_can_be_claimed_and_each_claim_is_an_attempt(clinician_scan):

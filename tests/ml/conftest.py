@@ -117,6 +117,19 @@ def evaluation_set():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def learned_model_artifact(tmp_path_factory):
+    """A model that has learned the synthetic signal (the demo preset: 40 films per class, 6 epochs,
+    about a minute), for checks that need answers away from the threshold: the 2-epoch tiny model
+    answers about 0.5 for every film, where any change of precision flips labels."""
+    from ml.engine.synthetic import make_synthetic_dataset
+    from ml.engine.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("learned-model")
+    make_synthetic_dataset(root / "data", n_per_class=40, image_size=96, seed=3)
+    return train(root / "data", root / "artifact", TrainConfig.demo())
+
+
 OWN_TRAINING_QUEUE = "training-test-own-worker"
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ml.engine.artifact import ArtifactIntegrityError, save_artifact
-from ml.engine.export import ServingUnsupported, _bf16_check, export_serving_model, head_cam_weights, validate_export
+from ml.engine.export import ServingUnsupported, export_serving_model, head_cam_weights, reduced_precision_check, validate_export
 from ml.engine.model import BatchNormRecalibrator, build_model
 from ml.engine.predictor import Predictor
 from ml.engine.preprocessing import PreprocessingSpec, prepare_batch
@@ -155,13 +155,13 @@ def test_a_tampered_file_is_not_loaded(export_dir, tmp_path):
 def test_bf16_is_refused_when_labels_flip():
     reference = np.array([[0.51, 0.49], [0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])
     candidate = np.array([[0.49, 0.51], [0.2, 0.8], [0.9, 0.1], [0.3, 0.7]])
-    check = _bf16_check(reference, candidate, [1, 0, 1, 0], positive=0, threshold=0.5)
+    check = reduced_precision_check(reference, candidate, [1, 0, 1, 0], positive=0, threshold=0.5, precision="bf16")
     assert not check["passed"] and "flip" in check["reason"]
 
 
 def test_bf16_is_refused_without_labels_to_measure_the_auc():
     same = np.array([[0.6, 0.4], [0.2, 0.8]])
-    check = _bf16_check(same, same, None, positive=0, threshold=0.5)
+    check = reduced_precision_check(same, same, None, positive=0, threshold=0.5, precision="bf16")
     assert not check["passed"] and "AUC" in check["reason"]
 
 
