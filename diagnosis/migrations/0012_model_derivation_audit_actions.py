@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('diagnosis', '0010_site_thresholds_and_threshold_source'),
+        ('diagnosis', '0011_site_threshold_temperature'),
     ]
 
     operations = [
