@@ -9,10 +9,11 @@ declare -A flags=(
   [baseline]=""
   [harmonise]="--crop body --detail-size 224 --intensity equalize --temperature-scaling"
   [lung-blanking]="--outside-lung-blanking 0.5 --edge-blanking 0.5 --blur-noise 0.3 --temperature-scaling"
+  [harmonise-blanking]="--crop body --detail-size 224 --intensity equalize --outside-lung-blanking 0.5 --edge-blanking 0.5 --blur-noise 0.3 --temperature-scaling"
   [counterfactual]="--counterfactual-augmentation --jpeg-augmentation --temperature-scaling"
   [combined]="--crop body --detail-size 224 --intensity equalize --counterfactual-augmentation --jpeg-augmentation --outside-lung-blanking 0.5 --edge-blanking 0.5 --blur-noise 0.3 --temperature-scaling"
 )
-runs=("$@"); [ ${#runs[@]} -eq 0 ] && runs=(baseline harmonise lung-blanking counterfactual combined)
+runs=("$@"); [ ${#runs[@]} -eq 0 ] && runs=(baseline harmonise lung-blanking counterfactual harmonise-blanking combined)
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 for run in "${runs[@]}"; do
