@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from ml.engine.images import load_image_file
 
-from . import selectors, services, storage
+from . import scan_intake, selectors, services, storage
 from .auditing import audit, audit_image, ids
 from .forms import PatientForm, ReviewForm, ScanMoveForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent, Prediction, Scan
@@ -174,17 +174,17 @@ def _upload_outcome(files, scans, rejections):
 @require_POST
 @permission_required("diagnosis.add_scan", raise_exception=True)
 def scan_upload(request, patient_id):
-    """Keeps every valid file and names each refused one (services.submit_valid_scans)."""
+    """Keeps every valid file and names each refused one (scan_intake.submit_valid_scans)."""
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     form = ScanUploadForm(request.POST, request.FILES)
     files = form.cleaned_data["images"] if form.is_valid() else []
     confirmation = {name: form.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
     scans, rejections, mismatched = [], {}, set()
     try:
-        scans, rejections, mismatched = services.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files, **confirmation)
-    except services.ScanRejected as refusal:
+        scans, rejections, mismatched = scan_intake.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files, **confirmation)
+    except scan_intake.ScanRejected as refusal:
         rejections = refusal.rejections or {0: str(refusal)}
-        mismatched = set(rejections) if isinstance(refusal, services.IdentityMismatch) else set()
+        mismatched = set(rejections) if isinstance(refusal, scan_intake.IdentityMismatch) else set()
     if _wants_json(request):
         return JsonResponse(_upload_outcome(files, scans, rejections), status=200 if scans else 400)
     for reason in rejections.values():

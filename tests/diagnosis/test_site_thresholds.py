@@ -75,14 +75,14 @@ def test_the_figures_are_shown_before_the_fit_takes_effect_then_the_site_uses_it
 
 
 def test_another_sites_scans_keep_the_versions_threshold(add_result, patient, clinician, site_a, site_b, active_model_version, other_site_clinician):
-    from diagnosis import services
+    from diagnosis import scan_intake
     from django.core.files.uploadedfile import SimpleUploadedFile
     from diagnosis.models import Patient
     from tests.images import png_bytes
 
     SiteThreshold.objects.create(version=active_model_version, site=site_a, threshold=0.999, figures={}, created_by=None)
     other = Patient.objects.create(site=site_b, medical_record_number="MRN-B", family_name="B", given_name="B", created_by=other_site_clinician)
-    (scan,) = services.submit_scans(actor=other_site_clinician, patient=other, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+    (scan,) = scan_intake.submit_scans(actor=other_site_clinician, patient=other, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     prediction = analyse_scan(scan.pk)
     assert prediction.threshold_source == "version" and prediction.threshold == active_model_version.threshold
 
