@@ -9,7 +9,8 @@ from .models import AuditEvent, Patient, Prediction, Review, Scan
 
 
 def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
-    """Append one row to the audit trail; ml reaches this through ML_AUDIT_RECORDER. Returns it."""
+    """Append one row to the audit trail: the services' writer (views write theirs with
+    diagnosis.auditing.audit, which says which to use); ml reaches this through ML_AUDIT_RECORDER. Returns it."""
     return AuditEvent.objects.create(
         actor=actor if actor and actor.is_authenticated else None,
         action=action,
