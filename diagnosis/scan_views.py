@@ -9,6 +9,7 @@ from PIL import Image
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,17 +21,23 @@ from ml.engine.images import load_image_file
 from . import scan_intake, selectors, services, storage
 from .auditing import audit, audit_image
 from .forms import ReviewForm, ScanMoveForm, ScanUploadForm
-from .models import AuditEvent, Prediction, Scan
+from .models import AuditEvent, Prediction
 from .views import patient_page
 
 logger = logging.getLogger(__name__)
 
 
-def _scan_or_404(request, scan_id):
+def _visible_or_404(select, request, object_id, missing):
+    """What the selector `select` finds among the rows the user may see, or a 404 saying `missing`:
+    another site's scan is as absent as one that never existed."""
     try:
-        return selectors.scan_for(request.user, scan_id)
-    except Scan.DoesNotExist:
-        raise Http404("No such scan.")
+        return select(request.user, object_id)
+    except ObjectDoesNotExist:
+        raise Http404(missing)
+
+
+def _scan_or_404(request, scan_id):
+    return _visible_or_404(selectors.scan_for, request, scan_id, "No such scan.")
 
 
 def _unchanged(request, scan):
@@ -40,10 +47,7 @@ def _unchanged(request, scan):
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def worklist_row(request, scan_id):
-    try:
-        scan = selectors.worklist_row(request.user, scan_id)
-    except Scan.DoesNotExist:
-        raise Http404("No such scan.")
+    scan = _visible_or_404(selectors.worklist_row, request, scan_id, "No such scan.")
     if _unchanged(request, scan):
         return HttpResponse(status=204)
     return render(request, "diagnosis/_worklist_row.html", {"scan": scan})
@@ -190,10 +194,7 @@ def scan_heatmap(request, scan_id, prediction_id):
 @require_POST
 @permission_required("diagnosis.add_review", raise_exception=True)
 def prediction_review(request, prediction_id):
-    try:
-        prediction = selectors.prediction_for(request.user, prediction_id)
-    except Prediction.DoesNotExist:
-        raise Http404("No such result.")
+    prediction = _visible_or_404(selectors.prediction_for, request, prediction_id, "No such result.")
     form = ReviewForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
