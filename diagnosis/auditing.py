@@ -1,4 +1,12 @@
-"""Reads of patient data, audited from the views: one row per user action, with the requester's IP.
+"""The audit trail's writers, and the rule for reads of patient data.
+
+Two helpers write rows, one per layer; nothing else creates an AuditEvent:
+- `audit(request, action, ...)` here, for views (pages, the API, Django admin): what a user looked
+  at, one row per action, with the actor and IP taken from the request.
+- `services.record_audit(actor, action, ..., ip_address=None)`, for services: each write records
+  its row inside its own transaction, so a refused write leaves no row. A service knows no request:
+  the view that calls it passes `ip_address=client_ip(request)` where the service takes one
+  (diagnosis.staff, the API tokens). ml writes through it too, by the ML_AUDIT_RECORDER setting.
 
 The rule for images: a page (or a live-updated card) that shows a scan is the read, and it writes
 the one row. The images and heatmaps it embeds carry that row's id (`?seen=<id>`), and a fetch
@@ -18,10 +26,12 @@ PAGE_READS = (AuditEvent.Action.PATIENT_VIEWED, AuditEvent.Action.SCAN_VIEWED, A
 
 
 def client_ip(request):
+    """The requester's address, as every audit row records it (a view hands it to a service)."""
     return request.META.get("REMOTE_ADDR")
 
 
 def audit(request, action, *, patient=None, scan=None, via="web", details=None):
+    """One row for what the signed-in user of `request` did, from their address. Returns it."""
     return services.record_audit(request.user, action, patient=patient, scan=scan, via=via, ip_address=client_ip(request), details=details)
 
 

@@ -1,31 +1,22 @@
-"""HTML views: parse the request, call one selector or service, render."""
+"""HTML views of the worklist and of patients: parse the request, call one selector or service,
+render. The views of one scan (upload, card, move, report, images, review) are in diagnosis.scan_views."""
 import copy
-import io
-import logging
 import uuid
-
-from PIL import Image
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
 
-from ml.engine.images import load_image_file
-
-from . import selectors, services, storage
-from .auditing import audit, audit_image, ids
-from .forms import PatientForm, ReviewForm, ScanMoveForm, ScanUploadForm, WorklistFilterForm
-from .models import AuditEvent, Prediction, Scan
+from . import selectors, services
+from .auditing import audit, ids
+from .forms import PatientForm, ScanUploadForm, WorklistFilterForm
+from .models import AuditEvent
 from .paging import CappedPaginator
-
-logger = logging.getLogger(__name__)
 
 
 # Every list that grows with the hospital is shown a page at a time.
@@ -66,33 +57,6 @@ def worklist_news(request):
     return render(request, "diagnosis/_worklist_news.html", {"count": count})
 
 
-def _unchanged(request, scan):
-    """Live updates poll with the status they show; 204 (htmx leaves the page alone) until it changes."""
-    return request.GET.get("shown") == scan.status
-
-
-@permission_required("diagnosis.view_scan", raise_exception=True)
-def worklist_row(request, scan_id):
-    try:
-        scan = selectors.worklist_row(request.user, scan_id)
-    except Scan.DoesNotExist:
-        raise Http404("No such scan.")
-    if _unchanged(request, scan):
-        return HttpResponse(status=204)
-    return render(request, "diagnosis/_worklist_row.html", {"scan": scan})
-
-
-@permission_required("diagnosis.view_scan", raise_exception=True)
-def scan_card(request, scan_id):
-    """One result card of the patient page; a pending card polls here and is replaced alone."""
-    scan = _scan_or_404(request, scan_id)
-    if _unchanged(request, scan):
-        return HttpResponse(status=204)
-    # Only a card that changed shows something new: that is a read (a 204 shows nothing).
-    seen = audit(request, AuditEvent.Action.SCAN_VIEWED, patient=scan.patient, scan=scan, details={"live_update": True})
-    return render(request, "diagnosis/_scan_card.html", {"scan": scan, "seen": seen})
-
-
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_list(request):
     query = request.GET.get("q", "")
@@ -131,7 +95,8 @@ def _history_page(request, patient):
     return paginator.get_page(request.GET.get("page"))
 
 
-def _patient_page(request, patient, upload_form, status=200, identity_refused=False):
+def patient_page(request, patient, upload_form, status=200, identity_refused=False):
+    """The patient page; scan_views.scan_upload shows it again, with its form's errors, after a refused upload."""
     # Showing the page (again, after a refused upload) is the read; its images carry the row's id.
     seen = audit(request, AuditEvent.Action.PATIENT_VIEWED, patient=patient)
     context = {
@@ -148,54 +113,7 @@ def _patient_page(request, patient, upload_form, status=200, identity_refused=Fa
 @permission_required("diagnosis.view_patient", raise_exception=True)
 def patient_detail(request, patient_id):
     patient = get_object_or_404(selectors.patients_visible_to(request.user).select_related("site"), pk=patient_id)
-    return _patient_page(request, patient, ScanUploadForm())
-
-
-def _wants_json(request):
-    # The upload page's script (static/upload.js) asks for JSON to show a status per file.
-    return "application/json" in request.headers.get("Accept", "")
-
-
-def _upload_outcome(files, scans, rejections):
-    """For the upload script: one entry per file sent, in order, with its scan or why it was refused;
-    a refusal of the upload as a whole (no file, too many) comes under "refused"."""
-    accepted = iter(scans)
-    outcome = []
-    for index, upload in enumerate(files, start=1):
-        if index in rejections:
-            outcome.append({"name": upload.name, "refused": rejections[index]})
-        else:
-            scan = next(accepted)
-            outcome.append({"name": upload.name, "scan": str(scan.pk), "card_url": reverse("diagnosis:scan_card", args=[scan.pk])})
-    whole = [reason for index, reason in rejections.items() if not 1 <= index <= len(files)]
-    return {"files": outcome, "refused": whole}
-
-
-@require_POST
-@permission_required("diagnosis.add_scan", raise_exception=True)
-def scan_upload(request, patient_id):
-    """Keeps every valid file and names each refused one (services.submit_valid_scans)."""
-    patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
-    form = ScanUploadForm(request.POST, request.FILES)
-    files = form.cleaned_data["images"] if form.is_valid() else []
-    confirmation = {name: form.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
-    scans, rejections, mismatched = [], {}, set()
-    try:
-        scans, rejections, mismatched = services.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files, **confirmation)
-    except services.ScanRejected as refusal:
-        rejections = refusal.rejections or {0: str(refusal)}
-        mismatched = set(rejections) if isinstance(refusal, services.IdentityMismatch) else set()
-    if _wants_json(request):
-        return JsonResponse(_upload_outcome(files, scans, rejections), status=200 if scans else 400)
-    for reason in rejections.values():
-        form.add_error("images", reason)
-    if not scans:
-        return _patient_page(request, patient, form, status=400, identity_refused=bool(mismatched))
-    count = len(scans)
-    messages.success(request, f"{count} image{'s' if count > 1 else ''} received; the AI result will appear below when ready.")
-    for reason in rejections.values():
-        messages.error(request, f"Not uploaded: {reason}")
-    return redirect("diagnosis:patient_detail", patient_id=patient.pk)
+    return patient_page(request, patient, ScanUploadForm())
 
 
 @permission_required("diagnosis.change_patient", raise_exception=True)
@@ -216,106 +134,3 @@ def patient_edit(request, patient_id):
             messages.success(request, f"Corrected the details of {patient}." if changes else "Nothing was changed.")
             return redirect("diagnosis:patient_detail", patient_id=patient.pk)
     return render(request, "diagnosis/patient_form.html", {"form": form, "patient": patient}, status=400 if form.errors else 200)
-
-
-@require_POST
-@permission_required("diagnosis.add_scan", raise_exception=True)
-def scan_move(request, scan_id):
-    """File a scan under the patient it belongs to; the reason and both patients go in the audit trail."""
-    scan = _scan_or_404(request, scan_id)
-    form = ScanMoveForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Give the right patient's medical record number and the reason for moving the scan.")
-        return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
-    number = form.cleaned_data["medical_record_number"]
-    to_patient = selectors.patient_by_record_number(request.user, number, prefer_site=scan.patient.site_id)
-    if to_patient is None:
-        messages.error(request, f"No patient you can see has the medical record number {number}; nothing was moved.")
-        return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
-    try:
-        services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=form.cleaned_data["reason"])
-    except services.MoveRefused as refusal:
-        messages.error(request, str(refusal))
-        return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
-    messages.success(request, f"The scan was moved from {scan.patient} to {to_patient}.")
-    return redirect("diagnosis:patient_detail", patient_id=to_patient.pk)
-
-
-@permission_required("diagnosis.view_scan", raise_exception=True)
-def scan_report(request, scan_id):
-    """One printable page: the patient, the film and its heatmap, the result with its model's
-    figures, the current reviews and the disclaimer. Reading it is recorded like any record view."""
-    scan = _scan_or_404(request, scan_id)
-    # The report is the read; the images it embeds carry its row (diagnosis.auditing).
-    seen = audit(request, AuditEvent.Action.REPORT_VIEWED, patient=scan.patient, scan=scan)
-    prediction = scan.latest_prediction
-    context = {
-        "seen": seen,
-        "scan": scan,
-        "patient": scan.patient,
-        "prediction": prediction,
-        "reviews": [review for review in prediction.reviews.all() if review.is_current] if prediction else [],
-        "printed_at": timezone.now(),
-    }
-    return render(request, "diagnosis/scan_report.html", context)
-
-
-def _scan_or_404(request, scan_id):
-    try:
-        return selectors.scan_for(request.user, scan_id)
-    except Scan.DoesNotExist:
-        raise Http404("No such scan.")
-
-
-def _private_png(data):
-    response = HttpResponse(data, content_type="image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
-@permission_required("diagnosis.view_scan", raise_exception=True)
-def scan_image(request, scan_id):
-    """The X-ray as PNG (DICOM is converted for the browser); never cached, and audited unless the
-    page that embeds it already was (diagnosis.auditing)."""
-    scan = _scan_or_404(request, scan_id)
-    buffer = io.BytesIO()
-    Image.fromarray(_stored(scan, lambda: load_image_file(storage.path_of(scan.stored_name)))).save(buffer, format="PNG")
-    audit_image(request, AuditEvent.Action.SCAN_IMAGE_VIEWED, scan)
-    return _private_png(buffer.getvalue())
-
-
-@permission_required("diagnosis.view_prediction", raise_exception=True)
-def scan_heatmap(request, scan_id, prediction_id):
-    scan = _scan_or_404(request, scan_id)
-    prediction = get_object_or_404(Prediction, pk=prediction_id, scan=scan)
-    if not prediction.heatmap_name:
-        raise Http404("This result has no heatmap.")
-    data = _stored(scan, lambda: storage.read(prediction.heatmap_name))
-    audit_image(request, AuditEvent.Action.HEATMAP_VIEWED, scan)
-    return _private_png(data)
-
-
-def _stored(scan, read):
-    """A file of the scan from storage; one that has gone missing is a 404 for the reader (nothing was
-    shown, so nothing is audited) and an error in the log for hospital IT, never a 500."""
-    try:
-        return read()
-    except FileNotFoundError:
-        logger.error("A stored file of scan %s is missing from the scan storage.", scan.pk)
-        raise Http404("The image of this scan is missing from storage.") from None
-
-
-@require_POST
-@permission_required("diagnosis.add_review", raise_exception=True)
-def prediction_review(request, prediction_id):
-    try:
-        prediction = selectors.prediction_for(request.user, prediction_id)
-    except Prediction.DoesNotExist:
-        raise Http404("No such result.")
-    form = ReviewForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
-    else:
-        _, revised = services.review_prediction(actor=request.user, prediction=prediction, **form.cleaned_data)
-        messages.success(request, "Your review was revised; the earlier one is kept in its history." if revised else "Your review was saved.")
-    return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)

@@ -167,10 +167,10 @@ def clinician_scan(clinician, patient):
     """A scan accepted through the service (no worker needed: it stays queued)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from diagnosis import services
+    from diagnosis import scan_intake
     from tests.images import png_bytes
 
-    (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+    (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     return scan
 
 

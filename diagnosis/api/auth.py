@@ -16,6 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from diagnosis.auditing import client_ip
 from diagnosis.models import AuditEvent
 from diagnosis.services import record_audit
 from portal.errors import locked_out
@@ -92,7 +93,7 @@ class TokenCreate(APIView):
         if user is None:
             return refusal("The username or password is not correct.", code="invalid_credentials")
         try:
-            instance, token = issue_token(user, via="api", ip_address=django_request.META.get("REMOTE_ADDR"))
+            instance, token = issue_token(user, via="api", ip_address=client_ip(django_request))
         except TokenLimitReached as refused:
             return refusal(str(refused), code="too_many_tokens")
         instance.token = token
@@ -123,7 +124,7 @@ class TokenRevoke(generics.DestroyAPIView):
         return AuthToken.objects.filter(user=self.request.user)
 
     def perform_destroy(self, instance):
-        revoke_token(self.request.user, instance.token_key, via="api", ip_address=self.request.META.get("REMOTE_ADDR"))
+        revoke_token(self.request.user, instance.token_key, via="api", ip_address=client_ip(self.request))
 
 
 @receiver(pre_save, sender=get_user_model(), dispatch_uid="revoke_api_tokens")

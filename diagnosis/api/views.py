@@ -6,7 +6,7 @@ from rest_framework import generics, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from diagnosis import selectors, services
+from diagnosis import scan_intake, selectors, services
 from diagnosis.auditing import AuditedApiList, audit, ids
 from diagnosis.models import AuditEvent
 
@@ -120,14 +120,14 @@ class PatientScans(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
         confirmation = upload.validated_data
         try:
             if key:
-                scans, replayed = services.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api", **confirmation)
+                scans, replayed = scan_intake.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api", **confirmation)
             else:
-                scans = services.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api", **confirmation)
-        except services.IdentityMismatch as mismatch:
+                scans = scan_intake.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api", **confirmation)
+        except scan_intake.IdentityMismatch as mismatch:
             return errors.refusal(str(mismatch), code="identity_mismatch")
-        except services.ScanRejected as error:
+        except scan_intake.ScanRejected as error:
             return errors.refusal(str(error))
-        except services.UploadKeyConflict as conflict:
+        except scan_intake.UploadKeyConflict as conflict:
             return errors.refusal(str(conflict), code="idempotency_key_reused", status_code=status.HTTP_409_CONFLICT)
         data = ScanSerializer(selectors.scan_for(request.user, scans[0].pk), context={"request": request}).data
         headers = {"Location": data["status_url"], **({"Idempotent-Replayed": "true"} if replayed else {})}

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnosis import services
+from diagnosis import scan_intake
 from diagnosis.models import Scan
 from diagnosis.tasks import run_inference
 from jobs import lifecycle
@@ -63,7 +63,7 @@ def test_upload_is_answered_by_a_real_worker(client, clinician, patient, active_
 
 def test_without_an_active_model_the_scan_fails_with_a_reason(clinician, patient, celery_worker_process):
     assert not ModelVersion.objects.exists()
-    (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("a.png", png_bytes())])
+    (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("a.png", png_bytes())])
     scan = wait_for(lambda: finished(scan.pk), message="scan to fail")
     assert scan.status == Scan.Status.FAILED
     assert "No model version is active" in scan.failure_reason
@@ -89,7 +89,7 @@ def test_scan_whose_whole_worker_was_killed_mid_task_is_redone_once_by_the_sweep
     """acks_late cannot help here: the filesystem broker deletes a message as soon as a worker reads
     it. The scan's heartbeat stops with its worker, and the sweep gives it to a healthy worker."""
     with broker_outage():
-        (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("a.png", png_bytes())])
+        (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("a.png", png_bytes())])
     doomed = start_celery_worker(private_storage / "doomed-worker.log", queues="inference-doomed")
     try:
         run_inference.apply_async(args=[str(scan.pk)], queue="inference-doomed")

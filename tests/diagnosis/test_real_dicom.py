@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from diagnosis import services
+from diagnosis import scan_intake
 from diagnosis.models import Scan
 from ml.engine.images import decode_image_bytes
 
@@ -26,7 +26,7 @@ def dicom_files():
 def test_real_dicom_is_accepted(clinician, patient, path):
     # Public samples name their own (anonymised) patients: filing one under the test patient needs
     # the confirmation a clinician would give.
-    (scan,) = services.submit_scans(
+    (scan,) = scan_intake.submit_scans(
         actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("study.dcm", path.read_bytes())],
         confirm_identity_mismatch=True, identity_mismatch_reason="Public sample filed under a test patient.",
     )

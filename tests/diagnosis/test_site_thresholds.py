@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.timezone import localtime
 from rest_framework.test import APIClient
 
-from diagnosis import roles, services
+from diagnosis import roles, scan_intake, services
 from diagnosis.inference import analyse_scan
 from diagnosis.models import AuditEvent, Patient, Review, SiteThreshold
 from tests.conftest import make_user
@@ -105,7 +105,7 @@ def indeterminate_and_revised_reviews(add_result, patient, version, clinician, s
 
 
 def upload(actor, patient):
-    (scan,) = services.submit_scans(actor=actor, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+    (scan,) = scan_intake.submit_scans(actor=actor, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     return scan
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnosis import services
+from diagnosis import scan_intake
 from diagnosis.models import AuditEvent, Scan
 from tests.conftest import stored_files
 from tests.images import chest_like, dicom_bytes, jpeg_bytes, png_bytes
@@ -140,8 +140,8 @@ def test_a_refusal_of_the_whole_upload_comes_as_json_too(clinician_client, patie
 
 def test_the_api_stays_all_or_none_and_names_every_bad_file(clinician, patient):
     files = mixed_files()
-    with pytest.raises(services.ScanRejected) as refused:
-        services.submit_scans(actor=clinician, patient=patient, uploaded_files=files, via="api")
+    with pytest.raises(scan_intake.ScanRejected) as refused:
+        scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=files, via="api")
     assert set(refused.value.rejections) == {2, 4}
     assert "File 2 (notes.png)" in str(refused.value) and "File 4 (tiny.png)" in str(refused.value)
     assert not Scan.objects.exists()
@@ -192,8 +192,8 @@ def test_failed_database_write_removes_the_stored_file(clinician, patient, monke
     def broken_audit(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "record_audit", broken_audit)
+    monkeypatch.setattr(scan_intake, "record_audit", broken_audit)
     with pytest.raises(RuntimeError):
-        services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+        scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     assert stored_files() == files_before
     assert not Scan.objects.exists()

@@ -38,11 +38,11 @@ def test_only_the_attempt_that_claimed_a_job_can_finish_it(clinician_scan, setti
 def test_a_job_enqueued_while_the_broker_is_down_stays_queued_without_enqueued_at(clinician, patient, broker_outage, django_capture_on_commit_callbacks):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from diagnosis import services
+    from diagnosis import scan_intake
     from tests.images import png_bytes
 
     with broker_outage(), django_capture_on_commit_callbacks(execute=True) as callbacks:
-        (scan,) = services.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+        (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     assert len(callbacks) == 1
     scan.refresh_from_db()
     assert scan.status == Scan.Status.QUEUED and scan.enqueued_at is None

@@ -7,6 +7,7 @@ from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from diagnosis import scan_intake
 from diagnosis import services as clinical
 from diagnosis.models import Patient, Prediction
 from ml.models import TrainingJob
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def scan_with_result(clinician, site, number, label, agrees):
     patient = Patient.objects.create(site=site, medical_record_number=f"MRN-{number:03}", family_name=f"Family{number}", given_name="Given")
-    (scan,) = clinical.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes(96, seed=number))])
+    (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes(96, seed=number))])
     return scan, patient
 
 

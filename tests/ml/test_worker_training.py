@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnosis import services as clinical
+from diagnosis import scan_intake
 from diagnosis.models import Scan
 from ml import runtime, services
 from ml.engine.synthetic import make_synthetic_dataset
@@ -34,7 +34,7 @@ def job_ended(job_id):
 
 
 def scan_answered_by(clinician, patient, seed):
-    (scan,) = clinical.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes(seed=seed))])
+    (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes(seed=seed))])
     scan = wait_for(lambda: Scan.objects.filter(pk=scan.pk, status__in=["done", "failed"]).first(), message="the scan's result")
     assert scan.status == Scan.Status.DONE, scan.failure_reason
     return scan.predictions.get().model_version

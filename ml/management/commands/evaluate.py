@@ -5,7 +5,7 @@ import json
 from django.core.management.base import CommandError
 
 from ml import selectors, services
-from ml.models import ModelVersion, format_metric
+from ml.models import format_metric
 
 from ._base import VersionOptionCommand
 
@@ -22,10 +22,7 @@ class Command(VersionOptionCommand):
         parser.add_argument("--json", dest="json_file", default=None, metavar="FILE", help="Also write every metric as JSON to FILE.")
 
     def handle(self, *args, version, data, json_file, **options):
-        try:
-            model_version = ModelVersion.objects.get(pk=version)
-        except ModelVersion.DoesNotExist:
-            raise CommandError(f"Model version {version} does not exist.") from None
+        model_version = self.model_version(version)
         try:
             run = services.start_evaluation(model_version, data_dir=data, enqueue=False, allow_outside_root=True)
         except services.EvaluationError as error:

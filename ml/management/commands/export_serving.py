@@ -1,9 +1,6 @@
 """Export and validate a version's serving model from the shell (e.g. for a version registered
 before serving exports existed). Runs here, never in a web request: it loads TensorFlow."""
-from django.core.management.base import CommandError
-
 from ml import services
-from ml.models import ModelVersion
 
 from ._base import VersionOptionCommand
 
@@ -16,9 +13,7 @@ class Command(VersionOptionCommand):
         parser.add_argument("--force", action="store_true", help="Export and validate again even if it was done before.")
 
     def handle(self, *args, version, force, **options):
-        target = ModelVersion.objects.filter(pk=version).first()
-        if target is None:
-            raise CommandError(f"Model version {version} does not exist.")
+        target = self.model_version(version)
         serving = services.prepare_serving(target, force=force)
         verdict = f"{serving.runtime} {serving.precision}" if serving.accepted else "refused; Keras serves"
         self.stdout.write(f"{target.label}: {verdict}. {serving.reason}")

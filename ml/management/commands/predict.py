@@ -3,8 +3,7 @@ import json
 
 from django.core.management.base import CommandError
 
-from ml import selectors, services
-from ml.models import ModelVersion
+from ml import services
 
 from ._base import VersionOptionCommand
 
@@ -17,12 +16,7 @@ class Command(VersionOptionCommand):
         parser.add_argument("images", nargs="+", metavar="IMAGE")
 
     def handle(self, *args, version, images, **options):
-        try:
-            model_version = ModelVersion.objects.get(pk=version) if version is not None else selectors.active_version()
-        except ModelVersion.DoesNotExist:
-            raise CommandError(f"Model version {version} does not exist.") from None
-        except selectors.NoActiveModelVersion as error:
-            raise CommandError(str(error)) from error
+        model_version = self.model_version(version)
         failures = 0
         for result in services.predict_files(model_version, images):
             failures += "error" in result

@@ -1,0 +1,199 @@
+"""Scan intake: the write path of an upload, from the bytes a clinician or another system sends to
+the queued Scan rows. Every file is decoded completely and checked (diagnosis.services holds the
+other clinical writes; portal/uploads.py is the upload handler that receives each file's bytes).
+
+Three entry points, one per kind of caller: submit_scans (all or none: the API), submit_valid_scans
+(keep the valid files, name each refused one: the upload page) and submit_scans_once (submit_scans
+with an Idempotency-Key: the API's retries)."""
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from jobs import lifecycle
+from ml.engine.dicom import chest_radiograph_refusal
+from ml.engine.images import ImageDecodeError, decode_image_bytes
+
+from . import identity, storage
+from .models import AuditEvent, Scan, UploadKey
+from .services import record_audit
+
+
+class ScanRejected(Exception):
+    """An upload we refuse; the message says why, in words for the person who sent it.
+    `rejections` maps the position (from 1) of each refused file to its sentence; it is empty when
+    the upload as a whole is refused (no file, too many)."""
+
+    def __init__(self, message, rejections=None):
+        super().__init__(message)
+        self.rejections = rejections or {}
+
+
+class IdentityMismatch(ScanRejected):
+    """A DICOM header names someone other than the chosen patient; the upload may be confirmed
+    with a reason (pages show the confirmation with this refusal, the API documents its fields)."""
+
+
+@dataclass(frozen=True)
+class ValidatedImage:
+    data: bytes
+    format: str
+    width: int
+    height: int
+    identity: object = None  # the DICOM header's DicomIdentity, None for PNG and JPEG
+    original_name: str = ""
+    confirmed_mismatch: dict = field(default_factory=dict)  # what differs and the uploader's reason, once confirmed
+
+
+def validate_upload(uploaded_file, *, label=None):
+    """Decode the whole image; its name and Content-Type prove nothing. `label` names the file
+    in the message when several were sent."""
+    prefix = f"{label}: " if label else ""
+    if uploaded_file.size == 0:
+        raise ScanRejected(f"{prefix}The file is empty.")
+    limit = settings.SCAN_MAX_UPLOAD_BYTES
+    if uploaded_file.size > limit:
+        raise ScanRejected(f"{prefix}The file is {uploaded_file.size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.")
+    data = b"".join(uploaded_file.chunks())
+    try:
+        image = decode_image_bytes(data, max_pixels=settings.SCAN_MAX_PIXELS, min_side=settings.SCAN_MIN_SIDE)
+    except ImageDecodeError as error:
+        raise ScanRejected(f"{prefix}{error}") from error
+    # The model reads chest radiographs only: a CT, an MR or another body part would get an answer it cannot give.
+    refusal = image.identity and chest_radiograph_refusal(image.identity)
+    if refusal:
+        raise ScanRejected(f"{prefix}{refusal}")
+    return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height, identity=image.identity, original_name=uploaded_file.name)
+
+
+def validate_uploads(uploaded_files, *, patient, confirm_identity_mismatch=False, identity_mismatch_reason=""):
+    """Decode every file, not only up to the first bad one, and check that each DICOM header names
+    the chosen patient. A header naming someone else refuses its file unless the uploader confirmed
+    with a written reason; a confirmed file carries what differs, to be kept with its scan.
+
+    Returns (images, rejections, mismatched): the valid images in the order sent; {position from 1:
+    a sentence naming the file (by number and name when several were sent) and why} for each
+    refused one; and the positions refused for their identity alone (the pages then offer the
+    confirmation)."""
+    several = len(uploaded_files) > 1
+    reason = (identity_mismatch_reason or "").strip()[:500]
+    images, rejections, mismatched = [], {}, set()
+    for position, upload in enumerate(uploaded_files, start=1):
+        label = f"File {position} ({upload.name})" if several else None
+        try:
+            image = validate_upload(upload, label=label)
+        except ScanRejected as refusal:
+            rejections[position] = str(refusal)
+            continue
+        differences = identity.mismatches(identity.header_patient_of_upload(image.identity), patient)
+        if differences and not (confirm_identity_mismatch and reason):
+            mismatched.add(position)
+            ask = "Write the reason for filing it under this patient anyway." if confirm_identity_mismatch else (
+                f"Upload it for the right patient, or confirm that it belongs to {patient.family_name.upper()}, {patient.given_name} and give a reason."
+            )
+            rejections[position] = f"{label + ': ' if label else ''}{identity.mismatch_sentence(differences)} {ask}"
+            continue
+        mismatch = {"identity_mismatch": identity.mismatch_sentence(differences), "identity_mismatch_reason": reason} if differences else {}
+        images.append(replace(image, confirmed_mismatch=mismatch))
+    return images, rejections, mismatched
+
+
+def _check_count(uploaded_files):
+    if not uploaded_files:
+        raise ScanRejected("Choose at least one X-ray image to upload.")
+    if len(uploaded_files) > settings.SCAN_MAX_FILES_PER_UPLOAD:
+        raise ScanRejected(f"Upload at most {settings.SCAN_MAX_FILES_PER_UPLOAD} images at a time.")
+
+
+def submit_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
+    """Accept one or many X-rays for a patient, all or none (the API: a retry resends them all).
+    Every bad file is named in the refusal, not only the first; a refusal that is only about
+    identity is an IdentityMismatch, which the uploader may confirm (`confirm_identity_mismatch`
+    with `identity_mismatch_reason`, kept on the scan and in its audit row)."""
+    _check_count(uploaded_files)
+    images, rejections, mismatched = validate_uploads(uploaded_files, patient=patient, **confirmation)
+    if rejections:
+        refusal = IdentityMismatch if set(rejections) == mismatched else ScanRejected
+        raise refusal(" ".join(rejections.values()), rejections)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via)
+
+
+def submit_valid_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
+    """The upload page: keep every valid file and name each refused one, so a clinician who sent
+    ten images with one damaged file does not have to send the other nine again. Returns
+    (scans, rejections, mismatched) as validate_uploads names them; raises ScanRejected (an
+    IdentityMismatch when identity is all that is wrong) when no file is valid."""
+    _check_count(uploaded_files)
+    images, rejections, mismatched = validate_uploads(uploaded_files, patient=patient, **confirmation)
+    if not images:
+        raise (IdentityMismatch if set(rejections) == mismatched else ScanRejected)(" ".join(rejections.values()), rejections)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via), rejections, mismatched
+
+
+def _store_scans(*, actor, patient, images, via):
+    """Store validated images. The scan rows and audit rows are written in one transaction, and
+    the inference tasks are sent only after it commits, so a worker never looks for a scan that
+    is not there yet."""
+    stored_names = []
+    try:
+        with transaction.atomic():
+            scans = []
+            for image in images:
+                stored_names.append(storage.write(image.data, image.format))
+                scan = Scan.objects.create(
+                    patient=patient,
+                    uploaded_by=actor,
+                    stored_name=stored_names[-1],
+                    file_format=image.format,
+                    width=image.width,
+                    height=image.height,
+                    size_bytes=len(image.data),
+                    sha256=hashlib.sha256(image.data).hexdigest(),
+                    **identity.scan_fields(image.identity, image.original_name),
+                    **image.confirmed_mismatch,
+                )
+                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details={
+                    "file_format": scan.file_format, "size_bytes": scan.size_bytes, "sha256": scan.sha256, **image.confirmed_mismatch,
+                })
+                scans.append(scan)
+            lifecycle.enqueue_on_commit(*scans)
+    except BaseException:
+        for name in stored_names:
+            storage.delete(name)
+        raise
+    return scans
+
+
+class UploadKeyConflict(Exception):
+    """An Idempotency-Key reused for a different request; the message says so."""
+
+
+def _fingerprint(patient, uploaded_files):
+    digest = hashlib.sha256(str(patient.pk).encode())
+    for upload in uploaded_files:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+        upload.seek(0)
+    return digest.hexdigest()
+
+
+def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", **confirmation):
+    """submit_scans with an Idempotency-Key: the first request with a key makes the scans; a retry
+    with the same key, patient and files gets those scans back and creates nothing. Returns
+    (scans, replayed). Raises UploadKeyConflict when the key was used for something else."""
+    fingerprint = _fingerprint(patient, uploaded_files)
+    try:
+        with transaction.atomic():
+            # The unique (user, key) row is written first, so of two identical requests at once
+            # only one gets past here; the other waits for it and then finds its scans.
+            upload_key = UploadKey.objects.create(user=actor, key=key, fingerprint=fingerprint)
+            scans = submit_scans(actor=actor, patient=patient, uploaded_files=uploaded_files, via=via, **confirmation)
+            upload_key.scans.set(scans)
+            return scans, False
+    except IntegrityError:
+        pass
+    earlier = UploadKey.objects.get(user=actor, key=key)
+    if earlier.fingerprint != fingerprint:
+        raise UploadKeyConflict("This Idempotency-Key was already used for a different upload; send a new key for a new upload.")
+    return list(earlier.scans.order_by("uploaded_at", "pk")), True
