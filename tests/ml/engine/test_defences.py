@@ -84,6 +84,14 @@ def test_defences_are_recorded_by_the_config():
         "temperature_scaling": False}
 
 
+def test_the_cpu_scratch_preset_trains_the_recipe_the_ablation_chose():
+    # docs/engine.md: harmonisation kept internal AUC and relied least on acquisition shortcuts
+    assert TrainConfig.preset("cpu-scratch").defences() == {
+        "crop": "body", "detail_size": 224, "intensity": "equalize", "jpeg_augmentation": False,
+        "counterfactual_augmentation": False, "outside_lung_blanking": 0.0, "edge_blanking": 0.0, "blur_noise": 0.0,
+        "temperature_scaling": True}
+
+
 @pytest.mark.parametrize("flag, name, value", [
     (["--crop", "body"], "crop", "body"), (["--detail-size", "224"], "detail_size", 224),
     (["--intensity", "clahe"], "intensity", "clahe"), (["--counterfactual-augmentation"], "counterfactual_augmentation", True),
