@@ -250,6 +250,9 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
         predictions = Prediction.objects.filter(scan__in=ids)
         report["backlog_predictions"] = predictions.count()
         report["backlog_batches"] = len(set(predictions.values_list("inference_ms", flat=True)))  # one share per call
+        # The worker's predict_batch call (resize, forward pass, heatmaps) per scan, measured in this run, and the rest.
+        report["backlog_predict_ms_per_scan"] = statistics.fmean(predictions.values_list("inference_ms", flat=True))
+        report["backlog_outside_ms_per_scan"] = 1000 * report["backlog_s"] / backlog - report["backlog_predict_ms_per_scan"]
         report["runtimes_recorded"] = sorted(set(Prediction.objects.values_list("runtime", "precision")))
     finally:
         for process in reversed(processes):
@@ -269,6 +272,8 @@ def print_report(report: dict) -> None:
     print(f"  backlog of {report['backlog']}: {report['backlog_scans_per_s']:.2f} scans/s ({report['backlog_s']:.1f} s; uploads took "
           f"{report['backlog_upload_s']:.1f} s; {report['backlog_predictions']} predictions in ~{report['backlog_batches']} calls; "
           f"{report['failed']} failed)")
+    print(f"    per scan {1000 * report['backlog_s'] / report['backlog']:.0f} ms: the predict_batch call (resize, forward pass, "
+          f"heatmap) {report['backlog_predict_ms_per_scan']:.1f} ms, everything else {report['backlog_outside_ms_per_scan']:.1f} ms")
 
 
 def main(argv=None) -> int:
