@@ -60,28 +60,39 @@ def _analyse(scans):
     except Exception:
         logger.exception("Loading the model failed for scans %s", [each.pk for each in scans])
         return _fail_all(scans, INTERNAL_ERROR)
-    # Decoding the films and encoding and writing the heatmaps run in threads (Pillow, zlib and fsync
-    # release the GIL), one per scan: decoding and encoding take the cores the forward pass leaves
-    # idle meanwhile, and the heatmaps' fsyncs wait on the disk together (one journal commit):
-    # 16 took 87 ms one after another, 3 ms at once, measured on this machine.
-    with ThreadPoolExecutor(len(scans)) as pool:
-        readable, images = [], []
-        for each, image in zip(scans, pool.map(_read, scans)):
-            if isinstance(image, ImageDecodeError):
-                _fail(each, f"The stored image could not be read: {image}")
-            else:
-                readable.append(each)
-                images.append(image)
-        try:
-            started = time.perf_counter()
-            # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
-            results = predictor.predict_batch(images)
-            inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))  # this scan's share of the call
-            heatmap_names = list(pool.map(_store_heatmap, results))
-        except Exception:
-            logger.exception("Inference failed for scans %s", [each.pk for each in readable])
-            return _fail_all(readable, INTERNAL_ERROR)
+    pool = _threads()
+    readable, images = [], []
+    for each, image in zip(scans, pool.map(_read, scans)):
+        if isinstance(image, ImageDecodeError):
+            _fail(each, f"The stored image could not be read: {image}")
+        else:
+            readable.append(each)
+            images.append(image)
+    try:
+        started = time.perf_counter()
+        # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
+        results = predictor.predict_batch(images)
+        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))  # this scan's share of the call
+        heatmap_names = list(pool.map(_store_heatmap, results))
+    except Exception:
+        logger.exception("Inference failed for scans %s", [each.pk for each in readable])
+        return _fail_all(readable, INTERNAL_ERROR)
     return _record_answers(version, readable, results, heatmap_names, inference_ms)
+
+
+_pool = None
+
+
+def _threads():
+    """Decoding the films and encoding and writing the heatmaps run in threads (Pillow, zlib and
+    fsync release the GIL), one per scan of a batch: decoding and encoding take the cores the
+    forward pass leaves idle meanwhile, and the heatmaps' fsyncs wait on the disk together (one
+    journal commit): 16 took 87 ms one after another, 3 ms at once, measured here. The threads are
+    made once per process (on its first scan, after the fork): starting 16 per batch cost more."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
+    return _pool
 
 
 def _read(scan):
