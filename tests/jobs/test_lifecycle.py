@@ -109,3 +109,57 @@ def test_the_beat_task_runs_the_sweep(clinician_scan, settings):
     assert settings.CELERY_BEAT_SCHEDULE["sweep-jobs"]["task"] == sweep_jobs.name
     assert sweep_jobs() == {"sent": 1, "requeued": 0, "failed": 0}
     assert Scan.objects.get(pk=clinician_scan.pk).enqueued_at is not None
+
+
+def queued_scans(clinician, patient, n):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from diagnosis import services
+    from tests.images import png_bytes
+
+    files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=i)) for i in range(n)]
+    scans = services.submit_scans(actor=clinician, patient=patient, uploaded_files=files)
+    return sorted(scans, key=lambda scan: scan.uploaded_at)
+
+
+def test_a_backlog_is_claimed_together_oldest_first_and_only_what_is_queued(clinician, patient):
+    scans = queued_scans(clinician, patient, 4)
+    lifecycle.claim(Scan, scans[1].pk)  # taken by its own message meanwhile
+    waiting = Scan.objects.order_by("uploaded_at")
+    claimed = lifecycle.claim_queued(waiting, 2)
+    assert [job.pk for job in claimed] == [scans[0].pk, scans[2].pk]
+    for job in claimed:
+        row = Scan.objects.get(pk=job.pk)
+        assert row.status == job.status == Scan.Status.RUNNING and row.attempts == job.attempts == 1
+        assert row.worker == job.worker and row.started_at == job.started_at and row.heartbeat_at
+    assert [job.pk for job in lifecycle.claim_queued(waiting, 2)] == [scans[3].pk]
+    assert lifecycle.claim_queued(waiting, 2) == []
+    assert lifecycle.claim(Scan, scans[0].pk) is None, "its own message finds it taken and does nothing"
+    assert Scan.objects.get(pk=scans[0].pk).attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_claim_skips_a_row_another_transaction_holds_instead_of_waiting(clinician, patient):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database for each writer)")
+    scans = queued_scans(clinician, patient, 3)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_first():
+        with transaction.atomic():
+            list(Scan.objects.select_for_update().filter(pk=scans[0].pk))  # as a sender stamping enqueued_at would
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_first)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        assert [job.pk for job in lifecycle.claim_queued(Scan.objects.order_by("uploaded_at"), 5)] == [scans[1].pk, scans[2].pk]
+    finally:
+        release.set()
+        holder.join(10)
+    assert lifecycle.claim(Scan, scans[0].pk).attempts == 1, "its own message still claims it"
