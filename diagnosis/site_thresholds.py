@@ -23,7 +23,6 @@ from django.conf import settings
 from django.db import transaction
 
 from ml.engine.decision import results, select_threshold
-from ml.engine.metrics import calibration, proportion
 from ml.engine.temperature import BOUNDS, apply_temperature, apply_temperature_to_positive, fit_temperature, negative_log_likelihood, one_vs_rest
 
 from . import selectors, services
@@ -80,9 +79,17 @@ def _figures_at(is_positive, probability, threshold):
     said = probability >= threshold
     return {
         "threshold": float(threshold),
-        "sensitivity": proportion(int((is_positive & said).sum()), int(is_positive.sum())),
-        "specificity": proportion(int((~is_positive & ~said).sum()), int((~is_positive).sum())),
+        "sensitivity": _metrics().proportion(int((is_positive & said).sum()), int(is_positive.sum())),
+        "specificity": _metrics().proportion(int((~is_positive & ~said).sum()), int((~is_positive).sum())),
     }
+
+
+def _metrics():
+    """ml.engine.metrics, imported when a fit is computed: it loads scipy.stats and scikit-learn
+    (0.4-0.7 s), which the inference worker, applying fits only, should not wait for at start."""
+    from ml.engine import metrics
+
+    return metrics
 
 
 def _fit_calibration(is_positive, probability):
@@ -92,8 +99,8 @@ def _fit_calibration(is_positive, probability):
     recalibrated = apply_temperature(columns, fitted)[:, 1].astype(np.float64)
     figures = {
         "fitted_temperature": fitted,
-        "ece_before": calibration(is_positive, probability)["ece"],
-        "ece_after": calibration(is_positive, recalibrated)["ece"],
+        "ece_before": _metrics().calibration(is_positive, probability)["ece"],
+        "ece_after": _metrics().calibration(is_positive, recalibrated)["ece"],
         "log_loss_before": negative_log_likelihood(columns, labels, 1.0),
         "log_loss_after": negative_log_likelihood(columns, labels, fitted),
     }

@@ -114,11 +114,11 @@ def test_the_beat_task_runs_the_sweep(clinician_scan, settings):
 def queued_scans(clinician, patient, n):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from diagnosis import services
+    from diagnosis import scan_intake
     from tests.images import png_bytes
 
     files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=i)) for i in range(n)]
-    scans = services.submit_scans(actor=clinician, patient=patient, uploaded_files=files)
+    scans = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=files)
     return sorted(scans, key=lambda scan: scan.uploaded_at)
 
 
