@@ -163,13 +163,15 @@ def wait_for(condition, timeout=180, interval=0.5, message="condition"):
 
 
 @pytest.fixture
-def clinician_scan(clinician, patient):
-    """A scan accepted through the service (no worker needed: it stays queued)."""
+def clinician_scan(clinician, patient, monkeypatch):
+    """A scan accepted through the service, left queued: its message is not sent, even in a test
+    that commits, so an inference worker another test started cannot take it from the test."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from diagnosis import scan_intake
     from tests.images import png_bytes
 
+    monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)
     (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
     return scan
 
