@@ -69,10 +69,13 @@ def independent_validation(version):
         caveat = ONE_CLASS_PER_SOURCE_CAVEAT if one_class_per_source(metrics) else None
     else:
         return None
-    figures = {"described": described, "n": metrics.get("n"), "caveat": caveat}
-    for name in ("sensitivity", "specificity", "roc_auc"):
-        figures[name] = metric_figure(metrics.get(name))
-    return figures
+    return {"described": described, "n": metrics.get("n"), "caveat": caveat, **headline_figures(metrics)}
+
+
+def headline_figures(metrics):
+    """Sensitivity, specificity and ROC AUC of one set of the engine's metrics, each as
+    metric_figure gives it (None where it was not measured)."""
+    return {name: metric_figure(metrics.get(name)) for name in ("sensitivity", "specificity", "roc_auc")}
 
 
 def latest_promotion_to(version):
@@ -239,9 +242,7 @@ def source_held_out(version):
     return {
         "sources": held.get("sources", []),
         "n": held.get("n"),
-        "sensitivity": metric_figure(held.get("sensitivity")),
-        "specificity": metric_figure(held.get("specificity")),
-        "roc_auc": metric_figure(held.get("roc_auc")),
+        **headline_figures(held),
         "per_source": per_source_rows(held),
         "auc_caveat": ("Each class here comes from its own source, so this AUC measures telling the sources apart as much as "
                        "reading the lungs.") if one_class else None,
