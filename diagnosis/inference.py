@@ -61,18 +61,18 @@ def _analyse(scans):
         logger.exception("Loading the model failed for scans %s", [each.pk for each in scans])
         return _fail_all(scans, INTERNAL_ERROR)
     pool = _threads()
-    readable, images = [], []
-    for each, image in zip(scans, pool.map(_read, scans)):
-        if isinstance(image, ImageDecodeError):
-            _fail(each, f"The stored image could not be read: {image}")
+    readable, films = [], []
+    for each, film in zip(scans, pool.map(lambda scan: _read_and_prepare(scan, predictor), scans)):
+        if isinstance(film, str):
+            _fail(each, film)
         else:
             readable.append(each)
-            images.append(image)
+            films.append(film)
     try:
         started = time.perf_counter()
         # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
-        results = predictor.predict_batch(images)
-        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))  # this scan's share of the call
+        results = predictor.predict_prepared(films)
+        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(films))  # this scan's share of the call
         heatmap_names = list(pool.map(_store_heatmap, results))
     except Exception:
         logger.exception("Inference failed for scans %s", [each.pk for each in readable])
@@ -84,10 +84,11 @@ _pool = None
 
 
 def _threads():
-    """Decoding the films (before the pass) and encoding and writing the heatmaps (after it) run
-    in threads, one per scan of a batch (Pillow, zlib and fsync release the GIL): both cores decode
-    and encode, and the heatmaps' fsyncs wait on the disk together (one journal commit): 16 took
-    87 ms one after another, 3 ms at once, measured here. Neither overlaps the pass itself, which
+    """Decoding and preparing the films (before the pass: for a model trained on harmonised films
+    that is most of a scan's cost) and encoding and writing the heatmaps (after it) run in threads,
+    one per scan of a batch (Pillow, zlib and fsync release the GIL): both cores decode and encode,
+    and the heatmaps' fsyncs wait on the disk together (one journal commit): 16 took 87 ms one
+    after another, 3 ms at once, measured here. Neither overlaps the pass itself, which
     keeps both cores busy. The threads are made once per process (on its first scan, after the
     fork): starting 16 per batch cost more."""
     global _pool
@@ -96,12 +97,18 @@ def _threads():
     return _pool
 
 
-def _read(scan):
-    """The scan's pixels, or the ImageDecodeError saying why they cannot be read."""
+def _read_and_prepare(scan, predictor):
+    """The scan's film as the model takes it (decoded, harmonised, resized: `predictor.prepare`),
+    or the sentence saying why it cannot be analysed; one odd film fails alone, not its batch."""
     try:
-        return load_image_file(storage.path_of(scan.stored_name))
+        pixels = load_image_file(storage.path_of(scan.stored_name))
     except ImageDecodeError as error:
-        return error
+        return f"The stored image could not be read: {error}"
+    try:
+        return predictor.prepare(pixels)
+    except Exception:
+        logger.exception("Preparing scan %s for the model failed", scan.pk)
+        return INTERNAL_ERROR
 
 
 def _store_heatmap(result):

@@ -4,6 +4,7 @@
                                           expected_files=export_record["files"])
     predictor = ServingPredictor.keras(artifact_path, expected_sha256=version.sha256)  # reference, fallback
     predictor.predict_batch([pixels, ...])   # uint8 (H, W) arrays from ml.engine.images
+    predictor.predict_prepared([predictor.prepare(pixels), ...])  # the same, the films prepared apart (in threads)
 
 Each result: {"label", "probabilities": {class: p}, "positive_probability", "threshold",
 "heatmap": uint8 (h, w) at most 512 px on its longer side with the image's aspect ratio,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +126,12 @@ def read_export(export_dir, expected_files: dict | None = None) -> dict:
     return record
 
 
+@dataclass(frozen=True)
+class PreparedFilm:
+    pixels: np.ndarray  # uint8 (S, S, 1): the model's input
+    shape: tuple[int, int]  # the film's own (height, width): its heatmap keeps that aspect
+
+
 class ServingPredictor:
     """One call per batch: resize (preprocessing.resize_images), one forward pass giving the
     probabilities and the feature map, the label rule, the heatmap of the label."""
@@ -203,17 +211,27 @@ class ServingPredictor:
         predictor.model = model
         return predictor
 
+    def prepare(self, image: np.ndarray) -> PreparedFilm:
+        """One film as the model takes it: harmonised and resized as its spec says. Pillow and
+        scikit-image release the GIL, so a worker prepares a batch's films in threads, on every
+        core, instead of one after another before the pass."""
+        return PreparedFilm(pixels=resize_images([image], self.spec)[0], shape=tuple(np.shape(image)[:2]))
+
     def predict_batch(self, images: list[np.ndarray]) -> list[dict]:
-        if not images:
+        return self.predict_prepared([self.prepare(image) for image in images])
+
+    def predict_prepared(self, films: list[PreparedFilm]) -> list[dict]:
+        """One forward pass for films already prepared (`prepare`): the label rule and the heatmap of the label."""
+        if not films:
             return []
-        probabilities, features = self.forward(resize_images(images, self.spec))
+        probabilities, features = self.forward(np.stack([film.pixels for film in films]))
         probabilities = apply_temperature(probabilities, self.temperature)
         answers = results(probabilities, self.class_names, self.positive_class, self.threshold)
         # The map of the class each image was labelled with, from the same forward pass.
         cams = class_activation_maps(features, self.cam_weights, [self.class_names.index(answer["label"]) for answer in answers])
         return [
-            {**answer, "heatmap": heatmap_image(cam, image.shape), "heatmap_class": answer["label"], "runtime": self.runtime, "precision": self.precision}
-            for answer, cam, image in zip(answers, cams, images)
+            {**answer, "heatmap": heatmap_image(cam, film.shape), "heatmap_class": answer["label"], "runtime": self.runtime, "precision": self.precision}
+            for answer, cam, film in zip(answers, cams, films)
         ]
 
 
