@@ -73,11 +73,25 @@ def _analyse(scans):
         # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
         results = predictor.predict_prepared(films)
         inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(films))  # this scan's share of the call
-        heatmap_names = list(pool.map(_store_heatmap, results))
+        decisions = _decide(version, readable, results)
+        heatmap_names = list(pool.map(_store_heatmap, [result for result, _ in decisions]))
     except Exception:
         logger.exception("Inference failed for scans %s", [each.pk for each in readable])
         return _fail_all(readable, INTERNAL_ERROR)
-    return _record_answers(version, readable, results, heatmap_names, inference_ms)
+    return _record_answers(version, readable, decisions, heatmap_names, inference_ms)
+
+
+def _decide(version, scans, results):
+    """(result, SiteThreshold or None) per scan: a threshold fitted for the scan's site on its
+    reviewed scans decides where there is one (looked up once per site of the batch)."""
+    fits = {}
+    decisions = []
+    for each, result in zip(scans, results):
+        site = each.patient.site
+        if site.pk not in fits:
+            fits[site.pk] = site_thresholds.current(version, site)
+        decisions.append(site_thresholds.apply(version, result, fits[site.pk]))
+    return decisions
 
 
 _pool = None
@@ -116,11 +130,9 @@ def _store_heatmap(result):
 
 
 @transaction.atomic  # one commit for the batch, not one per scan (each commit waits for the disk); a savepoint per scan
-def _record_answers(version, readable, results, heatmap_names, inference_ms):
+def _record_answers(version, readable, decisions, heatmap_names, inference_ms):
     answered = {}
-    for each, result, heatmap_name in zip(readable, results, heatmap_names):
-        # A threshold fitted for the scan's site on its reviewed scans decides, where there is one.
-        result, fitted = site_thresholds.apply(version, result, each.patient.site)
+    for each, (result, fitted), heatmap_name in zip(readable, decisions, heatmap_names):
         prediction = record_prediction(scan=each, model_version=version, result=result, heatmap_name=heatmap_name,
                                        inference_ms=inference_ms, site_threshold=fitted)
         if prediction is not None:

@@ -178,14 +178,14 @@ def confirm(version, site, *, shown_threshold, shown_temperature, actor, ip_addr
     return fitted
 
 
-def apply(version, result, site):
-    """The model's answer for a scan of `site`, recalibrated by the site's temperature and decided
-    by its threshold when a fit is in force: (result, SiteThreshold or None)."""
-    fitted = current(version, site)
+def apply(version, result, fitted):
+    """The model's answer recalibrated by a site's temperature and decided by its threshold, when
+    `fitted` (the site's SiteThreshold in force, `current`) is one: (result, fitted)."""
     if fitted is None:
         return result, None
     probabilities = np.array([[result["probabilities"][name] for name in version.class_names]])
     if fitted.temperature is not None:
         probabilities = apply_temperature_to_positive(probabilities, version.class_names.index(version.positive_class), fitted.temperature)
     (answer,) = results(probabilities, version.class_names, version.positive_class, fitted.threshold)
-    return {**result, **answer}, fitted
+    # The heatmap shown beside a label is that label's map, also when the site's threshold changed the label.
+    return {**result, **answer, "heatmap": result["heatmaps"][answer["label"]], "heatmap_class": answer["label"]}, fitted

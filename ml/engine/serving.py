@@ -8,9 +8,10 @@
 
 Each result: {"label", "probabilities": {class: p}, "positive_probability", "threshold",
 "heatmap": uint8 (h, w) at most 256 px on its longer side with the image's aspect ratio,
-"heatmap_class", "runtime", "precision"}. The heatmap is the class activation map of the
-label given (0 = no evidence, 255 = the image's strongest evidence): store it as a small
-grey PNG and colour it over the X-ray in the browser.
+"heatmap_class", "heatmaps": {class: uint8 map}, "runtime", "precision"}. The heatmap is the
+class activation map of the label given (0 = no evidence, 255 = the image's strongest evidence):
+store it as a small grey PNG and colour it over the X-ray in the browser. `heatmaps` holds every
+class's map, for a caller that decides the label by a rule of its own.
 
 Importing this module, and the whole OpenVINO path, loads neither TensorFlow nor Keras (the
 worker must be ready in a second and stay small); `export.py` is the TensorFlow side.
@@ -227,12 +228,15 @@ class ServingPredictor:
         probabilities, features = self.forward(np.stack([film.pixels for film in films]))
         probabilities = apply_temperature(probabilities, self.temperature)
         answers = results(probabilities, self.class_names, self.positive_class, self.threshold)
-        # The map of the class each image was labelled with, from the same forward pass.
-        cams = class_activation_maps(features, self.cam_weights, [self.class_names.index(answer["label"]) for answer in answers])
-        return [
-            {**answer, "heatmap": heatmap_image(cam, film.shape), "heatmap_class": answer["label"], "runtime": self.runtime, "precision": self.precision}
-            for answer, cam, film in zip(answers, cams, films)
-        ]
+        # Every class's map from the same forward pass (a few hundred microseconds each): a caller
+        # that decides the label by another rule (a site's own threshold) shows the map of its label.
+        maps = {name: class_activation_maps(features, self.cam_weights, [index] * len(films)) for index, name in enumerate(self.class_names)}
+        out = []
+        for row, (answer, film) in enumerate(zip(answers, films)):
+            heatmaps = {name: heatmap_image(cams[row], film.shape) for name, cams in maps.items()}
+            out.append({**answer, "heatmap": heatmaps[answer["label"]], "heatmap_class": answer["label"], "heatmaps": heatmaps,
+                        "runtime": self.runtime, "precision": self.precision})
+        return out
 
 
 def load_serving_predictor(artifact_path, *, export_dir=None, validation: dict | None = None, expected_sha256: str | None = None,

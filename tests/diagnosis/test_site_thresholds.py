@@ -275,3 +275,31 @@ def test_only_administrators_fit_thresholds(clinician_client, site_a, make_versi
     assert clinician_client.get(fit_url(version, site_a)).status_code == 403
     assert clinician_client.post(fit_url(version, site_a), {"threshold": "0.5", "temperature": ""}).status_code == 403
     assert not SiteThreshold.objects.exists()
+
+
+def test_when_the_sites_threshold_changes_the_label_the_heatmap_shown_is_the_map_of_that_label(site_a, patient, clinician, active_model_version):
+    """The viewer says the heatmap shows where the model looked for the label beside it: a label
+    decided by the site's threshold comes with its own class's map, not the version label's."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from diagnosis import storage
+    from ml import runtime
+    from ml.engine.images import load_image_file
+
+    scan = upload(clinician, patient)
+    _, predictor = runtime.active_predictor()
+    (version_answer,) = predictor.predict_batch([load_image_file(storage.path_of(scan.stored_name))])
+    p = version_answer["positive_probability"]
+    # A threshold on the other side of this scan's probability: the site's rule flips the version's label.
+    flipped_threshold = (1 + p) / 2 if p >= active_model_version.threshold else p / 2
+    SiteThreshold.objects.create(version=active_model_version, site=site_a, threshold=flipped_threshold, temperature=None, figures={}, created_by=None)
+
+    prediction = analyse_scan(scan.pk)
+    assert prediction.threshold_source == "site" and prediction.label != version_answer["label"]
+    stored = np.asarray(Image.open(io.BytesIO(storage.path_of(prediction.heatmap_name).read_bytes())))
+    own_map, version_labels_map = version_answer["heatmaps"][prediction.label], version_answer["heatmaps"][version_answer["label"]]
+    assert np.abs(stored.astype(int) - own_map).max() <= 1
+    assert np.abs(stored.astype(int) - version_labels_map).max() > 10, "the two classes' maps differ, so the test can tell them apart"

@@ -86,7 +86,8 @@ def test_prediction_records_runtime_and_precision(keras_serving, images):
     result = keras_serving.predict_batch(images[:1])[0]
     assert (result["runtime"], result["precision"]) == ("keras", "fp32")
     assert set(result) == {"label", "probabilities", "positive_probability", "threshold", "heatmap",
-                           "heatmap_class", "runtime", "precision"}
+                           "heatmap_class", "heatmaps", "runtime", "precision"}
+    assert set(result["heatmaps"]) == {"covid", "normal"} and result["heatmaps"][result["label"]] is result["heatmap"]
 
 
 def test_head_with_two_dense_layers_is_refused():
