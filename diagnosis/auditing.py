@@ -4,9 +4,13 @@ Two helpers write rows, one per layer; nothing else creates an AuditEvent:
 - `audit(request, action, ...)` here, for views (pages, the API, Django admin): what a user looked
   at, one row per action, with the actor and IP taken from the request.
 - `services.record_audit(actor, action, ..., ip_address=None)`, for services: each write records
-  its row inside its own transaction, so a refused write leaves no row. A service knows no request:
-  the view that calls it passes `ip_address=client_ip(request)` where the service takes one
-  (diagnosis.staff, the API tokens). ml writes through it too, by the ML_AUDIT_RECORDER setting.
+  its row inside its own transaction, so a refused write leaves no row. A service knows no request,
+  so every service that records something a person did over the web or the API takes
+  `ip_address=None` (a keyword) and hands it to record_audit, and every view or API view that calls
+  it passes `ip_address=client_ip(request)`. Management commands and Celery tasks have no request
+  and leave it None: a row without an address came from the command line or a worker. ml writes
+  through it too, by the ML_AUDIT_RECORDER setting: ml.audit.record takes `ip_address` the same
+  way, and client_ip is defined there because ml's views need it and ml may not import diagnosis.
 
 The rule for images: a page (or a live-updated card) that shows a scan is the read, and it writes
 the one row. The images and heatmaps it embeds carry that row's id (`?seen=<id>`), and a fetch
@@ -18,16 +22,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from ml.audit import client_ip  # noqa: F401  (the one rule for the requester's address; ml's views need it too)
+
 from . import services
 from .models import AuditEvent
 
 # The rows that show a scan's images on the page they render.
 PAGE_READS = (AuditEvent.Action.PATIENT_VIEWED, AuditEvent.Action.SCAN_VIEWED, AuditEvent.Action.REPORT_VIEWED)
-
-
-def client_ip(request):
-    """The requester's address, as every audit row records it (a view hands it to a service)."""
-    return request.META.get("REMOTE_ADDR")
 
 
 def audit(request, action, *, patient=None, scan=None, via="web", details=None):

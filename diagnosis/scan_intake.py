@@ -106,7 +106,7 @@ def _check_count(uploaded_files):
         raise ScanRejected(f"Upload at most {settings.SCAN_MAX_FILES_PER_UPLOAD} images at a time.")
 
 
-def submit_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
+def submit_scans(*, actor, patient, uploaded_files, via="web", ip_address=None, **confirmation):
     """Accept one or many X-rays for a patient, all or none (the API: a retry resends them all).
     Every bad file is named in the refusal, not only the first; a refusal that is only about
     identity is an IdentityMismatch, which the uploader may confirm (`confirm_identity_mismatch`
@@ -116,10 +116,10 @@ def submit_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
     if rejections:
         refusal = IdentityMismatch if set(rejections) == mismatched else ScanRejected
         raise refusal(" ".join(rejections.values()), rejections)
-    return _store_scans(actor=actor, patient=patient, images=images, via=via)
+    return _store_scans(actor=actor, patient=patient, images=images, via=via, ip_address=ip_address)
 
 
-def submit_valid_scans(*, actor, patient, uploaded_files, via="web", **confirmation):
+def submit_valid_scans(*, actor, patient, uploaded_files, via="web", ip_address=None, **confirmation):
     """The upload page: keep every valid file and name each refused one, so a clinician who sent
     ten images with one damaged file does not have to send the other nine again. Returns
     (scans, rejections, mismatched) as validate_uploads names them; raises ScanRejected (an
@@ -128,10 +128,10 @@ def submit_valid_scans(*, actor, patient, uploaded_files, via="web", **confirmat
     images, rejections, mismatched = validate_uploads(uploaded_files, patient=patient, **confirmation)
     if not images:
         raise (IdentityMismatch if set(rejections) == mismatched else ScanRejected)(" ".join(rejections.values()), rejections)
-    return _store_scans(actor=actor, patient=patient, images=images, via=via), rejections, mismatched
+    return _store_scans(actor=actor, patient=patient, images=images, via=via, ip_address=ip_address), rejections, mismatched
 
 
-def _store_scans(*, actor, patient, images, via):
+def _store_scans(*, actor, patient, images, via, ip_address):
     """Store validated images. The scan rows and audit rows are written in one transaction, and
     the inference tasks are sent only after it commits, so a worker never looks for a scan that
     is not there yet."""
@@ -153,7 +153,7 @@ def _store_scans(*, actor, patient, images, via):
                     **identity.scan_fields(image.identity, image.original_name),
                     **image.confirmed_mismatch,
                 )
-                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, details={
+                record_audit(actor, AuditEvent.Action.SCAN_UPLOADED, patient=patient, scan=scan, via=via, ip_address=ip_address, details={
                     "file_format": scan.file_format, "size_bytes": scan.size_bytes, "sha256": scan.sha256, **image.confirmed_mismatch,
                 })
                 scans.append(scan)
@@ -178,7 +178,7 @@ def _fingerprint(patient, uploaded_files):
     return digest.hexdigest()
 
 
-def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", **confirmation):
+def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", ip_address=None, **confirmation):
     """submit_scans with an Idempotency-Key: the first request with a key makes the scans; a retry
     with the same key, patient and files gets those scans back and creates nothing. Returns
     (scans, replayed). Raises UploadKeyConflict when the key was used for something else."""
@@ -188,7 +188,7 @@ def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", **confi
             # The unique (user, key) row is written first, so of two identical requests at once
             # only one gets past here; the other waits for it and then finds its scans.
             upload_key = UploadKey.objects.create(user=actor, key=key, fingerprint=fingerprint)
-            scans = submit_scans(actor=actor, patient=patient, uploaded_files=uploaded_files, via=via, **confirmation)
+            scans = submit_scans(actor=actor, patient=patient, uploaded_files=uploaded_files, via=via, ip_address=ip_address, **confirmation)
             upload_key.scans.set(scans)
             return scans, False
     except IntegrityError:

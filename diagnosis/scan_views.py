@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from ml.engine.images import load_image_file
 
 from . import scan_intake, selectors, services, storage
-from .auditing import audit, audit_image
+from .auditing import audit, audit_image, client_ip
 from .forms import ReviewForm, ScanMoveForm, ScanUploadForm
 from .models import AuditEvent, Prediction
 from .views import patient_page
@@ -94,7 +94,8 @@ def scan_upload(request, patient_id):
     confirmation = {name: form.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
     scans, rejections, mismatched = [], {}, set()
     try:
-        scans, rejections, mismatched = scan_intake.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files, **confirmation)
+        scans, rejections, mismatched = scan_intake.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files,
+                                                                        ip_address=client_ip(request), **confirmation)
     except scan_intake.ScanRejected as refusal:
         rejections = refusal.rejections or {0: str(refusal)}
         mismatched = set(rejections) if isinstance(refusal, scan_intake.IdentityMismatch) else set()
@@ -126,7 +127,7 @@ def scan_move(request, scan_id):
         messages.error(request, f"No patient you can see has the medical record number {number}; nothing was moved.")
         return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
     try:
-        services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=form.cleaned_data["reason"])
+        services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=form.cleaned_data["reason"], ip_address=client_ip(request))
     except services.MoveRefused as refusal:
         messages.error(request, str(refusal))
         return redirect("diagnosis:patient_detail", patient_id=scan.patient_id)
@@ -199,6 +200,6 @@ def prediction_review(request, prediction_id):
     if not form.is_valid():
         messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
     else:
-        _, revised = services.review_prediction(actor=request.user, prediction=prediction, **form.cleaned_data)
+        _, revised = services.review_prediction(actor=request.user, prediction=prediction, ip_address=client_ip(request), **form.cleaned_data)
         messages.success(request, "Your review was revised; the earlier one is kept in its history." if revised else "Your review was saved.")
     return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)

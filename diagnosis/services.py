@@ -42,7 +42,7 @@ class PatientAlreadyRegistered(PatientRegistrationRefused):
     pass
 
 
-def register_patient(*, actor, medical_record_number, family_name, given_name, site=None, date_of_birth=None, sex=Patient.Sex.UNKNOWN, via="web"):
+def register_patient(*, actor, medical_record_number, family_name, given_name, site=None, date_of_birth=None, sex=Patient.Sex.UNKNOWN, via="web", ip_address=None):
     """Register a patient at the right site: a clinician at their own site whatever `site` says;
     someone who sees every site at the site they name. The database refuses a record number already
     used at that site in any letter case."""
@@ -66,14 +66,14 @@ def register_patient(*, actor, medical_record_number, family_name, given_name, s
                 created_by=actor,
             )
             fields = {name: getattr(patient, name) for name in PATIENT_CORRECTABLE_FIELDS}
-            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via, details={"changes": changes_between({}, fields), "site": site.code})
+            record_audit(actor, AuditEvent.Action.PATIENT_CREATED, patient=patient, via=via, ip_address=ip_address, details={"changes": changes_between({}, fields), "site": site.code})
     except IntegrityError as error:
         # The record number per site (ignoring case) is the only unique rule a new patient can break.
         raise PatientAlreadyRegistered(f"A patient with medical record number {medical_record_number} is already registered at {site}.") from error
     return patient
 
 
-def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="web"):
+def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="web", ip_address=None):
     """Record the clinician's review (their finding, whether they agree with the AI, a note), or
     revise it: their earlier review of this prediction stays as history (superseded) and the new
     one is current. The pages and the API require a finding; None means "not recorded". Returns
@@ -88,11 +88,11 @@ def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="
         Scan.objects.filter(pk=prediction.scan_id, reviewed=False).update(reviewed=True)  # the worklist's review state
         after = {"finding": review.finding, "agrees": review.agrees, "note": review.note}
         details = {"prediction": prediction.pk, "revised": bool(revised), "changes": changes_between(before, after)}
-        record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via, details=details)
+        record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via, ip_address=ip_address, details=details)
     return review, bool(revised)
 
 
-def update_patient(*, actor, patient, via="web", **changes):
+def update_patient(*, actor, patient, via="web", ip_address=None, **changes):
     """Correct a patient's names, date of birth, sex or record number; one audit row per correction,
     with each changed field's old and new value. The record number stays unique per site in any
     letter case (the database says so)."""
@@ -106,7 +106,7 @@ def update_patient(*, actor, patient, via="web", **changes):
         with transaction.atomic():
             patient.save(update_fields=list(changes) or None)
             after = {name: getattr(patient, name) for name in changes}
-            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, details={"changes": changes_between(before, after)})
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, ip_address=ip_address, details={"changes": changes_between(before, after)})
     except IntegrityError as error:
         raise PatientAlreadyRegistered(
             f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."
@@ -118,7 +118,7 @@ class MoveRefused(Exception):
     """A move of a scan we refuse; the message says why in one sentence."""
 
 
-def move_scan(*, actor, scan, to_patient, reason, via="web"):
+def move_scan(*, actor, scan, to_patient, reason, via="web", ip_address=None):
     """File a scan under the right patient. Both must be ones the actor may see (views look them up
     through the selectors, so another site's ids are a 404 before this is reached; checked again
     here because a service must not trust its caller). One audit row, with from, to and why."""
@@ -139,5 +139,5 @@ def move_scan(*, actor, scan, to_patient, reason, via="web"):
             "from_patient": str(from_patient.pk), "from": str(from_patient),
             "to_patient": str(to_patient.pk), "to": str(to_patient), "reason": reason[:500],
         }
-        record_audit(actor, AuditEvent.Action.SCAN_MOVED, patient=to_patient, scan=scan, via=via, details=details)
+        record_audit(actor, AuditEvent.Action.SCAN_MOVED, patient=to_patient, scan=scan, via=via, ip_address=ip_address, details=details)
     return scan

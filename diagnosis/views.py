@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import selectors, services
-from .auditing import audit, ids
+from .auditing import audit, client_ip, ids
 from .forms import PatientForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent
 from .paging import CappedPaginator
@@ -72,7 +72,7 @@ def patient_create(request):
     form = PatientForm(request.POST or None, chooses_site=chooses_site, initial={"site": selectors.site_of(request.user)})
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.register_patient(actor=request.user, **form.cleaned_data)
+            patient = services.register_patient(actor=request.user, ip_address=client_ip(request), **form.cleaned_data)
         except services.PatientRegistrationRefused as refusal:
             form.add_error(None, str(refusal))
         else:
@@ -127,7 +127,7 @@ def patient_edit(request, patient_id):
     if request.method == "POST" and form.is_valid():
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
         try:
-            services.update_patient(actor=request.user, patient=patient, **changes)
+            services.update_patient(actor=request.user, patient=patient, ip_address=client_ip(request), **changes)
         except services.PatientRegistrationRefused as refusal:
             form.add_error(None, str(refusal))
         else:

@@ -3,14 +3,23 @@
 The trail (diagnosis.models.AuditEvent) stays with the clinical app: its rows point at patients and
 scans, and a lower app holding it would depend on the clinical tables anyway. ml may not import
 diagnosis, so it reaches the trail the way it reaches reviewed scans, through a setting
-(ML_AUDIT_RECORDER, a function with services.record_audit's shape)."""
+(ML_AUDIT_RECORDER, a function with services.record_audit's shape).
+
+A service that records an action someone took over the web or the API takes `ip_address=None` and
+hands it to `record`; its view passes `ip_address=client_ip(request)`. The rule for the address is
+here rather than in diagnosis.auditing because ml's views need it too; diagnosis.auditing uses this one."""
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 
-def record(actor, action, *, via=None, **details):
+def client_ip(request):
+    """The requester's address, as every audit row records it (a view hands it to a service)."""
+    return request.META.get("REMOTE_ADDR")
+
+
+def record(actor, action, *, via=None, ip_address=None, **details):
     """One row: `action` is an AuditEvent action value (e.g. "model.promoted"); a call without an
     actor came from the command line. Inside the caller's transaction, so a refused write leaves no row."""
     signed_in = actor is not None and actor.is_authenticated
     recorder = import_string(settings.ML_AUDIT_RECORDER)
-    recorder(actor if signed_in else None, action, via=via or ("web" if signed_in else "command"), details=details)
+    recorder(actor if signed_in else None, action, via=via or ("web" if signed_in else "command"), ip_address=ip_address, details=details)

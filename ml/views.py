@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import datasets, selectors, services, trust
+from .audit import client_ip
 from .forms import PromoteForm, TrainingJobForm
 from .models import ModelVersion, TrainingJob
 
@@ -92,7 +93,8 @@ def version_promote(request, version_id):
     if request.method == "POST" and form.is_valid():
         try:
             promotion = services.promote_version(
-                version.pk, actor=request.user, reason=form.cleaned_data["reason"], override=form.cleaned_data["override"]
+                version.pk, actor=request.user, reason=form.cleaned_data["reason"], override=form.cleaned_data["override"],
+                ip_address=client_ip(request),
             )
         except services.PromotionError as error:
             form.add_error(None, str(error))
@@ -127,7 +129,7 @@ def version_evaluate(request, version_id):
         messages.error(request, services.NO_EVALUATION_SET)
     for data_dir in sets:
         try:
-            services.start_evaluation(version, request.user, data_dir=data_dir, allow_outside_root=True)
+            services.start_evaluation(version, request.user, data_dir=data_dir, allow_outside_root=True, ip_address=client_ip(request))
         except services.EvaluationError as error:
             messages.error(request, str(error))
         else:
@@ -161,7 +163,7 @@ def job_create(request):
             job = services.start_training_job(
                 actor=request.user, source=data["source"], dataset=data["dataset"], backbone=data["backbone"],
                 epochs=data["epochs"], image_size=data["image_size"], weights=data["weights"], batch_size=data["batch_size"],
-                held_out_sources=data["held_out_sources"],
+                held_out_sources=data["held_out_sources"], ip_address=client_ip(request),
             )
         except services.TrainingRefused as refusal:
             form.add_error(None, str(refusal))
@@ -190,7 +192,7 @@ def job_progress(request, job_id):
 def job_cancel(request, job_id):
     job = get_object_or_404(TrainingJob, pk=job_id)
     try:
-        job = services.cancel_training_job(job.pk, actor=request.user)
+        job = services.cancel_training_job(job.pk, actor=request.user, ip_address=client_ip(request))
     except services.TrainingRefused as refusal:
         messages.error(request, str(refusal))
     else:

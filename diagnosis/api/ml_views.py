@@ -10,6 +10,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from diagnosis.auditing import client_ip
 from ml import selectors as ml_selectors
 from ml import services as ml_services
 from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
@@ -91,7 +92,7 @@ class VersionPromote(ApiViewMixin, APIView):
         reason = PromoteSerializer(data=request.data)
         reason.is_valid(raise_exception=True)
         try:
-            ml_services.promote_version(version.pk, actor=request.user, via="api", **reason.validated_data)
+            ml_services.promote_version(version.pk, actor=request.user, via="api", ip_address=client_ip(request), **reason.validated_data)
         except ml_services.PromotionNeedsOverride as refusal:
             return errors.refusal(str(refusal), code="promotion_needs_override", status_code=status.HTTP_409_CONFLICT)
         except ml_services.PromotionError as refusal:
@@ -113,7 +114,7 @@ class TrainingJobList(ApiViewMixin, generics.ListCreateAPIView):
         parameters = TrainingStartSerializer(data=request.data)
         parameters.is_valid(raise_exception=True)
         try:
-            job = ml_services.start_training_job(actor=request.user, via="api", **parameters.validated_data)
+            job = ml_services.start_training_job(actor=request.user, via="api", ip_address=client_ip(request), **parameters.validated_data)
         except ml_services.TrainingRefused as refusal:
             return errors.refusal(str(refusal), code="training_refused")
         location = request.build_absolute_uri(reverse("api:training_job_detail", args=[job.pk]))
@@ -142,7 +143,7 @@ class TrainingJobCancel(ApiViewMixin, APIView):
     def post(self, request, job_id):
         job = get_object_or_404(ml_selectors.training_jobs(), pk=job_id)
         try:
-            job = ml_services.cancel_training_job(job.pk, actor=request.user, via="api")
+            job = ml_services.cancel_training_job(job.pk, actor=request.user, via="api", ip_address=client_ip(request))
         except ml_services.TrainingRefused as refusal:
             return errors.refusal(str(refusal), code="already_finished", status_code=status.HTTP_409_CONFLICT)
         return Response(TrainingJobSerializer(job).data)

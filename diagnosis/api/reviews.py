@@ -6,7 +6,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from diagnosis import selectors, services
-from diagnosis.auditing import AuditedApiList, audit, ids
+from diagnosis.auditing import AuditedApiList, audit, client_ip, ids
 from diagnosis.models import AuditEvent, Prediction
 
 from .base import ApiViewMixin
@@ -63,5 +63,6 @@ class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView
         prediction = self.prediction()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        review, revised = services.review_prediction(actor=request.user, prediction=prediction, via="api", **serializer.validated_data)
+        review, revised = services.review_prediction(actor=request.user, prediction=prediction, via="api", ip_address=client_ip(request),
+                                                         **serializer.validated_data)
         return Response(self.get_serializer(review).data, status=status.HTTP_200_OK if revised else status.HTTP_201_CREATED)

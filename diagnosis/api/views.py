@@ -7,7 +7,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from diagnosis import scan_intake, selectors, services
-from diagnosis.auditing import AuditedApiList, audit, ids
+from diagnosis.auditing import AuditedApiList, audit, client_ip, ids
 from diagnosis.models import AuditEvent
 
 from . import errors
@@ -44,7 +44,7 @@ class PatientList(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            patient = services.register_patient(actor=request.user, via="api", **serializer.validated_data)
+            patient = services.register_patient(actor=request.user, via="api", ip_address=client_ip(request), **serializer.validated_data)
         except services.PatientRegistrationRefused as refusal:
             return errors.refusal(str(refusal))
         return Response(self.get_serializer(patient).data, status=status.HTTP_201_CREATED)
@@ -73,7 +73,7 @@ class PatientDetail(ApiViewMixin, generics.RetrieveUpdateAPIView):
         changes = PatientUpdateSerializer(patient, data=request.data, partial=True)
         changes.is_valid(raise_exception=True)
         try:
-            services.update_patient(actor=request.user, patient=patient, via="api", **changes.validated_data)
+            services.update_patient(actor=request.user, patient=patient, via="api", ip_address=client_ip(request), **changes.validated_data)
         except services.PatientRegistrationRefused as refusal:
             return errors.refusal(str(refusal))
         return Response(self.get_serializer(patient).data)
@@ -120,9 +120,11 @@ class PatientScans(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
         confirmation = upload.validated_data
         try:
             if key:
-                scans, replayed = scan_intake.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api", **confirmation)
+                scans, replayed = scan_intake.submit_scans_once(actor=request.user, patient=patient, uploaded_files=files, key=key, via="api",
+                                                                ip_address=client_ip(request), **confirmation)
             else:
-                scans = scan_intake.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api", **confirmation)
+                scans = scan_intake.submit_scans(actor=request.user, patient=patient, uploaded_files=files, via="api",
+                                                 ip_address=client_ip(request), **confirmation)
         except scan_intake.IdentityMismatch as mismatch:
             return errors.refusal(str(mismatch), code="identity_mismatch")
         except scan_intake.ScanRejected as error:
@@ -161,7 +163,8 @@ class ScanMove(ApiViewMixin, generics.GenericAPIView):
         move.is_valid(raise_exception=True)
         to_patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=move.validated_data["patient"])
         try:
-            services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=move.validated_data["reason"], via="api")
+            services.move_scan(actor=request.user, scan=scan, to_patient=to_patient, reason=move.validated_data["reason"], via="api",
+                               ip_address=client_ip(request))
         except services.MoveRefused as refusal:
             return errors.refusal(str(refusal))
         return Response(ScanSerializer(selectors.scan_for(request.user, scan.pk), context={"request": request}).data)

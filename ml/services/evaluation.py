@@ -37,7 +37,7 @@ def _checked_folder(data_dir, allow_outside_root):
         raise EvaluationError(str(refusal)) from refusal
 
 
-def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_outside_root=False, via=None):
+def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_outside_root=False, via=None, ip_address=None):
     """Check the folder, record the run and queue it for the training worker once committed.
     `enqueue=False` is for a caller that runs it itself with execute_evaluation."""
     check = _checked_folder(data_dir, allow_outside_root)
@@ -51,7 +51,7 @@ def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_
         )
         if enqueue:
             lifecycle.enqueue_on_commit(run)
-        audit.record(actor, "evaluation.started", via=via, run=run.pk, version=version.pk, dataset=run.dataset_path)
+        audit.record(actor, "evaluation.started", via=via, ip_address=ip_address, run=run.pk, version=version.pk, dataset=run.dataset_path)
     return run
 
 

@@ -45,7 +45,7 @@ def _check_parameters(*, backbone, epochs, image_size, weights, batch_size):
 
 def start_training_job(
     *, actor, source=TrainingJob.Source.FOLDER, dataset="", backbone="xception", epochs=10, image_size=None,
-    weights=None, batch_size=16, seed=None, preset=None, held_out_sources=(), enqueue=True, allow_outside_root=False, via=None,
+    weights=None, batch_size=16, seed=None, preset=None, held_out_sources=(), enqueue=True, allow_outside_root=False, via=None, ip_address=None,
 ):
     """Check everything a worker would need, then record the job and queue it once committed.
 
@@ -97,12 +97,12 @@ def start_training_job(
         )
         if enqueue:
             lifecycle.enqueue_on_commit(job)
-        audit.record(actor, "training.started", via=via, job=job.pk, source=source, dataset=job.dataset_path, parameters=parameters)
+        audit.record(actor, "training.started", via=via, ip_address=ip_address, job=job.pk, source=source, dataset=job.dataset_path, parameters=parameters)
     logger.info("Training job %s queued by %s on %s", job.pk, actor or "command line", job.dataset_path)
     return job
 
 
-def cancel_training_job(job_id, *, actor=None, via=None):
+def cancel_training_job(job_id, *, actor=None, via=None, ip_address=None):
     """A queued job is cancelled at once; a running one stops at its heartbeat's next check."""
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job_id)
@@ -117,7 +117,7 @@ def cancel_training_job(job_id, *, actor=None, via=None):
         else:
             raise TrainingRefused(f"Training job {job.pk} has already {job.get_status_display().lower()}.")
         change = {"status": ["queued", "cancelled"]} if job.status == TrainingJob.Status.CANCELLED else {"cancel_requested": [False, True]}
-        audit.record(actor, "training.cancelled", via=via, job=job.pk, changes=change)
+        audit.record(actor, "training.cancelled", via=via, ip_address=ip_address, job=job.pk, changes=change)
     return job
 
 

@@ -75,7 +75,7 @@ class PromotionNeedsOverride(PromotionError):
         )
 
 
-def promote_version(version_id, *, actor=None, reason="", override=False, via=None):
+def promote_version(version_id, *, actor=None, reason="", override=False, via=None, ip_address=None):
     """Make one version active in a single transaction; a rollback is a promote of an older version.
 
     The safeguards (ml.trust.promotion_concerns) are asked first: if they object, only an explicit
@@ -110,7 +110,7 @@ def promote_version(version_id, *, actor=None, reason="", override=False, via=No
             from_version=current, to_version=target, actor=actor, reason=reason, is_rollback=was_active_before,
             overridden=bool(concerns), concerns=concerns,
         )
-        audit.record(actor, "model.promoted", via=via, version=target.pk, changes={"active": [current.pk if current else None, target.pk]},
+        audit.record(actor, "model.promoted", via=via, ip_address=ip_address, version=target.pk, changes={"active": [current.pk if current else None, target.pk]},
                      rollback=was_active_before, reason=promotion.reason, overridden=promotion.overridden, concerns=concerns)
     logger.info("%s made %s active (was %s)%s", actor or "system", target.label, current.label if current else "none",
                 f", overriding: {'; '.join(concerns)}; reason: {reason}" if concerns else "")
