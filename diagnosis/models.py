@@ -289,6 +289,7 @@ class AuditEvent(models.Model):
         SCAN_MOVED = "scan.moved", "Scan moved to another patient"
         REVIEWS_LISTED = "review.listed", "Reviews of a result listed"
         MODEL_PROMOTED = "model.promoted", "Model version promoted"
+        MODEL_DERIVATION_STARTED = "model.derivation_started", "Reduced-precision derivation requested"
         MODEL_DERIVED = "model.derived", "Reduced-precision model version derived"
         MODEL_DERIVATION_REFUSED = "model.derivation_refused", "Reduced-precision model version refused"
         TRAINING_STARTED = "training.started", "Training job started"

@@ -143,7 +143,7 @@ def version_derive_int8(request, version_id):
     """Queue the int8 derivation for the training worker; its outcome (a new candidate, or the one
     sentence why not) appears on this version's page."""
     version = version_or_404(version_id)
-    services.start_derivation(version, request.user)
+    services.start_derivation(version, request.user, ip_address=client_ip(request))
     messages.success(request, f"The int8 version of {version.label} will be made and checked against Keras by the training worker; "
                               "the outcome appears below.")
     return redirect("ml:version_detail", version_id=version.pk)

@@ -36,11 +36,13 @@ def derived_versions_of(version):
     return ModelVersion.objects.filter(record__derived_from=version.label)
 
 
-def start_derivation(parent, actor=None, *, enqueue=True):
-    """Queue the int8 derivation of `parent` for the training worker (the page's button), once committed."""
+def start_derivation(parent, actor=None, *, enqueue=True, via=None, ip_address=None):
+    """Queue the int8 derivation of `parent` for the training worker (the page's button), once
+    committed. The request is in the trail with its address; the worker's outcome is a row of its own."""
     with transaction.atomic():
         run = DerivationRun.objects.create(version=parent, created_by=actor if actor is not None and actor.is_authenticated else None,
                                            enqueued_at=None if enqueue else timezone.now())
+        audit.record(actor, "model.derivation_started", via=via, ip_address=ip_address, run=run.pk, version=parent.pk, label=parent.label)
         if enqueue:
             lifecycle.enqueue_on_commit(run)
     return run

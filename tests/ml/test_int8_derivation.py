@@ -141,9 +141,11 @@ def test_an_administrator_asks_on_the_page_and_the_refusal_is_shown_there(client
     client.force_login(clinician)
     assert client.post(url).status_code == 403
     client.force_login(administrator)
-    assert client.post(url).status_code == 302
+    assert client.post(url, REMOTE_ADDR="10.4.5.6").status_code == 302
     run = DerivationRun.objects.get()
     assert run.version == version and run.created_by == administrator
+    asked = AuditEvent.objects.get(action=AuditEvent.Action.MODEL_DERIVATION_STARTED)
+    assert (asked.actor, asked.via, asked.ip_address, asked.details["run"]) == (administrator, "web", "10.4.5.6", run.pk)
     services.execute_derivation(run.pk)  # here, or by a session worker that took it first
     run = wait_for(lambda: DerivationRun.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).first(), message="the derivation")
     assert run.status == DerivationRun.Status.FAILED and run.derived is None
