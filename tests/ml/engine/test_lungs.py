@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.engine.lungs import fallback_mask, lung_fields, overlay_png
+from ml.engine.lungs import _air_reaching_the_edge, _shrink, body_box, fallback_mask, lung_fields, overlay_png
 
 REAL_DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "cxr-dev"
 
@@ -86,6 +86,52 @@ def test_overlay_is_a_png_of_the_film():
     film, _ = thorax()
     png = overlay_png(film, lung_fields(film))
     assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (900, 1100), (512, 512), (224, 224), (240, 200)])
+def test_body_box_lies_where_the_body_is(shape):
+    """A bright body on dark air, at sizes the working copy is shrunk from and enlarged to."""
+    height, width = shape
+    film, _ = thorax(shape)
+    film[:] = np.clip(film, 40, None)  # the whole thorax is body, brighter than the air
+    outside = ~ellipse(shape, 0.52, 0.5, 0.40, 0.36)
+    film[outside] = np.random.default_rng(1).integers(0, 12, outside.sum())
+    top, bottom, left, right = body_box(film)
+    rows, cols = np.nonzero((~outside).any(axis=1))[0], np.nonzero((~outside).any(axis=0))[0]
+    tolerance_y, tolerance_x = 0.02 * height, 0.02 * width
+    assert abs(top - rows[0]) <= tolerance_y and abs(bottom - (rows[-1] + 1)) <= tolerance_y
+    assert abs(left - cols[0]) <= tolerance_x and abs(right - (cols[-1] + 1)) <= tolerance_x
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (900, 1100), (512, 508), (224, 224), (256, 256), (300, 37), (5, 700), (1, 300)])
+def test_working_copy_is_scikit_images_antialiased_resize(shape):
+    """Existing models were trained on body crops found on scikit-image's resize; the faster
+    resize must give the same working copy."""
+    from skimage.transform import resize
+
+    grey = np.random.default_rng(shape[0]).random(shape) * 255
+    expected = resize(grey, (256, 256), order=1, anti_aliasing=True)
+    assert np.abs(_shrink(grey, 256) - expected).max() < 1e-9
+
+
+def test_air_is_flooded_from_the_edge_only():
+    """Air reaching the edge, even through a diagonal step, is outside the body; a dark pocket
+    enclosed by the body is not. The same as scikit-image's reconstruction from the edge."""
+    from skimage import morphology
+
+    air = np.zeros((40, 40), dtype=bool)
+    air[:, :5] = True  # along the left edge
+    air[5, 5], air[6, 6], air[7, 7] = True, True, True  # a diagonal path from it
+    air[20:25, 20:25] = True  # an enclosed pocket
+    outside = _air_reaching_the_edge(air)
+    assert outside[:, :5].all() and outside[7, 7] and not outside[20:25, 20:25].any()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        air = rng.random((64, 64)) < 0.45
+        edge = np.zeros_like(air)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True
+        expected = morphology.reconstruction((air & edge).astype(np.uint8), air.astype(np.uint8)).astype(bool)
+        assert np.array_equal(_air_reaching_the_edge(air), expected)
 
 
 @pytest.mark.real_data
