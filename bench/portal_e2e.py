@@ -31,8 +31,9 @@ The real validation (ml/engine/export.py) is untouched.
 A lone or first scan's result is seen by polling the database every 10 ms (polling the API would
 load the 2 cores the worker needs); a backlog's times come from the scans' finished_at stamps
 (written by the worker, committed a few ms later with the rest of their batch), so the bench
-polls it only every 250 ms and leaves the cores to the worker. Scans are 1024 x 1024 grey PNGs, each different. Every process it starts is
-stopped at the end, whatever happens, and its data folder removed.
+polls it only every 250 ms and leaves the cores to the worker. Scans are 1024 x 1024 grey PNGs,
+each different. Every process it starts is stopped at the end, whatever happens, and its data
+folder removed.
 """
 from __future__ import annotations
 
