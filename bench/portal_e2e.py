@@ -21,8 +21,9 @@ takes an API token and then measures:
   fast as the server takes them while that worker runs, scans/s from the first upload to the
   last result. On a 2-core machine the web server's work (gunicorn, decoding to validate,
   inserts) competes with the worker for the cores, so this figure includes it.
-For both backlogs, the Prediction rows give each scan's share of its predict_batch call (resize,
-forward pass, heatmaps) and the rest of the time per scan is "everything else".
+For both backlogs, the Prediction rows give each scan's share of the model call the worker times
+(`inference_ms`: the forward pass and heatmaps, and whatever else the worker puts in that call)
+and the rest of the time per scan is "everything else".
 Precision: a real version is served in bf16 where its export passed the check against Keras on its
 labelled images and the CPU computes bf16 natively (AMX, AVX512-BF16). The random weights here
 have no labelled images, so that check cannot pass them; on such a CPU this bench forces bf16 (it
@@ -244,8 +245,8 @@ def last_result(ids):
 
 
 def predict_ms_per_scan(ids) -> float:
-    """The mean of the Prediction rows' inference_ms: each scan's share of its predict_batch call
-    (resize, forward pass, heatmaps), measured in the worker."""
+    """The mean of the Prediction rows' inference_ms: each scan's share of the model call the
+    worker times (the forward pass and heatmaps; diagnosis/inference.py says what else it holds)."""
     from diagnosis.models import Prediction
 
     return statistics.fmean(Prediction.objects.filter(scan__in=ids).values_list("inference_ms", flat=True))
@@ -371,15 +372,15 @@ def print_report(report: dict) -> None:
     print(f"  backlog of {backlog}, uploads racing the worker: {racing['scans_per_s']:.2f} scans/s (first upload to last result, "
           f"{racing['seconds']:.1f} s, of which the uploads took {racing['upload_s']:.1f} s on the same cores; "
           f"{racing['predictions']} predictions in calls of {racing['calls']})")
-    print(f"    per scan {1000 * racing['seconds'] / backlog:.0f} ms: the predict_batch call (resize, forward pass, "
-          f"heatmap) {racing['predict_ms_per_scan']:.1f} ms, everything else {racing['outside_ms_per_scan']:.1f} ms")
+    print(f"    per scan {1000 * racing['seconds'] / backlog:.0f} ms: the worker's timed model call "
+          f"(inference_ms) {racing['predict_ms_per_scan']:.1f} ms, everything else {racing['outside_ms_per_scan']:.1f} ms")
     drain = report["drain"]
     print(f"  backlog of {backlog}, a standing backlog drained (uploaded in {drain['upload_s']:.1f} s with no worker, then a "
           f"fresh worker): {drain['scans_per_s']:.2f} scans/s ({drain['counted']} scans of its second call to its last in "
           f"{drain['seconds']:.1f} s; its first call of {drain['first_call_scans']} done {drain['first_call_done_s']:.2f} s "
           f"after the process was spawned; {drain['predictions']} predictions in calls of {drain['calls']})")
-    print(f"    per scan {1000 * drain['seconds'] / drain['counted']:.0f} ms: the predict_batch call (resize, forward pass, "
-          f"heatmap) {drain['predict_ms_per_scan']:.1f} ms, everything else {drain['outside_ms_per_scan']:.1f} ms")
+    print(f"    per scan {1000 * drain['seconds'] / drain['counted']:.0f} ms: the worker's timed model call "
+          f"(inference_ms) {drain['predict_ms_per_scan']:.1f} ms, everything else {drain['outside_ms_per_scan']:.1f} ms")
 
 
 def main(argv=None) -> int:
