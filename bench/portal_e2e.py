@@ -1,25 +1,40 @@
 """The portal end to end: HTTP upload, the inference worker, the result, on PostgreSQL + Redis.
 
-    nice .venv/bin/python bench/portal_e2e.py [--quick] [--json FILE]
+    nice .venv/bin/python bench/portal_e2e.py [--quick] [--fp32] [--json FILE]
+        [--database NAME] [--redis-db N] [--port PORT]   # two runs on one machine need their own
     (bench/inference.py runs it and sets its figures against the engine and the original path)
 
-It makes its own database (`portal_bench_e2e`, dropped first) and uses its own Redis database
-(12), registers a random-init Xception version (speed does not depend on the weights) with its
-serving export, starts a real web server (`bin/portal web`, gunicorn) and one real
-inference worker (`bin/portal inference-worker`), takes an API token and then measures:
+It makes its own database (`portal_bench_e2e` unless --database; dropped first) and uses its own
+Redis database (12 unless --redis-db; flushed), registers a random-init Xception version (speed
+does not depend on the weights) with its serving export, starts a real web server (`bin/portal
+web`, gunicorn) and a real inference worker (`bin/portal inference-worker`, one at a time),
+takes an API token and then measures:
 - the first scan after the worker starts: one scan uploaded before the worker process is
   spawned, seconds from spawning the process to its result;
 - lone scans, one at a time (upload, wait for its result, next): upload-to-result p50 and p95;
-- a backlog: N scans uploaded over HTTP by 4 client threads as fast as the server takes them,
-  scans/s from the first upload to the last result.
+- a standing backlog drained: the worker is stopped, N scans are uploaded over HTTP by 4 client
+  threads (they wait in Redis), then a fresh worker is started. Scans/s over the worker's calls
+  after its first: the scans they answered over the time from the last result of the first call
+  to the last result of all (the database's finished_at stamps). The uploads, the worker's
+  start-up and its first call are left out: what the worker alone sustains under a backlog;
+- a backlog with the uploads racing the worker: N more scans uploaded by 4 client threads as
+  fast as the server takes them while that worker runs, scans/s from the first upload to the
+  last result. On a 2-core machine the web server's work (gunicorn, decoding to validate,
+  inserts) competes with the worker for the cores, so this figure includes it.
+For both backlogs, the Prediction rows give each scan's share of the model call the worker times
+(`inference_ms`: the forward pass and heatmaps, and whatever else the worker puts in that call)
+and the rest of the time per scan is "everything else".
 Precision: a real version is served in bf16 where its export passed the check against Keras on its
 labelled images and the CPU computes bf16 natively (AMX, AVX512-BF16). The random weights here
 have no labelled images, so that check cannot pass them; on such a CPU this bench forces bf16 (it
 says so; `--fp32` keeps fp32), to measure the portal at the precision a validated model would get.
 The real validation (ml/engine/export.py) is untouched.
-A result is seen by polling the database every 10 ms (polling the API would load the 2 cores the
-worker needs). Scans are 1024 x 1024 grey PNGs, each different. Every process it starts is
-stopped at the end, whatever happens, and its data folder removed.
+A lone or first scan's result is seen by polling the database every 10 ms (polling the API would
+load the 2 cores the worker needs); a backlog's times come from the scans' finished_at stamps
+(written by the worker, committed a few ms later with the rest of their batch), so the bench
+polls it only every 250 ms and leaves the cores to the worker. Scans are 1024 x 1024 grey PNGs,
+each different. Every process it starts is stopped at the end, whatever happens, and its data
+folder removed.
 """
 from __future__ import annotations
 
@@ -48,6 +63,9 @@ REDIS_DB = 12
 PORT = 8765
 FORCED_BF16 = "bf16 forced for speed: random weights cannot be validated"
 PASSWORD = secrets.token_urlsafe(12)
+# A backlog's times come from the database's finished_at stamps, so its end need not be seen at
+# once: polling a 200-scan query every 10 ms took about a fifth of a core (2.4 ms of Python a poll).
+BACKLOG_POLL = 0.25
 
 
 def environment(data_dir: Path, batch_size: int) -> dict:
@@ -183,20 +201,107 @@ class Client:
         return response.json()["id"]
 
 
-def wait_until_finished(ids, timeout: float) -> float:
-    """perf_counter when every scan in `ids` is done or failed (polling the database)."""
+def wait_until_finished(ids, timeout: float, every: float = 0.01) -> float:
+    """perf_counter when every scan in `ids` is done or failed (polling the database `every` seconds)."""
     from diagnosis.models import Scan
 
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         if Scan.objects.filter(pk__in=ids, status__in=["done", "failed"]).count() == len(ids):
             return time.perf_counter()
-        time.sleep(0.01)
+        time.sleep(every)
     raise TimeoutError(f"{len(ids)} scans not finished within {timeout:.0f} s")
 
 
 def percentile(values, q):
     return float(np.percentile(values, q))
+
+
+def worker_calls(ids) -> list[list]:
+    """The finished scans in `ids` grouped by the worker's call that answered them, in order, as
+    (started_at, finished_at, pk) rows. One inference worker runs one call at a time and claims
+    the next call's scans only after the last one finished, so a call starts with the first scan
+    claimed after every scan of the previous call was finished."""
+    from diagnosis.models import Scan
+
+    rows = sorted(Scan.objects.filter(pk__in=ids, status__in=["done", "failed"]).values_list("started_at", "finished_at", "pk"))
+    calls = []
+    for row in rows:
+        if calls and row[0] <= max(finished for _, finished, _ in calls[-1]):
+            calls[-1].append(row)
+        else:
+            calls.append([row])
+    return calls
+
+
+def last_result(ids):
+    """The finished_at stamp of the last of these scans: a batch's results are committed together
+    a few milliseconds after their stamps."""
+    from django.db.models import Max
+
+    from diagnosis.models import Scan
+
+    return Scan.objects.filter(pk__in=ids).aggregate(last=Max("finished_at"))["last"]
+
+
+def predict_ms_per_scan(ids) -> float:
+    """The mean of the Prediction rows' inference_ms: each scan's share of the model call the
+    worker times (the forward pass and heatmaps; diagnosis/inference.py says what else it holds)."""
+    from diagnosis.models import Prediction
+
+    return statistics.fmean(Prediction.objects.filter(scan__in=ids).values_list("inference_ms", flat=True))
+
+
+def call_sizes(calls) -> str:
+    """'16 x 12, 8': how many scans each call took, as runs."""
+    runs = []
+    for call in calls:
+        if runs and runs[-1][0] == len(call):
+            runs[-1][1] += 1
+        else:
+            runs.append([len(call), 1])
+    return ", ".join(f"{size} x {count}" if count > 1 else f"{size}" for size, count in runs)
+
+
+def racing_backlog(client, files: list[bytes]) -> dict:
+    """N scans uploaded by 4 client threads while the worker runs: scans/s from the first upload
+    to the last result. The uploads (gunicorn, decoding to validate, inserts) share the 2 cores
+    with the worker, so this mixes the web server's cost into the worker's rate."""
+    started = time.time()  # wall clock, as the finished_at stamps
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(client.upload, files))
+    uploaded = time.time()
+    wait_until_finished(ids, 60 + 10 * len(files), every=BACKLOG_POLL)
+    seconds = last_result(ids).timestamp() - started
+    predict_ms = predict_ms_per_scan(ids)
+    return {"scans_per_s": len(files) / seconds, "seconds": seconds, "upload_s": uploaded - started,
+            "calls": call_sizes(worker_calls(ids)), "predict_ms_per_scan": predict_ms,
+            "outside_ms_per_scan": 1000 * seconds / len(files) - predict_ms, "ids": ids}
+
+
+def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes: list) -> dict:
+    """N scans uploaded while no inference worker runs (they wait in Redis), then a fresh worker
+    drains them. The rate counts the scans of its second call to its last, over the time from
+    the last result of its first call to the last result of all (the database's finished_at
+    stamps): neither the uploads nor the worker's start-up nor its first call are in it."""
+    uploaded_from = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(client.upload, files))
+    upload_s = time.perf_counter() - uploaded_from
+    spawned = time.time()  # wall clock, as the finished_at stamps
+    processes.append(start("inference-worker", env, logs / "drain-worker.log"))
+    wait_until_finished(ids, 120 + 10 * len(files), every=BACKLOG_POLL)
+    calls = worker_calls(ids)
+    if len(calls) < 2:
+        raise SystemExit(f"The backlog of {len(files)} was drained in one call: give a backlog larger than the batch size")
+    first_call_done = max(finished for _, finished, _ in calls[0])
+    counted = [pk for call in calls[1:] for _, _, pk in call]
+    seconds = (last_result(ids) - first_call_done).total_seconds()
+    predict_ms = predict_ms_per_scan(counted)
+    return {"scans_per_s": len(counted) / seconds, "seconds": seconds, "counted": len(counted), "upload_s": upload_s,
+            "first_call_scans": len(calls[0]), "first_call_done_s": first_call_done.timestamp() - spawned,
+            "calls": call_sizes(calls), "predict_ms_per_scan": predict_ms,
+            "outside_ms_per_scan": 1000 * seconds / len(counted) - predict_ms, "ids": ids}
 
 
 def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False) -> dict:
@@ -216,7 +321,7 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
     call_command("migrate", verbosity=0)
     serving = register_version(size, data_dir / "artifact", fp32)
     patient = clinician_and_patient()
-    files = scan_files(1 + lone + backlog)
+    files = scan_files(1 + lone + 2 * backlog)
     from diagnosis.models import Prediction, Scan
 
     report = {"image_size": size, "backlog": backlog, "lone": lone, "batch_size": batch_size,
@@ -227,7 +332,8 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
         client = Client(patient.pk)
         first = client.upload(files[0])  # queued before any worker exists
         spawned = time.perf_counter()
-        processes.append(start("inference-worker", env, logs / "worker.log"))
+        worker = start("inference-worker", env, logs / "worker.log")
+        processes.append(worker)
         report["first_scan_s"] = wait_until_finished([first], 300) - spawned
 
         latencies = []
@@ -238,21 +344,13 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
         report["lone_ms"] = {"p50": 1000 * percentile(latencies, 50), "p95": 1000 * percentile(latencies, 95),
                              "min": 1000 * min(latencies)}
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            ids = list(pool.map(client.upload, files[1 + lone:]))
-        uploaded = time.perf_counter()
-        finished = wait_until_finished(ids, 60 + 10 * backlog)
-        report["backlog_s"] = finished - started
-        report["backlog_upload_s"] = uploaded - started
-        report["backlog_scans_per_s"] = backlog / (finished - started)
+        stop(worker)  # idle: every lone scan is finished and its message taken
+        drained = drained_backlog(client, files[1 + lone:1 + lone + backlog], env, logs, processes)
+        racing = racing_backlog(client, files[1 + lone + backlog:])  # the fresh worker of the drain, now warm
         report["failed"] = Scan.objects.filter(status="failed").count()
-        predictions = Prediction.objects.filter(scan__in=ids)
-        report["backlog_predictions"] = predictions.count()
-        report["backlog_batches"] = len(set(predictions.values_list("inference_ms", flat=True)))  # one share per call
-        # The worker's predict_batch call (resize, forward pass, heatmaps) per scan, measured in this run, and the rest.
-        report["backlog_predict_ms_per_scan"] = statistics.fmean(predictions.values_list("inference_ms", flat=True))
-        report["backlog_outside_ms_per_scan"] = 1000 * report["backlog_s"] / backlog - report["backlog_predict_ms_per_scan"]
+        for name, figures in (("racing", racing), ("drain", drained)):
+            figures["predictions"] = Prediction.objects.filter(scan__in=figures.pop("ids")).count()
+            report[name] = figures
         report["runtimes_recorded"] = sorted(set(Prediction.objects.values_list("runtime", "precision")))
     finally:
         for process in reversed(processes):
@@ -263,25 +361,34 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
 
 def print_report(report: dict) -> None:
     print(f"portal end to end ({report['runtime']}, {report['image_size']} px, batch size {report['batch_size']}, "
-          f"PostgreSQL + Redis, gunicorn 2 workers, 1 inference worker):")
+          f"PostgreSQL + Redis, gunicorn 2 workers, 1 inference worker; {report['failed']} scans failed):")
     if FORCED_BF16 in report.get("precision_note", ""):
         print(f"  {FORCED_BF16} (--fp32 keeps fp32)")
     print(f"  first scan after the worker process starts: {report['first_scan_s']:.2f} s")
     lone = report["lone_ms"]
     print(f"  lone scans ({report['lone']}): upload-to-result p50 {lone['p50']:.0f} ms, p95 {lone['p95']:.0f} ms")
-    print(f"  backlog of {report['backlog']}: {report['backlog_scans_per_s']:.2f} scans/s ({report['backlog_s']:.1f} s; uploads took "
-          f"{report['backlog_upload_s']:.1f} s; {report['backlog_predictions']} predictions in ~{report['backlog_batches']} calls; "
-          f"{report['failed']} failed)")
-    print(f"    per scan {1000 * report['backlog_s'] / report['backlog']:.0f} ms: the predict_batch call (resize, forward pass, "
-          f"heatmap) {report['backlog_predict_ms_per_scan']:.1f} ms, everything else {report['backlog_outside_ms_per_scan']:.1f} ms")
+    backlog = report["backlog"]
+    racing = report["racing"]
+    print(f"  backlog of {backlog}, uploads racing the worker: {racing['scans_per_s']:.2f} scans/s (first upload to last result, "
+          f"{racing['seconds']:.1f} s, of which the uploads took {racing['upload_s']:.1f} s on the same cores; "
+          f"{racing['predictions']} predictions in calls of {racing['calls']})")
+    print(f"    per scan {1000 * racing['seconds'] / backlog:.0f} ms: the worker's timed model call "
+          f"(inference_ms) {racing['predict_ms_per_scan']:.1f} ms, everything else {racing['outside_ms_per_scan']:.1f} ms")
+    drain = report["drain"]
+    print(f"  backlog of {backlog}, a standing backlog drained (uploaded in {drain['upload_s']:.1f} s with no worker, then a "
+          f"fresh worker): {drain['scans_per_s']:.2f} scans/s ({drain['counted']} scans of its second call to its last in "
+          f"{drain['seconds']:.1f} s; its first call of {drain['first_call_scans']} done {drain['first_call_done_s']:.2f} s "
+          f"after the process was spawned; {drain['predictions']} predictions in calls of {drain['calls']})")
+    print(f"    per scan {1000 * drain['seconds'] / drain['counted']:.0f} ms: the worker's timed model call "
+          f"(inference_ms) {drain['predict_ms_per_scan']:.1f} ms, everything else {drain['outside_ms_per_scan']:.1f} ms")
 
 
 def main(argv=None) -> int:
     global DATABASE, REDIS_DB, PORT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="71 px, a backlog of 24 and 4 lone scans: checks the script")
+    parser.add_argument("--quick", action="store_true", help="71 px, backlogs of 24 and 4 lone scans: checks the script")
     parser.add_argument("--image-size", type=int, help="default 299 (71 with --quick)")
-    parser.add_argument("--backlog", type=int, help="default 200 (24 with --quick)")
+    parser.add_argument("--backlog", type=int, help="scans in each backlog, drained and racing (default 200, 24 with --quick)")
     parser.add_argument("--lone", type=int, help="default 20 (4 with --quick)")
     parser.add_argument("--batch-size", type=int, default=16, help="PORTAL_INFERENCE_BATCH_SIZE (default 16)")
     parser.add_argument("--fp32", action="store_true", help=f"serve fp32 even where the CPU has bf16 (default: {FORCED_BF16})")
@@ -291,9 +398,12 @@ def main(argv=None) -> int:
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "bench-e2e-logs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    backlog = args.backlog or (24 if args.quick else 200)
+    if backlog <= args.batch_size:
+        parser.error("the backlog must be larger than the batch size: the drain rate leaves out the worker's first call")
     args.logs.mkdir(parents=True, exist_ok=True)
     DATABASE, REDIS_DB, PORT = args.database, args.redis_db, args.port
-    report = run(args.image_size or (71 if args.quick else 299), args.backlog or (24 if args.quick else 200),
+    report = run(args.image_size or (71 if args.quick else 299), backlog,
                  args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32)
     print_report(report)
     if args.json:
