@@ -25,56 +25,91 @@ from .models import Prediction, Scan
 logger = logging.getLogger(__name__)
 
 
+# A task drains a backlog for at most this long, then leaves the rest to the next message: well
+# inside the task's time limits, and a worker being stopped finishes its task soon.
+DRAIN_SECONDS = 30
+
+
 def analyse_scan(scan_id):
     """Run the active model on a queued scan and record its answer: the inference worker's whole job.
 
     Under a backlog it also takes up to INFERENCE_BATCH_SIZE - 1 other queued scans (oldest first)
     and predicts them all in one call; a lone scan is analysed at once, never waiting for company.
-    Each extra scan is claimed exactly as its own message would claim it, so that message later
-    finds it taken and does nothing, and a worker dying mid-batch leaves every one to the sweep.
-    A scan that is not queued (already done, or taken by another worker) is left alone."""
+    While a full batch is in the forward pass, the next one is claimed and its films decoded and
+    prepared in threads (the pass releases the GIL), so decoding overlaps prediction; this goes on
+    until a batch is not full or DRAIN_SECONDS have passed. Each extra scan is claimed exactly as
+    its own message would claim it, so that message later finds it taken and does nothing, and a
+    worker dying mid-batch leaves every claimed scan to the heartbeat sweep. A scan that is not
+    queued (already done, or taken by another worker) is left alone."""
     scan = lifecycle.claim(Scan, scan_id)
     if scan is None:
         return None
-    scans = [scan, *_claim_backlog()]
-    prefetch_related_objects(scans, "patient__site")  # two queries for the batch, not two per scan
-    with ExitStack() as beating:
-        for each in scans:
-            beating.enter_context(lifecycle.heartbeat(each))
-        predictions = _analyse(scans)
-    return predictions.get(scan.pk)
+    started = time.monotonic()
+    batch = _with_sites([scan, *_claim_backlog(settings.INFERENCE_BATCH_SIZE - 1)])
+    answered = {}
+    with ExitStack() as task:
+        beating = task.enter_context(_heartbeats(batch))
+        try:
+            version, predictor = runtime.active_predictor()
+        except NoActiveModelVersion as error:
+            _fail_all(batch, str(error))
+            return None
+        except Exception:
+            logger.exception("Loading the model failed for scans %s", [each.pk for each in batch])
+            _fail_all(batch, INTERNAL_ERROR)
+            return None
+        preparing = _prepare(batch, predictor)
+        while batch:
+            full = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS
+            following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if full else []
+            following_beating = task.enter_context(_heartbeats(following))
+            films = [future.result() for future in preparing]
+            preparing = _prepare(following, predictor)  # in threads, while this batch is in the pass
+            answered.update(_analyse(version, predictor, batch, films))
+            beating.close()  # this batch is finished: its heartbeats stop
+            batch, beating = following, following_beating
+    return answered.get(scan.pk)
 
 
-def _claim_backlog():
-    """Up to INFERENCE_BATCH_SIZE - 1 other queued scans, oldest first, claimed together."""
-    size = settings.INFERENCE_BATCH_SIZE - 1
+def _claim_backlog(size):
+    """Up to `size` other queued scans, oldest first, claimed together."""
     return lifecycle.claim_queued(Scan.objects.order_by("uploaded_at"), size) if size > 0 else []
 
 
-def _analyse(scans):
+def _with_sites(scans):
+    prefetch_related_objects(scans, "patient__site")  # two queries for the batch, not two per scan
+    return scans
+
+
+def _heartbeats(scans):
+    """The scans' heartbeats, running until the returned stack is closed."""
+    beating = ExitStack()
+    for each in scans:
+        beating.enter_context(lifecycle.heartbeat(each))
+    return beating
+
+
+def _prepare(scans, predictor):
+    """Futures of each scan's film as the model takes it, or of the sentence why it cannot be analysed."""
+    return [_threads().submit(_read_and_prepare, each, predictor) for each in scans]
+
+
+def _analyse(version, predictor, scans, films):
     """{scan id: Prediction} for the scans answered; the others are failed, each with its reason."""
-    try:
-        version, predictor = runtime.active_predictor()
-    except NoActiveModelVersion as error:
-        return _fail_all(scans, str(error))
-    except Exception:
-        logger.exception("Loading the model failed for scans %s", [each.pk for each in scans])
-        return _fail_all(scans, INTERNAL_ERROR)
-    pool = _threads()
-    readable, films = [], []
-    for each, film in zip(scans, pool.map(lambda scan: _read_and_prepare(scan, predictor), scans)):
+    readable, prepared = [], []
+    for each, film in zip(scans, films):
         if isinstance(film, str):
             _fail(each, film)
         else:
             readable.append(each)
-            films.append(film)
+            prepared.append(film)
     try:
         started = time.perf_counter()
         # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
-        results = predictor.predict_prepared(films)
-        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(films))  # this scan's share of the call
+        results = predictor.predict_prepared(prepared)
+        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(prepared))  # this scan's share of the call
         decisions = _decide(version, readable, results)
-        heatmap_names = list(pool.map(_store_heatmap, [result for result, _ in decisions]))
+        heatmap_names = list(_threads().map(_store_heatmap, [result for result, _ in decisions]))
     except Exception:
         logger.exception("Inference failed for scans %s", [each.pk for each in readable])
         return _fail_all(readable, INTERNAL_ERROR)
@@ -98,16 +133,16 @@ _pool = None
 
 
 def _threads():
-    """Decoding and preparing the films (before the pass: for a model trained on harmonised films
-    that is most of a scan's cost) and encoding and writing the heatmaps (after it) run in threads,
-    one per scan of a batch (Pillow, zlib and fsync release the GIL): both cores decode and encode,
-    and the heatmaps' fsyncs wait on the disk together (one journal commit): 16 took 87 ms one
-    after another, 3 ms at once, measured here. Neither overlaps the pass itself, which
-    keeps both cores busy. The threads are made once per process (on its first scan, after the
+    """Decoding and preparing the films (for a model trained on harmonised films that is most of a
+    scan's cost) and encoding and writing the heatmaps run in threads, one per scan of a batch
+    (Pillow, zlib and fsync release the GIL): both cores decode and encode, and the heatmaps' fsyncs
+    wait on the disk together (one journal commit): 16 took 87 ms one after another, 3 ms at once,
+    measured here. Two batches' worth: under a backlog the next batch is being prepared while this
+    one's heatmaps are written. The threads are made once per process (on its first scan, after the
     fork): starting 16 per batch cost more."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
+        _pool = ThreadPoolExecutor(2 * max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
     return _pool
 
 
