@@ -98,7 +98,7 @@ def fresh_database_and_queue() -> None:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()  # this bench's own Redis database
 
 
-def register_version(size: int, folder: Path, fp32: bool):
+def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = False):
     """A random-init Xception version, its serving export made and checked, active; in bf16 where
     the CPU has it unless `fp32` (the check cannot accept random weights in bf16: see the docstring)."""
     import keras
@@ -109,7 +109,13 @@ def register_version(size: int, folder: Path, fp32: bool):
     from ml.engine.preprocessing import PreprocessingSpec
 
     keras.utils.set_random_seed(0)
-    spec = PreprocessingSpec.for_backbone("xception", size)
+    if harmonised:  # as the cpu-scratch preset trains every new model: body crop, 224 px detail, equalisation
+        from ml.engine.config import TrainConfig
+
+        preset = TrainConfig.preset("cpu-scratch")
+        spec = PreprocessingSpec.for_backbone("xception", size, crop=preset.crop, detail_size=preset.detail_size, intensity=preset.intensity)
+    else:
+        spec = PreprocessingSpec.for_backbone("xception", size)
     model = build_model("xception", 2, size, weights=None)
     record = {"backbone": "xception", "preprocessing": spec.to_dict(), "class_names": ["covid", "normal"],
               "positive_class": "covid", "threshold": 0.5, "synthetic": True}
@@ -218,20 +224,16 @@ def percentile(values, q):
 
 
 def worker_calls(ids) -> list[list]:
-    """The finished scans in `ids` grouped by the worker's call that answered them, in order, as
-    (started_at, finished_at, pk) rows. One inference worker runs one call at a time and claims
-    the next call's scans only after the last one finished, so a call starts with the first scan
-    claimed after every scan of the previous call was finished."""
-    from diagnosis.models import Scan
+    """The answered scans in `ids` grouped by the model call that answered them, in the order the
+    calls finished, each as sorted (finished_at, pk) rows: a call's scans record the same share of
+    its time (inference_ms). (A worker may claim the next batch before the last one is finished,
+    so the claim times do not separate the calls.)"""
+    from diagnosis.models import Prediction
 
-    rows = sorted(Scan.objects.filter(pk__in=ids, status__in=["done", "failed"]).values_list("started_at", "finished_at", "pk"))
-    calls = []
-    for row in rows:
-        if calls and row[0] <= max(finished for _, finished, _ in calls[-1]):
-            calls[-1].append(row)
-        else:
-            calls.append([row])
-    return calls
+    calls = {}
+    for share, finished, pk in Prediction.objects.filter(scan__in=ids).values_list("inference_ms", "scan__finished_at", "scan_id"):
+        calls.setdefault(share, []).append((finished, pk))
+    return sorted((sorted(rows) for rows in calls.values()), key=lambda rows: rows[-1][0])
 
 
 def last_result(ids):
@@ -294,8 +296,8 @@ def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes
     calls = worker_calls(ids)
     if len(calls) < 2:
         raise SystemExit(f"The backlog of {len(files)} was drained in one call: give a backlog larger than the batch size")
-    first_call_done = max(finished for _, finished, _ in calls[0])
-    counted = [pk for call in calls[1:] for _, _, pk in call]
+    first_call_done = calls[0][-1][0]
+    counted = [pk for call in calls[1:] for _, pk in call]
     seconds = (last_result(ids) - first_call_done).total_seconds()
     predict_ms = predict_ms_per_scan(counted)
     return {"scans_per_s": len(counted) / seconds, "seconds": seconds, "counted": len(counted), "upload_s": upload_s,
@@ -304,7 +306,7 @@ def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes
             "outside_ms_per_scan": 1000 * seconds / len(counted) - predict_ms, "ids": ids}
 
 
-def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False) -> dict:
+def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False, harmonised: bool = False) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None))
     env = environment(data_dir, batch_size)
     os.environ.update(env)
@@ -319,12 +321,12 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
 
     create_folders(settings)  # as `bin/portal setup` does
     call_command("migrate", verbosity=0)
-    serving = register_version(size, data_dir / "artifact", fp32)
+    serving = register_version(size, data_dir / "artifact", fp32, harmonised)
     patient = clinician_and_patient()
     files = scan_files(1 + lone + 2 * backlog)
     from diagnosis.models import Prediction, Scan
 
-    report = {"image_size": size, "backlog": backlog, "lone": lone, "batch_size": batch_size,
+    report = {"image_size": size, "backlog": backlog, "lone": lone, "batch_size": batch_size, "harmonised": harmonised,
               "runtime": f"{serving.runtime} {serving.precision}", "precision_note": serving.reason}
     processes = []
     try:
@@ -361,6 +363,7 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
 
 def print_report(report: dict) -> None:
     print(f"portal end to end ({report['runtime']}, {report['image_size']} px, batch size {report['batch_size']}, "
+          f"{'harmonised as cpu-scratch trains' if report.get('harmonised') else 'plain resize'}, "
           f"PostgreSQL + Redis, gunicorn 2 workers, 1 inference worker; {report['failed']} scans failed):")
     if FORCED_BF16 in report.get("precision_note", ""):
         print(f"  {FORCED_BF16} (--fp32 keeps fp32)")
@@ -392,6 +395,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lone", type=int, help="default 20 (4 with --quick)")
     parser.add_argument("--batch-size", type=int, default=16, help="PORTAL_INFERENCE_BATCH_SIZE (default 16)")
     parser.add_argument("--fp32", action="store_true", help=f"serve fp32 even where the CPU has bf16 (default: {FORCED_BF16})")
+    parser.add_argument("--harmonised", action="store_true", help="the version harmonises its films as the cpu-scratch preset trains it "
+                                                                  "(body crop, equalisation): default, a plain resize")
     parser.add_argument("--database", default=DATABASE, help=f"PostgreSQL database, dropped and recreated (default {DATABASE})")
     parser.add_argument("--redis-db", type=int, default=REDIS_DB, help=f"Redis database number, flushed (default {REDIS_DB})")
     parser.add_argument("--port", type=int, default=PORT, help=f"the web server's port (default {PORT})")
@@ -404,7 +409,7 @@ def main(argv=None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     DATABASE, REDIS_DB, PORT = args.database, args.redis_db, args.port
     report = run(args.image_size or (71 if args.quick else 299), backlog,
-                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32)
+                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
