@@ -17,7 +17,7 @@ from django.utils import timezone
 from jobs import lifecycle
 from ml import runtime
 from ml.engine.images import ImageDecodeError, load_image_file
-from ml.selectors import NoActiveModelVersion
+from ml.selectors import NoActiveModelVersion, active_version_or_none
 
 from . import site_thresholds, storage
 from .models import Prediction, Scan
@@ -37,10 +37,11 @@ def analyse_scan(scan_id):
     and predicts them all in one call; a lone scan is analysed at once, never waiting for company.
     While a full batch is in the forward pass, the next one is claimed and its films decoded and
     prepared in threads (the pass releases the GIL), so decoding overlaps prediction; this goes on
-    until a batch is not full or DRAIN_SECONDS have passed. Each extra scan is claimed exactly as
-    its own message would claim it, so that message later finds it taken and does nothing, and a
-    worker dying mid-batch leaves every claimed scan to the heartbeat sweep. A scan that is not
-    queued (already done, or taken by another worker) is left alone."""
+    until a batch is not full, DRAIN_SECONDS have passed or another version was made active. Each
+    extra scan is claimed exactly as its own message would claim it, so that message later finds
+    it taken and does nothing, and a worker dying mid-batch leaves every claimed scan to the
+    heartbeat sweep. A scan that is not queued (already done, or taken by another worker) is left
+    alone."""
     scan = lifecycle.claim(Scan, scan_id)
     if scan is None:
         return None
@@ -60,8 +61,8 @@ def analyse_scan(scan_id):
             return None
         preparing = _prepare(batch, predictor)
         while batch:
-            full = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS
-            following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if full else []
+            go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
+            following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
             following_beating = task.enter_context(_heartbeats(following))
             films = [future.result() for future in preparing]
             preparing = _prepare(following, predictor)  # in threads, while this batch is in the pass
@@ -69,6 +70,13 @@ def analyse_scan(scan_id):
             beating.close()  # this batch is finished: its heartbeats stop
             batch, beating = following, following_beating
     return answered.get(scan.pk)
+
+
+def _still_active(version):
+    """False once an administrator promoted another version (or rolled back): the next message
+    loads that one, so no scan claimed after a promotion is read by the version it replaced."""
+    active = active_version_or_none()
+    return active is not None and active.pk == version.pk
 
 
 def _claim_backlog(size):

@@ -162,3 +162,30 @@ def test_a_task_stops_draining_after_its_time_and_leaves_the_rest_queued(exporte
     inference.analyse_scan(scans[0].pk)
     statuses = [Scan.objects.get(pk=scan.pk).status for scan in scans]
     assert statuses == [Scan.Status.DONE, Scan.Status.DONE, Scan.Status.QUEUED, Scan.Status.QUEUED], "one batch, then the next message's turn"
+
+
+def test_a_promotion_ends_the_drain_so_no_scan_claimed_after_it_is_read_by_the_version_it_replaced(
+    exported_version, unsent_backlog, settings, monkeypatch, make_version
+):
+    from diagnosis import inference
+    from ml.selectors import active_version
+
+    settings.INFERENCE_BATCH_SIZE = 2
+    version, _ = exported_version
+    replacement = make_version()
+    recorded = inference._analyse
+
+    def record_then_promote(*args):
+        answered = recorded(*args)
+        if active_version() != replacement:  # an administrator promotes during the first batch
+            services.promote_version(replacement.pk, reason="test: promoted while a backlog drains", override=True)
+        return answered
+
+    monkeypatch.setattr(inference, "_analyse", record_then_promote)
+    scans = unsent_backlog(6)
+    inference.analyse_scan(scans[0].pk)
+    answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
+    # The second batch was claimed before the promotion (while the first was being prepared); the
+    # third would have been claimed after it, so it is left to the next message and the new version.
+    assert [scan.status for scan in answered] == [Scan.Status.DONE] * 4 + [Scan.Status.QUEUED] * 2
+    assert {scan.predictions.get().model_version_id for scan in answered[:4]} == {version.pk}
