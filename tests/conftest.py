@@ -163,16 +163,30 @@ def wait_for(condition, timeout=180, interval=0.5, message="condition"):
 
 
 @pytest.fixture
-def clinician_scan(clinician, patient, monkeypatch):
-    """A scan accepted through the service, left queued: its message is not sent, even in a test
-    that commits, so an inference worker another test started cannot take it from the test."""
+def queued_scans(clinician, patient, monkeypatch):
+    """make(n): n different scans accepted through the service and left queued, oldest first.
+    Their messages are not sent, even in a test that commits: the test claims or analyses them
+    itself, and in the PostgreSQL + Redis pass an inference worker another test started would
+    otherwise take them first (seen in a CI rehearsal)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from diagnosis import scan_intake
     from tests.images import png_bytes
 
     monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)
-    (scan,) = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=[SimpleUploadedFile("x.png", png_bytes())])
+
+    def make(n):
+        files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=i)) for i in range(n)]
+        scans = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=files)
+        return sorted(scans, key=lambda scan: scan.uploaded_at)
+
+    return make
+
+
+@pytest.fixture
+def clinician_scan(queued_scans):
+    """One scan accepted through the service, left queued (see queued_scans)."""
+    (scan,) = queued_scans(1)
     return scan
 
 

@@ -122,28 +122,13 @@ def test_a_backlog_is_predicted_in_batches_with_exactly_one_prediction_per_scan(
     assert len(set(shares)) < len(shares), f"no two scans were predicted together: {shares}"
 
 
-@pytest.fixture
-def unsent_backlog(clinician, patient, monkeypatch):
-    """n scans uploaded and left queued, oldest first. Their messages are not sent: the test is the
-    worker (an inference worker another test started would otherwise take them first)."""
-    from diagnosis import scan_intake
-
-    monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)
-
-    def make(n):
-        files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=50 + i)) for i in range(n)]
-        return sorted(scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=files), key=lambda scan: scan.uploaded_at)
-
-    return make
-
-
-def test_one_message_drains_a_backlog_batch_after_batch_and_each_scan_is_answered_once(exported_version, unsent_backlog, settings):
+def test_one_message_drains_a_backlog_batch_after_batch_and_each_scan_is_answered_once(exported_version, queued_scans, settings):
     """While its batches are full, the task of one message claims the next batch (prepared while the
     current one is in the pass) and goes on; the other scans' own messages then find nothing to do."""
     from diagnosis.inference import analyse_scan
 
     settings.INFERENCE_BATCH_SIZE = 2
-    scans = unsent_backlog(5)
+    scans = queued_scans(5)
     assert analyse_scan(scans[0].pk).scan_id == scans[0].pk
     assert all(analyse_scan(scan.pk) is None for scan in scans[1:]), "each later message finds its scan answered"
     answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
@@ -153,19 +138,19 @@ def test_one_message_drains_a_backlog_batch_after_batch_and_each_scan_is_answere
     assert shares[0] == shares[1] and shares[2] == shares[3] and len({shares[0], shares[2], shares[4]}) == 3, shares
 
 
-def test_a_task_stops_draining_after_its_time_and_leaves_the_rest_queued(exported_version, unsent_backlog, settings, monkeypatch):
+def test_a_task_stops_draining_after_its_time_and_leaves_the_rest_queued(exported_version, queued_scans, settings, monkeypatch):
     from diagnosis import inference
 
     settings.INFERENCE_BATCH_SIZE = 2
     monkeypatch.setattr(inference, "DRAIN_SECONDS", 0)
-    scans = unsent_backlog(4)
+    scans = queued_scans(4)
     inference.analyse_scan(scans[0].pk)
     statuses = [Scan.objects.get(pk=scan.pk).status for scan in scans]
     assert statuses == [Scan.Status.DONE, Scan.Status.DONE, Scan.Status.QUEUED, Scan.Status.QUEUED], "one batch, then the next message's turn"
 
 
 def test_a_promotion_ends_the_drain_so_no_scan_claimed_after_it_is_read_by_the_version_it_replaced(
-    exported_version, unsent_backlog, settings, monkeypatch, make_version
+    exported_version, queued_scans, settings, monkeypatch, make_version
 ):
     from diagnosis import inference
     from ml.selectors import active_version
@@ -182,7 +167,7 @@ def test_a_promotion_ends_the_drain_so_no_scan_claimed_after_it_is_read_by_the_v
         return answered
 
     monkeypatch.setattr(inference, "_analyse", record_then_promote)
-    scans = unsent_backlog(6)
+    scans = queued_scans(6)
     inference.analyse_scan(scans[0].pk)
     answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
     # The second batch was claimed before the promotion (while the first was being prepared); the

@@ -111,26 +111,6 @@ def test_the_beat_task_runs_the_sweep(clinician_scan, settings):
     assert Scan.objects.get(pk=clinician_scan.pk).enqueued_at is not None
 
 
-@pytest.fixture
-def queued_scans(clinician, patient, monkeypatch):
-    """make(n): n scans uploaded and left queued. Their messages are not sent: these tests claim the
-    scans themselves, and in the PostgreSQL + Redis pass an inference worker another test started
-    would otherwise take them first (seen in a CI rehearsal)."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    from diagnosis import scan_intake
-    from tests.images import png_bytes
-
-    monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)
-
-    def make(n):
-        files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=i)) for i in range(n)]
-        scans = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=files)
-        return sorted(scans, key=lambda scan: scan.uploaded_at)
-
-    return make
-
-
 def test_a_backlog_is_claimed_together_oldest_first_and_only_what_is_queued(queued_scans):
     scans = queued_scans(4)
     lifecycle.claim(Scan, scans[1].pk)  # taken by its own message meanwhile
