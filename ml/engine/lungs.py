@@ -26,6 +26,7 @@ reach into a shoulder; docs/shortcuts.md shows and counts them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -141,6 +142,7 @@ def _shrink(grey: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray((cols @ (rows @ grey).T).T)
 
 
+@lru_cache(maxsize=64)  # films come in a few sizes; only read by the products in _shrink
 def _resize_operator(n: int, size: int):
     """Sparse (size, n) matrix taking a line of n values to size values as scikit-image's resize
     does along one axis: a gaussian of sigma (n / size - 1) / 2 when shrinking (scipy's kernel,
