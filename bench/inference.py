@@ -185,9 +185,7 @@ def harmonised_preparation(predictor, films, repeats: int) -> dict:
     from ml.engine.config import TrainConfig
     from ml.engine.preprocessing import PreprocessingSpec
 
-    preset = TrainConfig.preset("cpu-scratch")
-    spec = PreprocessingSpec.for_backbone("xception", predictor.spec.image_size, crop=preset.crop,
-                                          detail_size=preset.detail_size, intensity=preset.intensity)
+    spec = PreprocessingSpec.for_backbone("xception", predictor.spec.image_size, **TrainConfig.preset("cpu-scratch").harmonisation())
     harmonised = type(predictor)(predictor.forward, {**predictor.classifier, "preprocessing": spec.to_dict()}, predictor.cam_weights,
                                  runtime=predictor.runtime, precision=predictor.precision)
     pool = ThreadPoolExecutor(len(films))

@@ -109,13 +109,10 @@ def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = Fal
     from ml.engine.preprocessing import PreprocessingSpec
 
     keras.utils.set_random_seed(0)
-    if harmonised:  # as the cpu-scratch preset trains every new model: body crop, 224 px detail, equalisation
-        from ml.engine.config import TrainConfig
+    from ml.engine.config import TrainConfig
 
-        preset = TrainConfig.preset("cpu-scratch")
-        spec = PreprocessingSpec.for_backbone("xception", size, crop=preset.crop, detail_size=preset.detail_size, intensity=preset.intensity)
-    else:
-        spec = PreprocessingSpec.for_backbone("xception", size)
+    # As the cpu-scratch preset trains every new model (body crop, 224 px detail, equalisation), or a plain resize.
+    spec = PreprocessingSpec.for_backbone("xception", size, **(TrainConfig.preset("cpu-scratch").harmonisation() if harmonised else {}))
     model = build_model("xception", 2, size, weights=None)
     record = {"backbone": "xception", "preprocessing": spec.to_dict(), "class_names": ["covid", "normal"],
               "positive_class": "covid", "threshold": 0.5, "synthetic": True}
