@@ -157,10 +157,12 @@ def _threads():
 def _read_and_prepare(scan, predictor):
     """The scan's film as the model takes it (decoded, harmonised, resized: `predictor.prepare`),
     or the sentence saying why it cannot be analysed; one odd film fails alone, not its batch."""
-    try:
-        pixels = load_image_file(storage.path_of(scan.stored_name))
-    except ImageDecodeError as error:
-        return f"The stored image could not be read: {error}"
+    pixels = storage.take_decoded(scan.stored_name)  # the film as the upload was decoded, if it waited for us
+    if pixels is None:
+        try:
+            pixels = load_image_file(storage.path_of(scan.stored_name))
+        except ImageDecodeError as error:
+            return f"The stored image could not be read: {error}"
     try:
         return predictor.prepare(pixels)
     except Exception:
@@ -203,6 +205,7 @@ def grey_png(heatmap):
 
 
 def _fail(scan, reason):
+    storage.discard_decoded(scan.stored_name)  # not read when the model could not be loaded
     lifecycle.finish(scan, Scan.Status.FAILED, failure_reason=reason)
     return None
 

@@ -43,6 +43,7 @@ class ValidatedImage:
     height: int
     identity: object = None  # the DICOM header's DicomIdentity, None for PNG and JPEG
     original_name: str = ""
+    pixels: object = None  # the decoded film (uint8, (H, W)), kept for the worker (storage.keep_decoded)
     confirmed_mismatch: dict = field(default_factory=dict)  # what differs and the uploader's reason, once confirmed
 
 
@@ -64,7 +65,8 @@ def validate_upload(uploaded_file, *, label=None):
     refusal = image.identity and chest_radiograph_refusal(image.identity)
     if refusal:
         raise ScanRejected(f"{prefix}{refusal}")
-    return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height, identity=image.identity, original_name=uploaded_file.name)
+    return ValidatedImage(data=data, format=image.format, width=image.width, height=image.height, identity=image.identity,
+                          original_name=uploaded_file.name, pixels=image.pixels)
 
 
 def validate_uploads(uploaded_files, *, patient, confirm_identity_mismatch=False, identity_mismatch_reason=""):
@@ -134,13 +136,14 @@ def submit_valid_scans(*, actor, patient, uploaded_files, via="web", ip_address=
 def _store_scans(*, actor, patient, images, via, ip_address):
     """Store validated images. The scan rows and audit rows are written in one transaction, and
     the inference tasks are sent only after it commits, so a worker never looks for a scan that
-    is not there yet."""
+    is not there yet. Each film's decoded pixels wait beside it for the worker (storage.keep_decoded)."""
     stored_names = []
     try:
         with transaction.atomic():
             scans = []
             for image in images:
                 stored_names.append(storage.write(image.data, image.format))
+                storage.keep_decoded(stored_names[-1], image.pixels)
                 scan = Scan.objects.create(
                     patient=patient,
                     uploaded_by=actor,
@@ -161,6 +164,7 @@ def _store_scans(*, actor, patient, images, via, ip_address):
     except BaseException:
         for name in stored_names:
             storage.delete(name)
+            storage.discard_decoded(name)
         raise
     return scans
 

@@ -164,7 +164,7 @@ def wait_for(condition, timeout=180, interval=0.5, message="condition"):
 
 @pytest.fixture
 def queued_scans(clinician, patient, monkeypatch):
-    """make(n): n different scans accepted through the service and left queued, oldest first.
+    """make(n): n different scans (make(n, seed): n copies of one film) accepted through the service and left queued, oldest first.
     Their messages are not sent, even in a test that commits: the test claims or analyses them
     itself, and in the PostgreSQL + Redis pass an inference worker another test started would
     otherwise take them first (seen in a CI rehearsal)."""
@@ -175,8 +175,8 @@ def queued_scans(clinician, patient, monkeypatch):
 
     monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)
 
-    def make(n):
-        files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=i)) for i in range(n)]
+    def make(n, seed=None):  # a seed: n copies of one film
+        files = [SimpleUploadedFile(f"{i}.png", png_bytes(seed=i if seed is None else seed)) for i in range(n)]
         scans = scan_intake.submit_scans(actor=clinician, patient=patient, uploaded_files=files)
         return sorted(scans, key=lambda scan: scan.uploaded_at)
 

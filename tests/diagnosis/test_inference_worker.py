@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnosis import scan_intake
+from diagnosis import scan_intake, storage
 from diagnosis.models import Scan
 from diagnosis.tasks import run_inference
 from jobs import lifecycle
@@ -67,6 +67,7 @@ def test_without_an_active_model_the_scan_fails_with_a_reason(clinician, patient
     scan = wait_for(lambda: finished(scan.pk), message="scan to fail")
     assert scan.status == Scan.Status.FAILED
     assert "No model version is active" in scan.failure_reason
+    assert not storage.path_of(storage.decoded_name(scan.stored_name)).exists(), "a failed scan's decoded copy is not left behind"
 
 
 def test_scan_accepted_while_the_broker_is_down_is_sent_later_by_the_sweep(client, clinician, patient, active_model_version, celery_worker_process, broker_outage):

@@ -5,6 +5,7 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -136,6 +137,29 @@ def test_one_message_drains_a_backlog_batch_after_batch_and_each_scan_is_answere
     # A batch's scans record the same share of their call: oldest first, in batches of 2, 2 and 1.
     shares = [scan.predictions.get().inference_ms for scan in answered]
     assert shares[0] == shares[1] and shares[2] == shares[3] and len({shares[0], shares[2], shares[4]}) == 3, shares
+
+
+def test_the_worker_reads_the_film_the_upload_decoded_and_decodes_the_original_when_that_copy_is_missing_or_cut_short(
+        exported_version, queued_scans):
+    """The web process keeps each upload's decoded film beside it; the worker reads it once instead of
+    decoding the original again, and removes it. Without it, the original is decoded: the same answer."""
+    from diagnosis.inference import analyse_scan
+    from ml.engine.images import load_image_file
+
+    scans = queued_scans(3, seed=7)  # one film, three times
+    copies = [storage.path_of(storage.decoded_name(scan.stored_name)) for scan in scans]
+    for scan, copy in zip(scans, copies):
+        assert np.array_equal(np.load(copy), load_image_file(storage.path_of(scan.stored_name)))
+        assert copy.stat().st_mode & 0o077 == 0, "the decoded film is as private as the original"
+    copies[1].unlink()
+    copies[2].write_bytes(copies[2].read_bytes()[:1000])
+    for scan in scans:
+        analyse_scan(scan.pk)
+    answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
+    assert all(scan.status == Scan.Status.DONE for scan in answered), [scan.failure_reason for scan in answered]
+    probabilities = [scan.predictions.get().positive_probability for scan in answered]
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-6) == pytest.approx(probabilities[2], abs=1e-6)
+    assert not any(copy.exists() for copy in copies), "each copy is read once and removed"
 
 
 def test_a_task_stops_draining_after_its_time_and_leaves_the_rest_queued(exported_version, queued_scans, settings, monkeypatch):

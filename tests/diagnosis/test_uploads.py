@@ -5,7 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnosis import scan_intake
+from diagnosis import scan_intake, storage
 from diagnosis.models import AuditEvent, Scan
 from tests.conftest import stored_files
 from tests.images import chest_like, dicom_bytes, jpeg_bytes, png_bytes
@@ -24,9 +24,10 @@ def test_png_upload_is_stored_privately_under_a_generated_name(clinician_client,
     scan = Scan.objects.get()
     assert (scan.status, scan.file_format, scan.width, scan.height, scan.uploaded_by) == ("queued", "png", 128, 128, clinician)
     new_files = sorted(set(stored_files()) - set(files_before))
-    assert len(new_files) == 1
-    assert "Okafor" not in str(new_files[0]) and new_files[0].name == scan.stored_name.split("/")[-1]
-    assert new_files[0].stat().st_mode & 0o077 == 0, "scan files must not be readable by other system users"
+    # The original, and the film as decoded to validate it, kept for the worker (storage.keep_decoded).
+    assert [path.name for path in new_files] == [scan.stored_name.split("/")[-1], storage.decoded_name(scan.stored_name).split("/")[-1]]
+    assert not any("Okafor" in str(path) for path in new_files)
+    assert all(path.stat().st_mode & 0o077 == 0 for path in new_files), "scan files must not be readable by other system users"
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SCAN_UPLOADED, scan=scan).exists()
 
 
