@@ -35,13 +35,14 @@ def analyse_scan(scan_id):
 
     Under a backlog it also takes up to INFERENCE_BATCH_SIZE - 1 other queued scans (oldest first)
     and predicts them all in one call; a lone scan is analysed at once, never waiting for company.
-    While a full batch is in the forward pass, the next one is claimed and its films decoded and
-    prepared in threads (the pass releases the GIL), so decoding overlaps prediction; this goes on
-    until a batch is not full, DRAIN_SECONDS have passed or another version was made active. Each
-    extra scan is claimed exactly as its own message would claim it, so that message later finds
-    it taken and does nothing, and a worker dying mid-batch leaves every claimed scan to the
-    heartbeat sweep. A scan that is not queued (already done, or taken by another worker) is left
-    alone."""
+    While a full batch goes on, three are in flight: the forward pass of one runs in its own thread
+    (it releases the GIL), the next is claimed and its films read and prepared in threads, and the
+    answers of the one before are written; so the cores are never left to one Python thread between
+    passes. This goes on until a batch is not full, DRAIN_SECONDS have passed or another version was
+    made active. Each extra scan is claimed exactly as its own message would claim it, so that
+    message later finds it taken and does nothing, and a worker dying mid-batch leaves every claimed
+    scan to the heartbeat sweep. A scan that is not queued (already done, or taken by another
+    worker) is left alone."""
     scan = lifecycle.claim(Scan, scan_id)
     if scan is None:
         return None
@@ -60,15 +61,22 @@ def analyse_scan(scan_id):
             _fail_all(batch, INTERNAL_ERROR)
             return None
         preparing = _prepare(batch, predictor)
-        while batch:
-            go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
-            following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
-            following_beating = task.enter_context(_heartbeats(following))
-            films = [future.result() for future in preparing]
-            preparing = _prepare(following, predictor)  # in threads, while this batch is in the pass
-            answered.update(_analyse(version, predictor, batch, films))
-            beating.close()  # this batch is finished: its heartbeats stop
-            batch, beating = following, following_beating
+        in_pass = None  # (scans, their pass, their heartbeats): recorded while the next batch is in the pass
+        while batch or in_pass:
+            passing = None
+            if batch:
+                go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
+                following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
+                following_beating = task.enter_context(_heartbeats(following))
+                films = [future.result() for future in preparing]
+                preparing = _prepare(following, predictor)
+                passing = (*_start_pass(predictor, batch, films), beating)
+                batch, beating = following, following_beating
+            if in_pass:
+                scans, pass_result, its_beating = in_pass
+                answered.update(_record(version, scans, pass_result))
+                its_beating.close()  # this batch is finished: its heartbeats stop
+            in_pass = passing
     return answered.get(scan.pk)
 
 
@@ -102,8 +110,9 @@ def _prepare(scans, predictor):
     return [_threads().submit(_read_and_prepare, each, predictor) for each in scans]
 
 
-def _analyse(version, predictor, scans, films):
-    """{scan id: Prediction} for the scans answered; the others are failed, each with its reason."""
+def _start_pass(predictor, scans, films):
+    """Fail the scans whose film could not be read; start the forward pass of the others in the
+    pass's own thread. Returns (the scans in the pass, the future of (results, ms per scan))."""
     readable, prepared = [], []
     for each, film in zip(scans, films):
         if isinstance(film, str):
@@ -111,17 +120,27 @@ def _analyse(version, predictor, scans, films):
         else:
             readable.append(each)
             prepared.append(film)
+    return readable, _pass_thread().submit(_timed_pass, predictor, prepared)
+
+
+def _timed_pass(predictor, films):
+    started = time.perf_counter()
+    # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
+    results = predictor.predict_prepared(films)
+    return results, (time.perf_counter() - started) * 1000 / max(1, len(films))  # each scan's share of the call
+
+
+def _record(version, scans, pass_result):
+    """{scan id: Prediction} for the scans of a pass, once it ends: the site's threshold applied,
+    heatmaps written and answers recorded; an internal error fails them all."""
     try:
-        started = time.perf_counter()
-        # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
-        results = predictor.predict_prepared(prepared)
-        inference_ms = (time.perf_counter() - started) * 1000 / max(1, len(prepared))  # this scan's share of the call
-        decisions = _decide(version, readable, results)
+        results, inference_ms = pass_result.result()
+        decisions = _decide(version, scans, results)
         heatmap_names = list(_threads().map(_store_heatmap, [result for result, _ in decisions]))
     except Exception:
-        logger.exception("Inference failed for scans %s", [each.pk for each in readable])
-        return _fail_all(readable, INTERNAL_ERROR)
-    return _record_answers(version, readable, decisions, heatmap_names, inference_ms)
+        logger.exception("Inference failed for scans %s", [each.pk for each in scans])
+        return _fail_all(scans, INTERNAL_ERROR)
+    return _record_answers(version, scans, decisions, heatmap_names, inference_ms)
 
 
 def _decide(version, scans, results):
@@ -152,6 +171,18 @@ def _threads():
     if _pool is None:
         _pool = ThreadPoolExecutor(2 * max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
     return _pool
+
+
+_passes = None
+
+
+def _pass_thread():
+    """One thread runs the forward passes, one after another, so that the worker's own thread writes
+    the answers of the batch before meanwhile (made after the fork, like _threads)."""
+    global _passes
+    if _passes is None:
+        _passes = ThreadPoolExecutor(1, thread_name_prefix="inference-pass")
+    return _passes
 
 
 def _read_and_prepare(scan, predictor):

@@ -182,19 +182,20 @@ def test_a_promotion_ends_the_drain_so_no_scan_claimed_after_it_is_read_by_the_v
     settings.INFERENCE_BATCH_SIZE = 2
     version, _ = exported_version
     replacement = make_version()
-    recorded = inference._analyse
+    recorded = inference._record
 
     def record_then_promote(*args):
         answered = recorded(*args)
-        if active_version() != replacement:  # an administrator promotes during the first batch
+        if active_version() != replacement:  # an administrator promotes while the first batch's answers are written
             services.promote_version(replacement.pk, reason="test: promoted while a backlog drains", override=True)
         return answered
 
-    monkeypatch.setattr(inference, "_analyse", record_then_promote)
-    scans = queued_scans(6)
+    monkeypatch.setattr(inference, "_record", record_then_promote)
+    scans = queued_scans(8)
     inference.analyse_scan(scans[0].pk)
     answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
-    # The second batch was claimed before the promotion (while the first was being prepared); the
-    # third would have been claimed after it, so it is left to the next message and the new version.
-    assert [scan.status for scan in answered] == [Scan.Status.DONE] * 4 + [Scan.Status.QUEUED] * 2
-    assert {scan.predictions.get().model_version_id for scan in answered[:4]} == {version.pk}
+    # The second batch was claimed while the first was prepared, the third while the second was, just
+    # before the first's answers were written: both before the promotion, so the old version reads
+    # them. The fourth would have been claimed after it: it is left to the next message and the new version.
+    assert [scan.status for scan in answered] == [Scan.Status.DONE] * 6 + [Scan.Status.QUEUED] * 2
+    assert {scan.predictions.get().model_version_id for scan in answered[:6]} == {version.pk}
