@@ -2,6 +2,7 @@
 import io
 import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -66,12 +67,21 @@ def decoded_name(stored_name):
     return f"{stored_name}.decoded.npy"
 
 
+# Raw pixels take about 9 times a PNG's room (1 MB for a 1024 px film, 9 MB for a 3000 px DICOM),
+# and a backlog left while the workers are down keeps every copy: none is kept once the disk would
+# have less than this share of it free.
+DECODED_COPY_FREE_SHARE = 0.10
+
+
 def keep_decoded(stored_name, pixels):
     """Leave the upload's decoded film (uint8, (H, W)) beside it for the worker. Best effort: an
-    upload stored safely never fails for want of its cache (a disk filling up, say)."""
+    upload stored safely never fails for want of its cache, and the cache never fills the disk."""
     buffer = io.BytesIO()
     np.save(buffer, pixels, allow_pickle=False)
     try:
+        disk = shutil.disk_usage(_root())
+        if disk.free - buffer.tell() < disk.total * DECODED_COPY_FREE_SHARE:
+            return
         _write_atomically(path_of(decoded_name(stored_name)), buffer.getvalue(), durable=False)
     except OSError:
         logger.warning("The decoded copy of %s was not kept; the worker will decode the original.", stored_name, exc_info=True)

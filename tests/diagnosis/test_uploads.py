@@ -1,5 +1,6 @@
 """Uploads are validated by decoding them; anything refused leaves no row and no file behind."""
 import io
+from types import SimpleNamespace
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -29,6 +30,17 @@ def test_png_upload_is_stored_privately_under_a_generated_name(clinician_client,
     assert not any("Okafor" in str(path) for path in new_files)
     assert all(path.stat().st_mode & 0o077 == 0 for path in new_files), "scan files must not be readable by other system users"
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SCAN_UPLOADED, scan=scan).exists()
+
+
+def test_no_decoded_copy_is_kept_when_the_disk_is_nearly_full_and_the_upload_is_stored_all_the_same(clinician_client, patient, monkeypatch):
+    total = 100 * 2**30
+    nearly_full = SimpleNamespace(total=total, used=total - 2**30, free=2**30)  # 1% free
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: nearly_full)
+    response = upload(clinician_client, patient, SimpleUploadedFile("a.png", png_bytes()))
+    assert response.status_code == 302
+    scan = Scan.objects.get()
+    assert storage.path_of(scan.stored_name).exists()
+    assert not storage.path_of(storage.decoded_name(scan.stored_name)).exists()
 
 
 def test_jpeg_and_several_files_at_once(clinician_client, patient):
