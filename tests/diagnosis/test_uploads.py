@@ -3,6 +3,7 @@ import io
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -30,6 +31,12 @@ def test_png_upload_is_stored_privately_under_a_generated_name(clinician_client,
     assert not any("Okafor" in str(path) for path in new_files)
     assert all(path.stat().st_mode & 0o077 == 0 for path in new_files), "scan files must not be readable by other system users"
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SCAN_UPLOADED, scan=scan).exists()
+
+
+@pytest.mark.parametrize("name", ["../outside.png", "ab/../../outside.png", "/etc/passwd"])
+def test_a_stored_name_never_leads_out_of_the_scan_folder(name):
+    with pytest.raises(SuspiciousFileOperation):
+        storage.path_of(name)
 
 
 def test_no_decoded_copy_is_kept_when_the_disk_is_nearly_full_and_the_upload_is_stored_all_the_same(clinician_client, patient, monkeypatch):
