@@ -65,9 +65,8 @@ def delete(stored_name):
 # unreadable the worker decodes the original as before.
 
 # Raw pixels take several times a PNG's room (a 1024 px film: 1 MB, against 119 kB as the bench's
-# PNG; a 3000 px DICOM: 9 MB),
-# and a backlog left while the workers are down keeps every copy: none is kept once the disk would
-# have less than this share of it free.
+# PNG; a 3000 px DICOM: 9 MB), and a backlog left while the workers are down keeps every copy: none
+# is kept once the disk would have less than this share of it free.
 DECODED_COPY_FREE_SHARE = 0.10
 
 
