@@ -8,13 +8,23 @@ diagnosis, so it reaches the trail the way it reaches reviewed scans, through a 
 A service that records an action someone took over the web or the API takes `ip_address=None` and
 hands it to `record`; its view passes `ip_address=client_ip(request)`. The rule for the address is
 here rather than in diagnosis.auditing because ml's views need it too; diagnosis.auditing uses this one."""
+import ipaddress
+
 from django.conf import settings
 from django.utils.module_loading import import_string
+from rest_framework.throttling import BaseThrottle
 
 
 def client_ip(request):
-    """The requester's address, as every audit row records it (a view hands it to a service)."""
-    return request.META.get("REMOTE_ADDR")
+    """The requester's address, as every audit row records it (a view hands it to a service) and the
+    sign-in lockout logs it. Behind PORTAL_PROXY_COUNT reverse proxies, the address the outermost one
+    saw, by the rule the API throttles count with (REST framework's NUM_PROXIES); what the client
+    wrote further left in X-Forwarded-For is never taken. Anything that is not an address (a proxy
+    that does not append, a forged header) gives REMOTE_ADDR."""
+    try:
+        return str(ipaddress.ip_address(BaseThrottle().get_ident(request)))
+    except ValueError:
+        return request.META.get("REMOTE_ADDR")
 
 
 def record(actor, action, *, via=None, ip_address=None, **details):

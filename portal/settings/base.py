@@ -252,6 +252,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "diagnosis.api.errors.exception_handler",
+    # Reverse proxies in front of the web server, each appending its peer to X-Forwarded-For: the
+    # address the outermost one saw is the client's, for the throttles and the audit trail alike
+    # (ml.audit.client_ip). 0: REMOTE_ADDR, and the header, which any client can write, is ignored.
+    "NUM_PROXIES": env.int("PORTAL_PROXY_COUNT", default=0),
     # Throttles count in the default cache (PORTAL_CACHE_URL: shared by every web process on Redis).
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle", "rest_framework.throttling.UserRateThrottle", "rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {

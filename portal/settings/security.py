@@ -31,6 +31,8 @@ AXES_COOLOFF_MESSAGE = (
     "or ask an administrator to unlock it."
 )
 AXES_LOCKOUT_CALLABLE = "portal.errors.locked_out"
+# Failed sign-ins are logged with the address the audit trail records (behind PORTAL_PROXY_COUNT proxies too).
+AXES_CLIENT_IP_CALLABLE = "ml.audit.client_ip"
 
 # Content-Security-Policy (django-csp): scripts and styles only from the portal's own static files,
 # never inline; images may also be data: and blob: URLs (previews of a chosen file).

@@ -95,3 +95,33 @@ def test_a_write_through_the_api_records_the_address_it_came_from(client, clinic
     assert response.status_code < 300, response.content[:500]
     row = the_one_row(action)
     assert (row.actor, row.via, row.ip_address) == (clinician, "api", API_ADDRESS)
+
+
+# Behind reverse proxies (PORTAL_PROXY_COUNT): each appends the address it received from to
+# X-Forwarded-For, so the client's address is the one the outermost proxy wrote; anything further
+# left is what the client itself sent, and may be forged.
+PROXY, CLIENT, FORGED = "10.0.0.2", "203.0.113.7", "6.6.6.6"
+
+
+@pytest.mark.parametrize("proxies, forwarded_for, recorded", [
+    (1, f"{FORGED}, {CLIENT}", CLIENT),
+    (2, f"{FORGED}, {CLIENT}, 10.0.0.9", CLIENT),
+    (0, f"{FORGED}, {CLIENT}", PROXY),  # no proxy declared: the header is the client's own words
+    (1, None, PROXY),  # a proxy that writes no header
+    (1, "unknown", PROXY),  # nor an address
+], ids=["one proxy", "two proxies", "no proxy declared", "no header", "not an address"])
+def test_behind_reverse_proxies_the_trail_records_the_address_the_outermost_proxy_saw(settings, clinician_client, proxies, forwarded_for, recorded):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": proxies}
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded_for} if forwarded_for else {}
+    _, register = WEB_CASES["register a patient"]
+    assert register(clinician_client, {}, REMOTE_ADDR=PROXY, **headers).status_code == 302
+    assert the_one_row(Action.PATIENT_CREATED).ip_address == recorded
+
+
+def test_a_failed_sign_in_behind_a_proxy_is_logged_with_the_clients_address(settings, client, clinician):
+    from axes.models import AccessAttempt
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    client.post(reverse("login"), {"username": clinician.username, "password": "wrong-password"},
+                REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"{FORGED}, {CLIENT}")
+    assert AccessAttempt.objects.get(username=clinician.username).ip_address == CLIENT
