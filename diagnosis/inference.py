@@ -1,6 +1,7 @@
 """The inference write path: claim queued scans, run the active model once for all of them, and
 record each answer with the version, runtime and heatmap that made it. Its own module because it
 is the worker's side of the clinical services (re-exported by `diagnosis.services`)."""
+import functools
 import io
 import logging
 import time
@@ -156,33 +157,22 @@ def _decide(version, scans, results):
     return decisions
 
 
-_pool = None
-
-
+@functools.cache  # once per process, on its first scan (after the fork): starting 16 threads per batch cost more
 def _threads():
-    """Decoding and preparing the films (for a model trained on harmonised films that is most of a
-    scan's cost) and encoding and writing the heatmaps run in threads, one per scan of a batch
-    (Pillow, zlib and fsync release the GIL): both cores decode and encode, and the heatmaps' fsyncs
+    """Reading and preparing the films (harmonising is most of a scan's cost for a model trained on
+    harmonised films) and encoding and writing the heatmaps run in threads, one per scan of a batch
+    (Pillow, zlib and fsync release the GIL): both cores prepare and encode, and the heatmaps' fsyncs
     wait on the disk together (one journal commit): 16 took 87 ms one after another, 3 ms at once,
-    measured here. Two batches' worth: under a backlog the next batch is being prepared while this
-    one's heatmaps are written. The threads are made once per process (on its first scan, after the
-    fork): starting 16 per batch cost more."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(2 * max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
-    return _pool
+    measured here. Two batches' worth: under a backlog the next batch is being prepared while the
+    heatmaps of the one before are written."""
+    return ThreadPoolExecutor(2 * max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
 
 
-_passes = None
-
-
+@functools.cache  # made after the fork, like _threads
 def _pass_thread():
     """One thread runs the forward passes, one after another, so that the worker's own thread writes
-    the answers of the batch before meanwhile (made after the fork, like _threads)."""
-    global _passes
-    if _passes is None:
-        _passes = ThreadPoolExecutor(1, thread_name_prefix="inference-pass")
-    return _passes
+    the answers of the batch before meanwhile."""
+    return ThreadPoolExecutor(1, thread_name_prefix="inference-pass")
 
 
 def _read_and_prepare(scan, predictor):

@@ -164,10 +164,10 @@ def wait_for(condition, timeout=180, interval=0.5, message="condition"):
 
 @pytest.fixture
 def queued_scans(clinician, patient, monkeypatch):
-    """make(n): n different scans (make(n, seed): n copies of one film) accepted through the service and left queued, oldest first.
-    Their messages are not sent, even in a test that commits: the test claims or analyses them
-    itself, and in the PostgreSQL + Redis pass an inference worker another test started would
-    otherwise take them first (seen in a CI rehearsal)."""
+    """make(n): n different scans (make(n, seed): n copies of one film) accepted through the
+    service and left queued, oldest first. Their messages are not sent, even in a test that
+    commits: the test claims or analyses them itself, and in the PostgreSQL + Redis pass an
+    inference worker another test started would otherwise take them first (seen in a CI rehearsal)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from diagnosis import scan_intake
