@@ -22,7 +22,7 @@
     return [channel(3), channel(2), channel(1)];
   }
 
-  // A stored grey heatmap (at most 256 px) is coloured here, once, when its viewer first opens;
+  // A stored grey heatmap (at most 128 px) is coloured here, once, when its viewer first opens;
   // the film shows through it (half-transparent at 100%, like the old blended overlays).
   function colourHeatmap(canvas) {
     if (canvas.dataset.drawn) return;

@@ -7,7 +7,7 @@
     predictor.predict_prepared([predictor.prepare(pixels), ...])  # the same, the films prepared apart (in threads)
 
 Each result: {"label", "probabilities": {class: p}, "positive_probability", "threshold",
-"heatmap": uint8 (h, w) at most 256 px on its longer side with the image's aspect ratio,
+"heatmap": uint8 (h, w) at most 128 px on its longer side with the image's aspect ratio,
 "heatmap_class", "heatmaps": {class: uint8 map}, "runtime", "precision"}. The heatmap is the
 class activation map of the label given (0 = no evidence, 255 = the image's strongest evidence):
 store it as a small grey PNG and colour it over the X-ray in the browser. `heatmaps` holds every
@@ -32,7 +32,7 @@ from .temperature import apply_temperature
 
 EXPORT_FORMAT = 1
 EXPORT_RECORD = "export.json"
-HEATMAP_MAX_SIDE = 256  # the map holds 10 x 10 cells at 299 px; the browser smooths it over the film
+HEATMAP_MAX_SIDE = 128  # the map holds 10 x 10 cells at 299 px (13 px each here); the browser smooths it over the film
 # The CPU plugin's inference precision per serving precision. An int8 export carries its int8
 # operations in the model itself (NNCF's quantise/dequantise pairs); what it leaves unquantised
 # (the dense head) stays fp32, so its only difference from fp32 is the quantisation checked.
