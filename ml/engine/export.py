@@ -300,8 +300,9 @@ def validate_int8(int8_dir, fp32_dir, artifact_path, images: list[np.ndarray], l
     # The heatmap of the class Keras labelled, from each network's own feature map (maps in [0, 1]).
     labels_said = decide(expected, reference.class_names, reference.positive_class, reference.threshold)
     classes = [reference.class_names.index(label) for label in labels_said]
-    gap = np.abs(class_activation_maps(expected_features, reference.cam_weights, classes)
-                 - class_activation_maps(features, int8.cam_weights, classes))
+    labelled = np.arange(len(classes)), slice(None), slice(None), classes  # each image's map of that class
+    gap = np.abs(class_activation_maps(expected_features, reference.cam_weights)[labelled]
+                 - class_activation_maps(features, int8.cam_weights)[labelled])
     check["heatmap_max_difference"], check["heatmap_mean_difference"] = float(gap.max()), float(gap.mean())
     if check["passed"]:
         _faster_or_refused(check, int8, fp32, resized, "int8")
