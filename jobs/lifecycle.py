@@ -6,7 +6,9 @@ down when it is enqueued (it stays queued; the sweep sends it), and a worker may
 JOB_MAX_ATTEMPTS). A message delivered twice is harmless: only a queued job can be claimed,
 and only the attempt that claimed a job can finish it.
 """
+import functools
 import logging
+import operator
 import os
 import socket
 import threading
@@ -72,12 +74,29 @@ def _claimed_fields(model):
 def finish(job, status, **fields):
     """End the attempt this process claimed. False when the row moved on meanwhile (cancelled, or
     the sweep gave it to another worker), so two endings never overwrite each other."""
-    model = type(job)
-    return bool(
-        model.objects.filter(pk=job.pk, status=model.Status.RUNNING, attempts=job.attempts).update(
-            status=status, finished_at=timezone.now(), **fields
-        )
-    )
+    return bool(finish_all([job], status, **fields))
+
+
+def finish_all(jobs, status, **fields):
+    """End the attempts this process claimed of jobs of one model, in two queries whatever their
+    number; returns the jobs it still owned (status and finished_at set on them), leaving out those
+    whose row moved on meanwhile. `fields` may be expressions (Case) to set a value per job.
+
+    One conditional UPDATE ends exactly the attempts still running; the rows it wrote are then
+    found by their attempt and its finished_at stamp, which no other attempt can have written (the
+    UPDATE's row locks hold until the caller's transaction commits)."""
+    if not jobs:
+        return []
+    model = type(jobs[0])
+    attempts = functools.reduce(operator.or_, (Q(pk=job.pk, attempts=job.attempts) for job in jobs))
+    finished_at = timezone.now()
+    with transaction.atomic(savepoint=False):  # inside the caller's transaction, no savepoint to set and release
+        model.objects.filter(attempts, status=model.Status.RUNNING).update(status=status, finished_at=finished_at, **fields)
+        ended = set(model.objects.filter(attempts, status=status, finished_at=finished_at).values_list("pk", flat=True))
+    owned = [job for job in jobs if job.pk in ended]
+    for job in owned:
+        job.status, job.finished_at = status, finished_at
+    return owned
 
 
 def send(model, job_ids):

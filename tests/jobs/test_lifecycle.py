@@ -35,6 +35,26 @@ def test_only_the_attempt_that_claimed_a_job_can_finish_it(clinician_scan, setti
     assert Scan.objects.get(pk=first.pk).status == Scan.Status.DONE
 
 
+def test_finishing_a_batch_ends_only_the_attempts_this_process_still_owns(queued_scans):
+    from django.db.models import Case, Value, When
+
+    scans = queued_scans(3)
+    claimed = lifecycle.claim_queued(Scan.objects.order_by("uploaded_at"), 3)
+    taken = claimed[1]  # its worker went silent; the sweep gave it to another, which finished it
+    Scan.objects.filter(pk=taken.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert [job.pk for job in lifecycle.sweep().requeued] == [taken.pk]
+    other_attempt = lifecycle.claim(Scan, taken.pk)
+    assert lifecycle.finish(other_attempt, Scan.Status.DONE, likely_positive=False)
+
+    owned = lifecycle.finish_all(claimed, Scan.Status.DONE, likely_positive=Case(When(pk=scans[0].pk, then=Value(True)), default=Value(False)))
+    assert [job.pk for job in owned] == [scans[0].pk, scans[2].pk]
+    assert all(job.status == Scan.Status.DONE and job.finished_at for job in owned)
+    rows = {row.pk: row for row in Scan.objects.filter(pk__in=[scan.pk for scan in scans])}
+    assert [rows[scan.pk].likely_positive for scan in scans] == [True, False, False]
+    assert rows[taken.pk].finished_at == Scan.objects.get(pk=taken.pk).finished_at != owned[0].finished_at, "the other attempt's ending stands"
+    assert lifecycle.finish_all(owned, Scan.Status.FAILED) == [], "two endings never overwrite each other"
+
+
 def test_a_job_enqueued_while_the_broker_is_down_stays_queued_without_enqueued_at(clinician, patient, broker_outage, django_capture_on_commit_callbacks):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
