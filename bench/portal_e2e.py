@@ -22,8 +22,8 @@ takes an API token and then measures:
   last result. On a 2-core machine the web server's work (gunicorn, decoding to validate,
   inserts) competes with the worker for the cores, so this figure includes it.
 For both backlogs, the Prediction rows give each scan's share of the model call the worker times
-(`inference_ms`: the forward pass and heatmaps, and whatever else the worker puts in that call)
-and the rest of the time per scan is "everything else".
+(`inference_ms`: the forward pass alone) and the rest of the time per scan is "everything else"
+(preparing the films, reading the outputs, heatmaps, the database: between passes).
 Precision: a real version is served in bf16 where its export passed the check against Keras on its
 labelled images and the CPU computes bf16 natively (AMX, AVX512-BF16). The random weights here
 have no labelled images, so that check cannot pass them; on such a CPU this bench forces bf16 (it
@@ -244,8 +244,8 @@ def last_result(ids):
 
 
 def predict_ms_per_scan(ids) -> float:
-    """The mean of the Prediction rows' inference_ms: each scan's share of the model call the
-    worker times (the forward pass and heatmaps; diagnosis/inference.py says what else it holds)."""
+    """The mean of the Prediction rows' inference_ms: each scan's share of the forward pass the
+    worker times (diagnosis/inference.py)."""
     from diagnosis.models import Prediction
 
     return statistics.fmean(Prediction.objects.filter(scan__in=ids).values_list("inference_ms", flat=True))

@@ -11,8 +11,8 @@ from contextlib import ExitStack
 from PIL import Image
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import prefetch_related_objects
+from django.db import transaction
+from django.db.models import Case, Value, When, prefetch_related_objects
 from django.utils import timezone
 
 from jobs import lifecycle
@@ -36,14 +36,16 @@ def analyse_scan(scan_id):
 
     Under a backlog it also takes up to INFERENCE_BATCH_SIZE - 1 other queued scans (oldest first)
     and predicts them all in one call; a lone scan is analysed at once, never waiting for company.
-    While a full batch goes on, three are in flight: the forward pass of one runs in its own thread
-    (it releases the GIL), the next is claimed and its films read and prepared in threads, and the
-    answers of the one before are written; so the cores are never left to one Python thread between
-    passes. This goes on until a batch is not full, DRAIN_SECONDS have passed or another version was
-    made active. Each extra scan is claimed exactly as its own message would claim it, so that
-    message later finds it taken and does nothing, and a worker dying mid-batch leaves every claimed
-    scan to the heartbeat sweep. A scan that is not queued (already done, or taken by another
-    worker) is left alone."""
+    The forward pass runs alone, with the cores to itself. Between two passes the worker claims the
+    next batch and reads and prepares its films in threads while it records the batch before
+    (heatmaps written in threads, a few queries and one commit for all its answers). Work beside
+    the pass preempts one of its threads while the others wait for it at every layer: on a 2-core
+    EPYC, 0.22 cores of resizing beside the bf16 pass took it from 48 to 37 images/s, twice the
+    cores the resizing used (docs/engine.md). This goes on until a batch is not full, DRAIN_SECONDS
+    have passed or another version was made active. Each extra scan is claimed exactly as its own
+    message would claim it, so that message later finds it taken and does nothing, and a worker
+    dying mid-batch leaves every claimed scan to the heartbeat sweep. A scan that is not queued
+    (already done, or taken by another worker) is left alone."""
     scan = lifecycle.claim(Scan, scan_id)
     if scan is None:
         return None
@@ -62,22 +64,17 @@ def analyse_scan(scan_id):
             _fail_all(batch, INTERNAL_ERROR)
             return None
         preparing = _prepare(batch, predictor)
-        in_pass = None  # (scans, their pass, their heartbeats): recorded while the next batch is in the pass
-        while batch or in_pass:
-            passing = None
-            if batch:
-                go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
-                following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
-                following_beating = task.enter_context(_heartbeats(following))
-                films = [future.result() for future in preparing]
-                preparing = _prepare(following, predictor)
-                passing = (*_start_pass(predictor, batch, films), beating)
-                batch, beating = following, following_beating
-            if in_pass:
-                scans, pass_result, its_beating = in_pass
-                answered.update(_record(version, scans, pass_result))
-                its_beating.close()  # this batch is finished: its heartbeats stop
-            in_pass = passing
+        while batch:
+            scans, films = _readable(batch, [future.result() for future in preparing])
+            passed = _forward_pass(predictor, scans, films)
+            go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
+            following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
+            following_beating = task.enter_context(_heartbeats(following))
+            preparing = _prepare(following, predictor)  # read and prepared while this batch is recorded
+            if passed:
+                answered.update(_record(version, predictor, scans, films, *passed))
+            beating.close()  # this batch is finished: its heartbeats stop
+            batch, beating = following, following_beating
     return answered.get(scan.pk)
 
 
@@ -108,12 +105,11 @@ def _heartbeats(scans):
 
 def _prepare(scans, predictor):
     """Futures of each scan's film as the model takes it, or of the sentence why it cannot be analysed."""
-    return [_threads().submit(_read_and_prepare, each, predictor) for each in scans]
+    return [_preparing().submit(_read_and_prepare, each, predictor) for each in scans]
 
 
-def _start_pass(predictor, scans, films):
-    """Fail the scans whose film could not be read; start the forward pass of the others in the
-    pass's own thread. Returns (the scans in the pass, the future of (results, ms per scan))."""
+def _readable(scans, films):
+    """Fail the scans whose film could not be read; (the others, their prepared films)."""
     readable, prepared = [], []
     for each, film in zip(scans, films):
         if isinstance(film, str):
@@ -121,27 +117,36 @@ def _start_pass(predictor, scans, films):
         else:
             readable.append(each)
             prepared.append(film)
-    return readable, _pass_thread().submit(_timed_pass, predictor, prepared)
+    return readable, prepared
 
 
-def _timed_pass(predictor, films):
+def _forward_pass(predictor, scans, films):
+    """(outputs, each scan's share of the pass in ms): one forward pass gives the probabilities and
+    the maps of every class for the whole batch. None when there was nothing to pass or it failed,
+    and then its scans failed with it."""
+    if not films:
+        return None
     started = time.perf_counter()
-    # One forward pass gives the probabilities and the heatmap of the label, for the whole batch.
-    results = predictor.predict_prepared(films)
-    return results, (time.perf_counter() - started) * 1000 / max(1, len(films))  # each scan's share of the call
-
-
-def _record(version, scans, pass_result):
-    """{scan id: Prediction} for the scans of a pass, once it ends: the site's threshold applied,
-    heatmaps written and answers recorded; an internal error fails them all."""
     try:
-        results, inference_ms = pass_result.result()
-        decisions = _decide(version, scans, results)
-        heatmap_names = list(_threads().map(_store_heatmap, [result for result, _ in decisions]))
+        outputs = predictor.forward_prepared(films)
+    except Exception:
+        logger.exception("Inference failed for scans %s", [each.pk for each in scans])
+        _fail_all(scans, INTERNAL_ERROR)
+        return None
+    return outputs, (time.perf_counter() - started) * 1000 / len(films)
+
+
+def _record(version, predictor, scans, films, outputs, inference_ms):
+    """{scan id: Prediction} for the scans of a pass: labels and heatmaps read from its outputs, the
+    site's threshold applied, heatmaps written and answers recorded; an internal error fails them all."""
+    try:
+        decisions = _decide(version, scans, predictor.interpret(films, outputs))
+        heatmap_names = list(_writing().map(_store_heatmap, [result for result, _ in decisions]))
     except Exception:
         logger.exception("Inference failed for scans %s", [each.pk for each in scans])
         return _fail_all(scans, INTERNAL_ERROR)
-    return _record_answers(version, scans, decisions, heatmap_names, inference_ms)
+    return record_predictions(version, [(each, result, fitted, heatmap_name)
+                                        for each, (result, fitted), heatmap_name in zip(scans, decisions, heatmap_names)], inference_ms)
 
 
 def _decide(version, scans, results):
@@ -157,22 +162,22 @@ def _decide(version, scans, results):
     return decisions
 
 
-@functools.cache  # once per process, on its first scan (after the fork): starting 16 threads per batch cost more
-def _threads():
+@functools.cache  # once per process, on its first scan (after the fork): starting threads per batch cost more
+def _preparing():
     """Reading and preparing the films (harmonising is most of a scan's cost for a model trained on
-    harmonised films) and encoding and writing the heatmaps run in threads, one per scan of a batch
-    (Pillow, zlib and fsync release the GIL): both cores prepare and encode, and the heatmaps' fsyncs
-    wait on the disk together (one journal commit): 16 took 87 ms one after another, 3 ms at once,
-    measured here. Two batches' worth: under a backlog the next batch is being prepared while the
-    heatmaps of the one before are written."""
-    return ThreadPoolExecutor(2 * max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-files")
+    harmonised films) runs in one thread per core this process may use (Pillow and scikit-image
+    release the GIL). More threads only took the cores from the worker's own thread, whose
+    recording of the batch before the next pass waits for: with one thread per scan, reading a
+    batch's outputs took 23 ms instead of 5 ms (16 scans, 2-core EPYC)."""
+    return ThreadPoolExecutor(runtime.cores_per_process(), thread_name_prefix="inference-prepare")
 
 
-@functools.cache  # made after the fork, like _threads
-def _pass_thread():
-    """One thread runs the forward passes, one after another, so that the worker's own thread writes
-    the answers of the batch before meanwhile."""
-    return ThreadPoolExecutor(1, thread_name_prefix="inference-pass")
+@functools.cache  # made after the fork, like _preparing
+def _writing():
+    """Encoding and writing the heatmaps runs in one thread per scan of a batch (zlib and fsync
+    release the GIL): their fsyncs wait on the disk together (one journal commit): 16 took 87 ms
+    one after another, 3 ms at once, measured here."""
+    return ThreadPoolExecutor(max(1, settings.INFERENCE_BATCH_SIZE), thread_name_prefix="inference-heatmaps")
 
 
 def _read_and_prepare(scan, predictor):
@@ -193,17 +198,6 @@ def _read_and_prepare(scan, predictor):
 
 def _store_heatmap(result):
     return storage.write(grey_png(result["heatmap"]), "png")
-
-
-@transaction.atomic  # one commit for the batch, not one per scan (each commit waits for the disk); a savepoint per scan
-def _record_answers(version, readable, decisions, heatmap_names, inference_ms):
-    answered = {}
-    for each, (result, fitted), heatmap_name in zip(readable, decisions, heatmap_names):
-        prediction = record_prediction(scan=each, model_version=version, result=result, heatmap_name=heatmap_name,
-                                       inference_ms=inference_ms, site_threshold=fitted)
-        if prediction is not None:
-            answered[each.pk] = prediction
-    return answered
 
 
 INTERNAL_ERROR = "The analysis failed because of an internal error; IT has the details in the worker log."
@@ -233,39 +227,43 @@ def _fail(scan, reason):
 
 
 def record_prediction(*, scan, model_version, result, heatmap_name, inference_ms, site_threshold=None):
-    """Write the model's answer and finish the scan, in one transaction. None when this attempt no
-    longer owns the scan (the sweep gave it to another worker): that one's answer counts."""
-    finished_at = timezone.now()
-    try:
-        with transaction.atomic():
-            likely_positive = result["label"] == model_version.positive_class
-            if not lifecycle.finish(scan, Scan.Status.DONE, failure_reason="", likely_positive=likely_positive):
-                transaction.set_rollback(True)
-                if heatmap_name:
-                    storage.delete(heatmap_name)
-                return None
-            return Prediction.objects.create(
-                scan=scan,
-                model_version=model_version,
-                label=result["label"],
-                probabilities=result["probabilities"],
-                positive_probability=result["positive_probability"],
-                threshold=result["threshold"],
-                threshold_source="site" if site_threshold else "version",
-                site_threshold=site_threshold,
-                heatmap_name=heatmap_name,
-                heatmap_is_map=bool(heatmap_name),
-                runtime=result.get("runtime", ""),
-                precision=result.get("precision", ""),
-                inference_ms=inference_ms,
-                queue_to_result_ms=(finished_at - scan.uploaded_at).total_seconds() * 1000,
-            )
-    except IntegrityError:
-        # This version's answer was recorded before; keep the first.
-        if heatmap_name:
-            storage.delete(heatmap_name)
-        prediction = Prediction.objects.select_related("model_version").get(scan=scan, model_version=model_version)
-        Scan.objects.filter(pk=scan.pk).update(
-            status=Scan.Status.DONE, finished_at=finished_at, failure_reason="", likely_positive=prediction.is_positive
-        )
-        return prediction
+    """Write the model's answer and finish the scan, in one transaction (`record_predictions` for one
+    scan). None when this attempt no longer owns the scan (the sweep gave it to another worker)."""
+    return record_predictions(model_version, [(scan, result, site_threshold, heatmap_name)], inference_ms).get(scan.pk)
+
+
+@transaction.atomic  # one commit for the batch, not one per scan (each commit waits for the disk)
+def record_predictions(model_version, answers, inference_ms):
+    """Write the model's answers and finish their scans: three queries and one commit for a batch,
+    whatever its size. `answers`: (scan, result, SiteThreshold or None, heatmap name) per scan.
+    Returns {scan id: Prediction} for the scans this attempt still owned; a scan the sweep gave to
+    another worker keeps that worker's answer, and this one's heatmap is removed."""
+    positive = [scan.pk for scan, result, _, _ in answers if result["label"] == model_version.positive_class]
+    owned = {scan.pk for scan in lifecycle.finish_all(
+        [scan for scan, *_ in answers], Scan.Status.DONE, failure_reason="",
+        likely_positive=Case(When(pk__in=positive, then=Value(True)), default=Value(False)),
+    )}
+    predictions = []
+    for scan, result, site_threshold, heatmap_name in answers:
+        if scan.pk not in owned:
+            if heatmap_name:
+                storage.delete(heatmap_name)
+            continue
+        scan.likely_positive = scan.pk in positive
+        predictions.append(Prediction(
+            scan=scan,
+            model_version=model_version,
+            label=result["label"],
+            probabilities=result["probabilities"],
+            positive_probability=result["positive_probability"],
+            threshold=result["threshold"],
+            threshold_source="site" if site_threshold else "version",
+            site_threshold=site_threshold,
+            heatmap_name=heatmap_name,
+            heatmap_is_map=bool(heatmap_name),
+            runtime=result.get("runtime", ""),
+            precision=result.get("precision", ""),
+            inference_ms=inference_ms,
+            queue_to_result_ms=(scan.finished_at - scan.uploaded_at).total_seconds() * 1000,
+        ))
+    return {prediction.scan_id: prediction for prediction in Prediction.objects.bulk_create(predictions)}

@@ -26,6 +26,13 @@ def set_concurrency(value):
     _concurrency = max(1, int(value or 1))
 
 
+def cores_per_process():
+    """The cores each predicting process of this worker may use: its runtime's threads."""
+    from ml.engine.serving import threads_for
+
+    return threads_for(_concurrency)
+
+
 def stored_path(path):
     """A path kept relative to the model store (so the store can move), made absolute."""
     path = Path(path)

@@ -62,7 +62,7 @@ def test_a_real_worker_answers_with_the_export_and_stores_a_small_grey_heatmap(e
     assert prediction.heatmap_is_map
     heatmap = client.get(reverse("diagnosis:scan_heatmap", args=[scan.pk, prediction.pk]))
     image = Image.open(io.BytesIO(heatmap.content))
-    assert image.mode == "L" and max(image.size) <= 256
+    assert image.mode == "L" and max(image.size) <= 128
     assert image.size[0] / image.size[1] == pytest.approx(scan.width / scan.height, rel=0.02)
     page = client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
     assert f"openvino {serving.precision}" in page, "the page says which runtime and precision made the result"
@@ -124,8 +124,9 @@ def test_a_backlog_is_predicted_in_batches_with_exactly_one_prediction_per_scan(
 
 
 def test_one_message_drains_a_backlog_batch_after_batch_and_each_scan_is_answered_once(exported_version, queued_scans, settings):
-    """While its batches are full, the task of one message claims the next batch (prepared while the
-    current one is in the pass) and goes on; the other scans' own messages then find nothing to do."""
+    """While its batches are full, the task of one message claims the next batch (after the current
+    one's pass, prepared while its answers are written) and goes on; the other scans' own messages
+    then find nothing to do."""
     from diagnosis.inference import analyse_scan
 
     settings.INFERENCE_BATCH_SIZE = 2
@@ -137,6 +138,41 @@ def test_one_message_drains_a_backlog_batch_after_batch_and_each_scan_is_answere
     # A batch's scans record the same share of their call: oldest first, in batches of 2, 2 and 1.
     shares = [scan.predictions.get().inference_ms for scan in answered]
     assert shares[0] == shares[1] and shares[2] == shares[3] and len({shares[0], shares[2], shares[4]}) == 3, shares
+
+
+def test_a_scan_the_sweep_gave_to_another_worker_during_a_batch_keeps_that_workers_ending(exported_version, queued_scans, settings, monkeypatch):
+    """The batch's answers are recorded together, but only for the scans this attempt still owns: the
+    one taken over keeps the other worker's ending, and this attempt's heatmap for it is removed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from diagnosis import inference
+    from jobs import lifecycle
+
+    settings.INFERENCE_BATCH_SIZE = 3
+    scans = queued_scans(3)
+    taken = scans[1]
+    recorded = inference._record
+
+    def taken_over_then_recorded(*args):
+        # The worker was silent too long: the sweep put the scan back, another worker took and ended it.
+        Scan.objects.filter(pk=taken.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+        assert [job.pk for job in lifecycle.sweep().requeued] == [taken.pk]
+        assert lifecycle.finish(lifecycle.claim(Scan, taken.pk), Scan.Status.FAILED, failure_reason="the other worker's ending")
+        return recorded(*args)
+
+    monkeypatch.setattr(inference, "_record", taken_over_then_recorded)
+    folder = storage.path_of(scans[0].stored_name).parents[1]  # stored files sit in subfolders by name
+    files_before = set(folder.rglob("*.png"))
+    inference.analyse_scan(scans[0].pk)
+    answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
+    assert [scan.status for scan in answered] == [Scan.Status.DONE, Scan.Status.FAILED, Scan.Status.DONE]
+    assert answered[1].failure_reason == "the other worker's ending" and answered[1].attempts == 2
+    assert [scan.predictions.count() for scan in answered] == [1, 0, 1]
+    heatmaps = {storage.path_of(scan.predictions.get().heatmap_name) for scan in (answered[0], answered[2])}
+    new_files = set(folder.rglob("*.png")) - files_before
+    assert new_files == heatmaps, "the heatmap of the answer not recorded is removed"
 
 
 def test_the_worker_reads_the_film_the_upload_decoded_and_decodes_the_original_when_that_copy_is_missing_or_cut_short(
@@ -194,8 +230,8 @@ def test_a_promotion_ends_the_drain_so_no_scan_claimed_after_it_is_read_by_the_v
     scans = queued_scans(8)
     inference.analyse_scan(scans[0].pk)
     answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
-    # The second batch was claimed while the first was prepared, the third while the second was, just
-    # before the first's answers were written: both before the promotion, so the old version reads
-    # them. The fourth would have been claimed after it: it is left to the next message and the new version.
-    assert [scan.status for scan in answered] == [Scan.Status.DONE] * 6 + [Scan.Status.QUEUED] * 2
-    assert {scan.predictions.get().model_version_id for scan in answered[:6]} == {version.pk}
+    # The second batch was claimed after the first's pass, just before its answers were written: before
+    # the promotion, so the old version reads it. The third would have been claimed after it: it and
+    # the fourth are left to their messages and the new version.
+    assert [scan.status for scan in answered] == [Scan.Status.DONE] * 4 + [Scan.Status.QUEUED] * 4
+    assert {scan.predictions.get().model_version_id for scan in answered[:4]} == {version.pk}
