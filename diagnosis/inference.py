@@ -13,7 +13,6 @@ from PIL import Image
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, Value, When, prefetch_related_objects
-from django.utils import timezone
 
 from jobs import lifecycle
 from ml import runtime
