@@ -39,12 +39,12 @@ def analyse_scan(scan_id):
     next batch and reads and prepares its films in threads while it records the batch before
     (heatmaps written in threads, a few queries and one commit for all its answers). Work beside
     the pass preempts one of its threads while the others wait for it at every layer: on a 2-core
-    EPYC, 0.22 cores of resizing beside the bf16 pass took it from 48 to 37 images/s, twice the
-    cores the resizing used (docs/engine.md). This goes on until a batch is not full, DRAIN_SECONDS
-    have passed or another version was made active. Each extra scan is claimed exactly as its own
-    message would claim it, so that message later finds it taken and does nothing, and a worker
-    dying mid-batch leaves every claimed scan to the heartbeat sweep. A scan that is not queued
-    (already done, or taken by another worker) is left alone."""
+    EPYC, 0.2 cores of resizing beside the bf16 pass took it from about 49 to 37 images/s, twice
+    the cores the resizing used (docs/engine.md). This goes on until a batch is not full,
+    DRAIN_SECONDS have passed or another version was made active. Each extra scan is claimed
+    exactly as its own message would claim it, so that message later finds it taken and does
+    nothing, and a worker dying mid-batch leaves every claimed scan to the heartbeat sweep. A scan
+    that is not queued (already done, or taken by another worker) is left alone."""
     scan = lifecycle.claim(Scan, scan_id)
     if scan is None:
         return None
