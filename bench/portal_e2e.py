@@ -1,6 +1,6 @@
 """The portal end to end: HTTP upload, the inference worker, the result, on PostgreSQL + Redis.
 
-    nice .venv/bin/python bench/portal_e2e.py [--quick] [--fp32] [--json FILE]
+    nice .venv/bin/python bench/portal_e2e.py [--quick] [--fp32 | --int8] [--json FILE]
         [--database NAME] [--redis-db N] [--port PORT]   # two runs on one machine need their own
     (bench/inference.py runs it and sets its figures against the engine and the original path)
 
@@ -28,7 +28,10 @@ Precision: a real version is served in bf16 where its export passed the check ag
 labelled images and the CPU computes bf16 natively (AMX, AVX512-BF16). The random weights here
 have no labelled images, so that check cannot pass them; on such a CPU this bench forces bf16 (it
 says so; `--fp32` keeps fp32), to measure the portal at the precision a validated model would get.
-The real validation (ml/engine/export.py) is untouched.
+`--int8` serves instead an int8 version derived from it as an administrator derives one (its own
+version, promoted), quantised on generated films and forced past the check in the same way: the
+portal at the speed an int8 version that passed its check would get. The real validation
+(ml/engine/export.py, ml/services/derivation.py) is untouched.
 A lone or first scan's result is seen by polling the database every 10 ms (polling the API would
 load the 2 cores the worker needs); a backlog's times come from the scans' finished_at stamps
 (written by the worker, committed a few ms later with the rest of their batch), so the bench
@@ -62,6 +65,7 @@ DATABASE = "portal_bench_e2e"  # defaults; --database, --redis-db, --port let tw
 REDIS_DB = 12
 PORT = 8765
 FORCED_BF16 = "bf16 forced for speed: random weights cannot be validated"
+FORCED_INT8 = "int8 derived and forced for speed: random weights cannot be validated"
 PASSWORD = secrets.token_urlsafe(12)
 # A backlog's times come from the database's finished_at stamps, so its end need not be seen at
 # once: polling a 200-scan query every 10 ms took about a fifth of a core (2.4 ms of Python a poll).
@@ -98,9 +102,10 @@ def fresh_database_and_queue() -> None:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()  # this bench's own Redis database
 
 
-def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = False):
+def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = False, int8: bool = False):
     """A random-init Xception version, its serving export made and checked, active; in bf16 where
-    the CPU has it unless `fp32` (the check cannot accept random weights in bf16: see the docstring)."""
+    the CPU has it unless `fp32` (the check cannot accept random weights in bf16: see the docstring);
+    with `int8`, the int8 version derived from it is made and is the active one."""
     import keras
 
     from ml import services
@@ -128,9 +133,34 @@ def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = Fal
         serving.validation = {**serving.validation, "precision": "bf16", "reason": f"bench: {FORCED_BF16}"}
         serving.save(update_fields=["validation"])
         warm_compiled_cache(version, serving)  # the bf16 compile, as for an accepted export
+    if int8:
+        version, serving = derived_int8_version(version, serving, quick=size < 299)
     # Random weights have no evaluation, so the promotion safeguards object: the bench measures speed only.
     services.promote_version(version.pk, reason="bench: random weights, measures speed only", override=True)
     return serving
+
+
+def derived_int8_version(parent, serving, quick: bool):
+    """The int8 version of `parent`, registered as ml.services.derivation registers one, but
+    quantised on generated films and accepted without its check (random weights have no labels)."""
+    import numpy as np
+    from django.conf import settings
+
+    from ml import runtime
+    from ml.engine.export import quantise_int8
+    from ml.engine.synthetic import make_chest_image
+    from ml.services.derivation import _register
+    from ml.services.serving import warm_compiled_cache
+
+    rng = np.random.default_rng(0)
+    films = [make_chest_image(rng, 512, opacities=i % 2 == 0) for i in range(16 if quick else 100)]
+    work_dir = Path(settings.MODEL_STORE_DIR) / "serving" / "bench-int8"
+    record = quantise_int8(runtime.stored_path(serving.export_path), work_dir, films, expected_files=serving.record.get("files"),
+                           calibrated_on="generated films (speed only)")
+    validation = {"accepted": True, "runtime": "openvino", "precision": "int8", "reason": f"bench: {FORCED_INT8}", "checks": {"int8": {}}}
+    version = _register(parent, None, "bench", work_dir, record, validation, "generated films (speed only)", "nothing (random weights)")
+    warm_compiled_cache(version, version.serving_export)
+    return version, version.serving_export
 
 
 def clinician_and_patient():
@@ -303,7 +333,8 @@ def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes
             "outside_ms_per_scan": 1000 * seconds / len(counted) - predict_ms, "ids": ids}
 
 
-def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False, harmonised: bool = False) -> dict:
+def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False, harmonised: bool = False,
+        int8: bool = False) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None))
     env = environment(data_dir, batch_size)
     os.environ.update(env)
@@ -318,7 +349,7 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
 
     create_folders(settings)  # as `bin/portal setup` does
     call_command("migrate", verbosity=0)
-    serving = register_version(size, data_dir / "artifact", fp32, harmonised)
+    serving = register_version(size, data_dir / "artifact", fp32, harmonised, int8)
     patient = clinician_and_patient()
     files = scan_files(1 + lone + 2 * backlog)
     from diagnosis.models import Prediction, Scan
@@ -364,6 +395,8 @@ def print_report(report: dict) -> None:
           f"PostgreSQL + Redis, gunicorn 2 workers, 1 inference worker; {report['failed']} scans failed):")
     if FORCED_BF16 in report.get("precision_note", ""):
         print(f"  {FORCED_BF16} (--fp32 keeps fp32)")
+    if FORCED_INT8 in report.get("precision_note", ""):
+        print(f"  {FORCED_INT8}")
     print(f"  first scan after the worker process starts: {report['first_scan_s']:.2f} s")
     lone = report["lone_ms"]
     print(f"  lone scans ({report['lone']}): upload-to-result p50 {lone['p50']:.0f} ms, p95 {lone['p95']:.0f} ms")
@@ -391,7 +424,9 @@ def main(argv=None) -> int:
     parser.add_argument("--backlog", type=int, help="scans in each backlog, drained and racing (default 200, 24 with --quick)")
     parser.add_argument("--lone", type=int, help="default 20 (4 with --quick)")
     parser.add_argument("--batch-size", type=int, default=16, help="PORTAL_INFERENCE_BATCH_SIZE (default 16)")
-    parser.add_argument("--fp32", action="store_true", help=f"serve fp32 even where the CPU has bf16 (default: {FORCED_BF16})")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp32", action="store_true", help=f"serve fp32 even where the CPU has bf16 (default: {FORCED_BF16})")
+    precision.add_argument("--int8", action="store_true", help=f"serve the int8 version derived from it ({FORCED_INT8})")
     parser.add_argument("--harmonised", action="store_true", help="the version harmonises its films as the cpu-scratch preset trains it "
                                                                   "(body crop, equalisation): default, a plain resize")
     parser.add_argument("--database", default=DATABASE, help=f"PostgreSQL database, dropped and recreated (default {DATABASE})")
@@ -406,7 +441,7 @@ def main(argv=None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     DATABASE, REDIS_DB, PORT = args.database, args.redis_db, args.port
     report = run(args.image_size or (71 if args.quick else 299), backlog,
-                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised)
+                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised, args.int8)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
