@@ -13,7 +13,8 @@ heatmap), also with the cpu-scratch default's harmonisation (body crop, equalisa
 the portal end to end (bench/portal_e2e.py: PostgreSQL + Redis, gunicorn, one real inference
 worker, HTTP uploads: a standing backlog drained by the worker, a backlog whose uploads race the
 worker, lone scans, the first scan of a new worker) as ratios against the original path and the
-engine. Xception has random weights: the cost does not depend on them.
+engine, both timed again in turn just before and just after the drain (this host's speed drifts
+between the start of a run and its end). Xception has random weights: the cost does not depend on them.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baselines import original_request, paired_medians  # noqa: E402
 from ml.engine.serving import OV_PRECISION, ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
 
 
@@ -48,19 +50,6 @@ def times(function, repeats: int) -> list[float]:
 
 def median_time(function, repeats: int) -> float:
     return statistics.median(times(function, repeats))
-
-
-def paired_medians(first, second, repeats: int) -> tuple[float, float]:
-    """Median seconds of two calls timed in turn: a host whose speed drifts slows both alike, so
-    their ratio holds (bf16 on a 2-core EPYC: 1.18x timed in two loops, 1.11x timed in turn)."""
-    first(), second()  # warm-up
-    timed = ([], [])
-    for _ in range(repeats):
-        for function, out in zip((first, second), timed):
-            started = time.perf_counter()
-            function()
-            out.append(time.perf_counter() - started)
-    return statistics.median(timed[0]), statistics.median(timed[1])
 
 
 def best_rate(function, flop: float, repeats: int) -> float:
@@ -210,18 +199,6 @@ def harmonised_preparation(predictor, films, repeats: int) -> dict:
             "batch16_ms_per_film": 1000 * batch / len(films), "prepare16_ms_per_film": 1000 * prepare / len(films)}
 
 
-def original_path(model, png: Path, size: int, repeats: int) -> float:
-    """The Flask app's request: keras load_img -> img_to_array -> preprocess_input -> model.predict."""
-    import keras
-
-    def request():
-        image = keras.utils.load_img(png, target_size=(size, size))
-        x = keras.applications.xception.preprocess_input(keras.utils.img_to_array(image)[None])
-        model.predict(x, verbose=0)
-
-    return median_time(request, repeats)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="71 px and medians of 2: checks the script, not the machine")
@@ -282,7 +259,7 @@ def main(argv=None) -> int:
 
     png = folder / "film.png"
     Image.fromarray(films[0]).save(png)
-    baseline = original_path(model, png, size, repeats)
+    baseline = median_time(original_request(model, png, size), repeats)
     report["original_path"] = {"latency_ms": 1000 * baseline, "images_per_s": 1 / baseline}
 
     report["runtimes"] = {}
@@ -325,21 +302,25 @@ def portal_end_to_end(size: int, quick: bool, folder: Path, extra: list[str]) ->
 def print_portal(report: dict) -> None:
     portal = report["portal"]
     engine = report["runtimes"][portal["runtime"].replace(" ", "_")]
-    original = report["original_path"]
     lone = portal["lone_ms"]
-    batch1_ms, batched = engine["batch1"]["latency_ms"], engine["batch16"]["images_per_s"]
+    batch1_ms = engine["batch1"]["latency_ms"]
+    # The backlogs against the engine and the original path timed in turn just before and after the
+    # drain (bench/portal_e2e.py): the figures above were taken minutes earlier, and this host drifts.
+    baselines = portal["baselines"]
+    batched, original_ms = baselines["engine_images_per_s"], baselines["original_ms"]
     print(f"portal end to end ({portal['runtime']}, batch size {portal['batch_size']}; PostgreSQL + Redis, gunicorn, one inference worker; "
           f"{portal['failed']} scans failed):")
     print(f"  backlog of {portal['backlog']}, as ratios against the engine at batch 16 ({batched:.2f} images/s) and the original path "
-          f"({original['images_per_s']:.2f} requests/s):")
+          f"({original_ms:.0f} ms), both timed in turn just before and after the drain (above, earlier: "
+          f"{engine['batch16']['images_per_s']:.2f} images/s and {report['original_path']['latency_ms']:.0f} ms):")
     for key, what in (("drain", "a standing backlog drained by the worker (uploads and start-up left out)"),
                       ("racing", "uploads racing the worker (first upload to last result, the web server on the same cores)")):
         rate = portal[key]["scans_per_s"]
         print(f"    {what}: {rate:.2f} scans/s = {rate / batched:.2f} of the engine at batch 16, "
-              f"{rate / original['images_per_s']:.2f}x the original path")
+              f"{rate * original_ms / 1000:.2f}x the original path")
     print(f"  lone scans ({portal['lone']}), upload to result: p50 {lone['p50']:.0f} ms, p95 {lone['p95']:.0f} ms = engine batch 1 "
-          f"({batch1_ms:.0f} ms) + {lone['p50'] - batch1_ms:.0f} ms at p50; the original path takes {original['latency_ms']:.0f} ms "
-          f"(p50 ratio {original['latency_ms'] / lone['p50']:.2f}x as fast)")
+          f"({batch1_ms:.0f} ms) + {lone['p50'] - batch1_ms:.0f} ms at p50; the original path takes {original_ms:.0f} ms "
+          f"(p50 ratio {original_ms / lone['p50']:.2f}x as fast)")
     print(f"  first scan after the worker process is started (scan queued before): {portal['first_scan_s']:.2f} s")
 
 

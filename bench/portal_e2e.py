@@ -20,7 +20,10 @@ takes an API token and then measures:
 - a backlog with the uploads racing the worker: N more scans uploaded by 4 client threads as
   fast as the server takes them while that worker runs, scans/s from the first upload to the
   last result. On a 2-core machine the web server's work (gunicorn, decoding to validate,
-  inserts) competes with the worker for the cores, so this figure includes it.
+  inserts) competes with the worker for the cores, so this figure includes it;
+- the baselines of the ratios, just before and just after the drain while no scan is analysed:
+  the engine the worker runs (its export and precision) at batch 16 and the original project's
+  request, timed in turn in this process.
 For both backlogs, the Prediction rows give each scan's share of the model call the worker times
 (`inference_ms`: the forward pass alone) and the rest of the time per scan is "everything else"
 (preparing the films, reading the outputs, heatmaps, the database: between passes).
@@ -105,7 +108,8 @@ def fresh_database_and_queue() -> None:
 def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = False, int8: bool = False):
     """A random-init Xception version, its serving export made and checked, active; in bf16 where
     the CPU has it unless `fp32` (the check cannot accept random weights in bf16: see the docstring);
-    with `int8`, the int8 version derived from it is made and is the active one."""
+    with `int8`, the int8 version derived from it is made and is the active one. Returns its
+    ServingExport and the Keras model (the original path runs it)."""
     import keras
 
     from ml import services
@@ -137,13 +141,12 @@ def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = Fal
         version, serving = derived_int8_version(version, serving, quick=size < 299)
     # Random weights have no evaluation, so the promotion safeguards object: the bench measures speed only.
     services.promote_version(version.pk, reason="bench: random weights, measures speed only", override=True)
-    return serving
+    return serving, model
 
 
 def derived_int8_version(parent, serving, quick: bool):
     """The int8 version of `parent`, registered as ml.services.derivation registers one, but
     quantised on generated films and accepted without its check (random weights have no labels)."""
-    import numpy as np
     from django.conf import settings
 
     from ml import runtime
@@ -161,6 +164,39 @@ def derived_int8_version(parent, serving, quick: bool):
     version = _register(parent, None, "bench", work_dir, record, validation, "generated films (speed only)", "nothing (random weights)")
     warm_compiled_cache(version, version.serving_export)
     return version, version.serving_export
+
+
+class Baselines:
+    """The engine the worker runs (the same export and precision, loaded as a worker loads it) at
+    batch 16, and the original project's request, timed in turn in this process while no scan is
+    being analysed. The drain is set against them as measured just before and just after it, not
+    minutes earlier in another process: this host's speed drifts (the original path took 187-212
+    ms in four runs of one evening and 374 ms in a fifth)."""
+
+    def __init__(self, serving, model, pngs: list[bytes], folder: Path):
+        from PIL import Image
+
+        from bench.baselines import original_request
+        from ml import runtime
+
+        films = [np.asarray(Image.open(io.BytesIO(data))) for data in pngs]
+        self.engine = runtime.load_predictor(serving.version, serving)
+        self.batch = [self.engine.prepare(film) for film in films]
+        png = folder / "film.png"
+        png.write_bytes(pngs[0])
+        self.request = original_request(model, png, self.engine.spec.image_size)
+        self.measured = []
+
+    def measure(self, repeats: int = 3) -> None:
+        from bench.baselines import paired_medians
+
+        engine, original = paired_medians(lambda: self.engine.forward_prepared(self.batch), self.request, repeats)
+        self.measured.append({"engine_images_per_s": len(self.batch) / engine, "original_ms": 1000 * original})
+
+    def report(self) -> dict:
+        return {"each": self.measured, "batch": len(self.batch), "runtime": f"{self.engine.runtime} {self.engine.precision}",
+                "engine_images_per_s": statistics.fmean(each["engine_images_per_s"] for each in self.measured),
+                "original_ms": statistics.fmean(each["original_ms"] for each in self.measured)}
 
 
 def clinician_and_patient():
@@ -349,7 +385,7 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
 
     create_folders(settings)  # as `bin/portal setup` does
     call_command("migrate", verbosity=0)
-    serving = register_version(size, data_dir / "artifact", fp32, harmonised, int8)
+    serving, model = register_version(size, data_dir / "artifact", fp32, harmonised, int8)
     patient = clinician_and_patient()
     files = scan_files(1 + lone + 2 * backlog)
     from diagnosis.models import Prediction, Scan
@@ -375,7 +411,12 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
                              "min": 1000 * min(latencies)}
 
         stop(worker)  # idle: every lone scan is finished and its message taken
+        baselines = Baselines(serving, model, files[1 + lone:1 + lone + 16], data_dir)
+        baselines.measure()
         drained = drained_backlog(client, files[1 + lone:1 + lone + backlog], env, logs, processes)
+        baselines.measure()  # the drain's worker is idle now, before the racing uploads
+        report["baselines"] = baselines.report()
+        del baselines  # its runtime's threads and memory
         racing = racing_backlog(client, files[1 + lone + backlog:])  # the fresh worker of the drain, now warm
         report["failed"] = Scan.objects.filter(status="failed").count()
         for name, figures in (("racing", racing), ("drain", drained)):
@@ -414,6 +455,13 @@ def print_report(report: dict) -> None:
           f"after the process was spawned; {drain['predictions']} predictions in calls of {drain['calls']})")
     print(f"    per scan {1000 * drain['seconds'] / drain['counted']:.0f} ms: the worker's timed model call "
           f"(inference_ms) {drain['predict_ms_per_scan']:.1f} ms, everything else {drain['outside_ms_per_scan']:.1f} ms")
+    baselines = report["baselines"]
+    before, after = baselines["each"]
+    print(f"  timed in turn in the bench's process just before and just after the drain: the engine ({baselines['runtime']}, "
+          f"batch {baselines['batch']}) {before['engine_images_per_s']:.2f} and {after['engine_images_per_s']:.2f} images/s, "
+          f"the original path {before['original_ms']:.0f} and {after['original_ms']:.0f} ms: the drain is "
+          f"{drain['scans_per_s'] / baselines['engine_images_per_s']:.2f} of the engine and "
+          f"{drain['scans_per_s'] * baselines['original_ms'] / 1000:.2f}x the original path")
 
 
 def main(argv=None) -> int:
