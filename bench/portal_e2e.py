@@ -38,7 +38,7 @@ portal at the speed an int8 version that passed its check would get. The real va
 A lone or first scan's result is seen by polling the database every 10 ms (polling the API would
 load the 2 cores the worker needs); a backlog's times come from the scans' finished_at stamps
 (written by the worker, committed a few ms later with the rest of their batch), so the bench
-polls it only every 250 ms and leaves the cores to the worker. Scans are 1024 x 1024 grey PNGs,
+polls it only once a second and leaves the cores to the worker. Scans are 1024 x 1024 grey PNGs,
 each different. Every process it starts is stopped at the end, whatever happens, and its data
 folder removed.
 """
@@ -72,7 +72,9 @@ FORCED_INT8 = "int8 derived and forced for speed: random weights cannot be valid
 PASSWORD = secrets.token_urlsafe(12)
 # A backlog's times come from the database's finished_at stamps, so its end need not be seen at
 # once: polling a 200-scan query every 10 ms took about a fifth of a core (2.4 ms of Python a poll).
-BACKLOG_POLL = 0.25
+# Every 250 ms it still took 1.4 ms of Python and 2 ms in all a poll (EPYC), about 1% of a core,
+# which work beside the pass costs it twice over (docs/engine.md): once a second is a quarter of that.
+BACKLOG_POLL = 1.0
 
 
 def environment(data_dir: Path, batch_size: int) -> dict:
