@@ -172,8 +172,8 @@ class Baselines:
     """The engine the worker runs (the same export and precision, loaded as a worker loads it) at
     batch 16, and the original project's request, timed in turn in this process while no scan is
     being analysed. The drain is set against them as measured just before and just after it, not
-    minutes earlier in another process: this host's speed drifts (the original path took 187-212
-    ms in four runs of one evening and 374 ms in a fifth)."""
+    minutes earlier in another process: this host's speed drifts (bench/inference.py's original
+    path took 175-224 ms in eight runs of one evening and 374 ms in a ninth)."""
 
     def __init__(self, serving, model, pngs: list[bytes], folder: Path):
         from PIL import Image
