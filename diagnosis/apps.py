@@ -8,6 +8,6 @@ class DiagnosisConfig(AppConfig):
 
     def ready(self):
         from . import roles
-        from .api import auth  # noqa: F401  (connects the token revocation signal)
+        from . import signals  # noqa: F401  (connects the token revocation and lockout audit receivers)
 
         post_migrate.connect(roles.ensure_role_groups, sender=self)

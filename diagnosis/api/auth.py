@@ -2,11 +2,8 @@
 
 Tokens are stored hashed and expire (REST_KNOX TOKEN_TTL, PORTAL_API_TOKEN_HOURS). A failed password
 here counts toward the same django-axes lockout as the login pages, and the endpoint is throttled.
-Changing a user's password or deactivating them revokes every token they hold."""
-from axes.signals import user_locked_out
-from django.contrib.auth import authenticate, get_user_model
-from django.db.models.signals import pre_save
-from django.dispatch import receiver
+Changing a user's password or deactivating them revokes every token they hold (diagnosis/signals.py)."""
+from django.contrib.auth import authenticate
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from knox.models import AuthToken
@@ -125,20 +122,3 @@ class TokenRevoke(generics.DestroyAPIView):
 
     def perform_destroy(self, instance):
         revoke_token(self.request.user, instance.token_key, via="api", ip_address=client_ip(self.request))
-
-
-@receiver(pre_save, sender=get_user_model(), dispatch_uid="revoke_api_tokens")
-def revoke_tokens_when_credentials_change(sender, instance, raw=False, **kwargs):
-    """A new password or a deactivated account ends every API token of that user (sessions end
-    through Django's session hash already)."""
-    if raw or instance.pk is None:
-        return
-    before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
-    if before and (before["password"] != instance.password or (before["is_active"] and not instance.is_active)):
-        AuthToken.objects.filter(user=instance).delete()
-
-
-@receiver(user_locked_out, dispatch_uid="audit_lockouts")
-def audit_lockout(sender, request, username, ip_address, **kwargs):
-    """A sign-in refused because the account is locked (the lockout itself and each refusal after it)."""
-    record_audit(None, AuditEvent.Action.SIGNIN_LOCKED_OUT, via="api" if getattr(request, "path", "").startswith("/api/") else "web", ip_address=ip_address, details={"username": username})

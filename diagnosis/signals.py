@@ -1,0 +1,28 @@
+"""Receivers connected when the app loads (DiagnosisConfig.ready). A module of their own, light to
+import: every process loads it, and the API views they once lived in (DRF, knox's views, the
+schema tools) took about 0.2 s of each worker's start."""
+from axes.signals import user_locked_out
+from django.contrib.auth import get_user_model
+from django.db.models.signals import pre_save
+from django.dispatch import receiver
+from knox.models import AuthToken
+
+from .models import AuditEvent
+from .services import record_audit
+
+
+@receiver(pre_save, sender=get_user_model(), dispatch_uid="revoke_api_tokens")
+def revoke_tokens_when_credentials_change(sender, instance, raw=False, **kwargs):
+    """A new password or a deactivated account ends every API token of that user (sessions end
+    through Django's session hash already)."""
+    if raw or instance.pk is None:
+        return
+    before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
+    if before and (before["password"] != instance.password or (before["is_active"] and not instance.is_active)):
+        AuthToken.objects.filter(user=instance).delete()
+
+
+@receiver(user_locked_out, dispatch_uid="audit_lockouts")
+def audit_lockout(sender, request, username, ip_address, **kwargs):
+    """A sign-in refused because the account is locked (the lockout itself and each refusal after it)."""
+    record_audit(None, AuditEvent.Action.SIGNIN_LOCKED_OUT, via="api" if getattr(request, "path", "").startswith("/api/") else "web", ip_address=ip_address, details={"username": username})
