@@ -173,7 +173,7 @@ class Baselines:
     batch 16, and the original project's request, timed in turn in this process while no scan is
     being analysed. The drain is set against them as measured just before and just after it, not
     minutes earlier in another process: this host's speed drifts (bench/inference.py's original
-    path took 175-224 ms in eight runs of one evening and 374 ms in a ninth)."""
+    path took 175-224 ms in eight runs of one evening, 359 and 374 ms in two others)."""
 
     def __init__(self, serving, model, pngs: list[bytes], folder: Path):
         from PIL import Image
