@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baselines import original_request, paired_medians  # noqa: E402
+from bench.baselines import CALIBRATED_ON, int8_calibration_films, original_request, paired_medians  # noqa: E402
 from ml.engine.serving import OV_PRECISION, ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
 
 
@@ -240,11 +240,9 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(0)
     films = [make_chest_image(rng, 1024, opacities=i % 2 == 0) for i in range(16)]
-    # int8 for speed only: random weights have no labels to keep, so it is calibrated on generated
-    # films (a real derived version is calibrated on its training images and checked against Keras).
-    calibration = [make_chest_image(rng, 512, opacities=i % 2 == 0) for i in range(16 if args.quick else 100)]
+    calibration = int8_calibration_films(args.quick)
     started = time.perf_counter()
-    quantise_int8(folder / "export", folder / "int8", calibration, calibrated_on="generated films (speed only)")
+    quantise_int8(folder / "export", folder / "int8", calibration, calibrated_on=CALIBRATED_ON)
     report["int8"] = {"quantise_s": time.perf_counter() - started, "calibration_images": len(calibration)}
     batches = {n: resize_images(films[:n], spec) for n in (1, 16)}
     runtimes = {"keras": ServingPredictor.keras(artifact, threads=available_cores()),

@@ -151,54 +151,19 @@ def derived_int8_version(parent, serving, quick: bool):
     quantised on generated films and accepted without its check (random weights have no labels)."""
     from django.conf import settings
 
+    from bench.baselines import CALIBRATED_ON, int8_calibration_films
     from ml import runtime
     from ml.engine.export import quantise_int8
-    from ml.engine.synthetic import make_chest_image
     from ml.services.derivation import _register
     from ml.services.serving import warm_compiled_cache
 
-    rng = np.random.default_rng(0)
-    films = [make_chest_image(rng, 512, opacities=i % 2 == 0) for i in range(16 if quick else 100)]
     work_dir = Path(settings.MODEL_STORE_DIR) / "serving" / "bench-int8"
-    record = quantise_int8(runtime.stored_path(serving.export_path), work_dir, films, expected_files=serving.record.get("files"),
-                           calibrated_on="generated films (speed only)")
+    record = quantise_int8(runtime.stored_path(serving.export_path), work_dir, int8_calibration_films(quick),
+                           expected_files=serving.record.get("files"), calibrated_on=CALIBRATED_ON)
     validation = {"accepted": True, "runtime": "openvino", "precision": "int8", "reason": f"bench: {FORCED_INT8}", "checks": {"int8": {}}}
-    version = _register(parent, None, "bench", work_dir, record, validation, "generated films (speed only)", "nothing (random weights)")
+    version = _register(parent, None, "bench", work_dir, record, validation, CALIBRATED_ON, "nothing (random weights)")
     warm_compiled_cache(version, version.serving_export)
     return version, version.serving_export
-
-
-class Baselines:
-    """The engine the worker runs (the same export and precision, loaded as a worker loads it) at
-    batch 16, and the original project's request, timed in turn in this process while no scan is
-    being analysed. The drain is set against them as measured just before and just after it, not
-    minutes earlier in another process: this host's speed drifts (bench/inference.py's original
-    path took 175-224 ms in eight runs of one evening, 359 and 374 ms in two others)."""
-
-    def __init__(self, serving, model, pngs: list[bytes], folder: Path):
-        from PIL import Image
-
-        from bench.baselines import original_request
-        from ml import runtime
-
-        films = [np.asarray(Image.open(io.BytesIO(data))) for data in pngs]
-        self.engine = runtime.load_predictor(serving.version, serving)
-        self.batch = [self.engine.prepare(film) for film in films]
-        png = folder / "film.png"
-        png.write_bytes(pngs[0])
-        self.request = original_request(model, png, self.engine.spec.image_size)
-        self.measured = []
-
-    def measure(self, repeats: int = 3) -> None:
-        from bench.baselines import paired_medians
-
-        engine, original = paired_medians(lambda: self.engine.forward_prepared(self.batch), self.request, repeats)
-        self.measured.append({"engine_images_per_s": len(self.batch) / engine, "original_ms": 1000 * original})
-
-    def report(self) -> dict:
-        return {"each": self.measured, "batch": len(self.batch), "runtime": f"{self.engine.runtime} {self.engine.precision}",
-                "engine_images_per_s": statistics.fmean(each["engine_images_per_s"] for each in self.measured),
-                "original_ms": statistics.fmean(each["original_ms"] for each in self.measured)}
 
 
 def clinician_and_patient():
@@ -413,6 +378,8 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
                              "min": 1000 * min(latencies)}
 
         stop(worker)  # idle: every lone scan is finished and its message taken
+        from bench.baselines import Baselines
+
         baselines = Baselines(serving, model, files[1 + lone:1 + lone + 16], data_dir)
         baselines.measure()
         drained = drained_backlog(client, files[1 + lone:1 + lone + backlog], env, logs, processes)
