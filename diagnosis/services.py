@@ -4,31 +4,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import selectors
+from .audit_trail import changes_between, record_audit  # noqa: F401  (record_audit: the name other modules and ML_AUDIT_RECORDER use)
 from .inference import analyse_scan, record_prediction  # noqa: F401  (the worker side of these services)
 from .models import AuditEvent, Patient, Prediction, Review, Scan
-
-
-def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
-    """Append one row to the audit trail: the services' writer (views write theirs with
-    diagnosis.auditing.audit, which says which to use); ml reaches this through ML_AUDIT_RECORDER. Returns it."""
-    return AuditEvent.objects.create(
-        actor=actor if actor and actor.is_authenticated else None,
-        action=action,
-        patient=patient,
-        scan=scan if scan is not None and scan.pk else None,
-        via=via,
-        ip_address=ip_address,
-        details=details or {},
-    )
-
-
-def _json_value(value):
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def changes_between(before, after):
-    """{field: [old, new]} for every field whose value differs (dates as ISO text, for JSON)."""
-    return {name: [_json_value(before.get(name)), _json_value(after.get(name))] for name in after if before.get(name) != after.get(name)}
 
 
 PATIENT_CORRECTABLE_FIELDS = ("family_name", "given_name", "date_of_birth", "sex", "medical_record_number")

@@ -25,7 +25,8 @@ from django.db import transaction
 from ml.engine.decision import results, select_threshold
 from ml.engine.temperature import BOUNDS, apply_temperature, apply_temperature_to_positive, fit_temperature, negative_log_likelihood, one_vs_rest
 
-from . import selectors, services
+from . import selectors
+from .audit_trail import changes_between, record_audit
 from .models import AuditEvent, Review, SiteThreshold
 
 DEFAULT_TARGET_SENSITIVITY = 0.95
@@ -171,10 +172,10 @@ def confirm(version, site, *, shown_threshold, shown_temperature, actor, ip_addr
                                           figures=proposal.figures, created_by=actor)
     was = {"threshold": before.threshold, "temperature": before.temperature} if before else {"threshold": version.threshold, "temperature": None}
     details = {
-        "changes": services.changes_between(was, {"threshold": fitted.threshold, "temperature": fitted.temperature}),
+        "changes": changes_between(was, {"threshold": fitted.threshold, "temperature": fitted.temperature}),
         "version": version.label, "site": site.code, "reviewed_scans": fitted.n_reviewed,
     }
-    services.record_audit(actor, AuditEvent.Action.SITE_THRESHOLD_SET, ip_address=ip_address, details=details)
+    record_audit(actor, AuditEvent.Action.SITE_THRESHOLD_SET, ip_address=ip_address, details=details)
     return fitted
 
 
