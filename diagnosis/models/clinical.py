@@ -1,11 +1,10 @@
-"""The clinical domain: sites, patients, scans, AI predictions, reviews and the audit trail."""
-import json
+"""The clinical record: sites and their staff, patients, scans, the AI's predictions, the clinicians'
+reviews of them, and API upload keys."""
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
-from django.utils.timezone import localtime
 
 from jobs.models import Job
 
@@ -187,39 +186,6 @@ class Prediction(models.Model):
         return self.site_threshold.temperature if self.site_threshold else None
 
 
-class SiteThreshold(models.Model):
-    """A version's decision threshold, and its calibration, re-fitted for one site on that site's
-    reviewed scans, kept with the figures the administrator saw before confirming. The newest row
-    of a (version, site) pair is in force; rows are only ever added."""
-
-    version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="site_thresholds")
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="thresholds")
-    threshold = models.FloatField()
-    # The temperature applied to the logit of the version's positive probability before the
-    # threshold; null when calibration was not re-fitted (the fit did not help, or rows from before).
-    temperature = models.FloatField(null=True, blank=True)
-    figures = models.JSONField()
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.version.label} at {self.site.code}: threshold {self.threshold:.3f}"
-
-    @property
-    def n_reviewed(self):
-        return self.figures.get("n_positive", 0) + self.figures.get("n_negative", 0)
-
-    @property
-    def description(self):
-        """What made a result, in the words of its card, its report and the API."""
-        fitted = "threshold and calibration" if self.temperature is not None else "threshold"
-        when = localtime(self.created_at)
-        return f"{fitted} fitted for {self.site.name} on {self.n_reviewed} reviewed scans ({when.day} {when:%b %Y})"
-
-
 class Review(models.Model):
     """A clinician's reading of one prediction. Each clinician has one current review per
     prediction; revising it keeps the earlier one as history (superseded_at set)."""
@@ -264,66 +230,3 @@ class UploadKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_upload_per_user_and_key")]
-
-
-class AuditEvent(models.Model):
-    """The one audit trail: who saw or changed what, to which patient's data, and every change to
-    models, training, accounts and sign-ins. Rows are only ever added (services.record_audit).
-
-    One user action is one row: a page that shows a patient's images is the read, and the images it
-    embeds are fetched with that row's id (`?seen=`) and add nothing (see diagnosis.auditing)."""
-
-    class Action(models.TextChoices):
-        PATIENT_CREATED = "patient.created", "Patient registered"
-        PATIENT_LISTED = "patient.listed", "Patient list or search viewed"
-        PATIENT_VIEWED = "patient.viewed", "Patient record viewed"
-        PATIENT_UPDATED = "patient.updated", "Patient record corrected"
-        SCAN_UPLOADED = "scan.uploaded", "Scan uploaded"
-        SCAN_LISTED = "scan.listed", "Patient's scans listed"
-        SCAN_VIEWED = "scan.viewed", "Scan and result viewed"
-        SCAN_IMAGE_VIEWED = "scan.image_viewed", "Scan image viewed"
-        HEATMAP_VIEWED = "scan.heatmap_viewed", "Heatmap viewed"
-        WORKLIST_VIEWED = "worklist.viewed", "Worklist viewed"
-        PREDICTION_VIEWED = "prediction.viewed", "AI result viewed"
-        PREDICTION_REVIEWED = "prediction.reviewed", "Prediction reviewed"
-        SCAN_MOVED = "scan.moved", "Scan moved to another patient"
-        REVIEWS_LISTED = "review.listed", "Reviews of a result listed"
-        MODEL_PROMOTED = "model.promoted", "Model version promoted"
-        MODEL_DERIVATION_STARTED = "model.derivation_started", "Reduced-precision derivation requested"
-        MODEL_DERIVED = "model.derived", "Reduced-precision model version derived"
-        MODEL_DERIVATION_REFUSED = "model.derivation_refused", "Reduced-precision model version refused"
-        TRAINING_STARTED = "training.started", "Training job started"
-        TRAINING_CANCELLED = "training.cancelled", "Training job cancelled"
-        EVALUATION_STARTED = "evaluation.started", "Evaluation run started"
-        USER_CREATED = "user.created", "User created"
-        USER_CHANGED = "user.changed", "User's role, site or access changed"
-        USER_PASSWORD_LINK = "user.password_link", "Set-password link issued"
-        ROLE_CHANGED = "user.role_changed", "User's role changed"
-        PASSWORD_CHANGED = "user.password_changed", "Password changed"
-        TOKEN_CREATED = "token.created", "API token created"
-        TOKEN_REVOKED = "token.revoked", "API token revoked"
-        SIGNIN_LOCKED_OUT = "signin.locked_out", "Sign-in locked out"
-        SIGNIN_UNLOCKED = "signin.unlocked", "Sign-in unlocked by an administrator"
-        TRAIL_EXPORTED = "audit.exported", "Audit trail exported"
-        REPORT_VIEWED = "scan.report_viewed", "Scan report viewed"
-        SITE_THRESHOLD_SET = "site.threshold_set", "Site threshold fitted"
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
-    patient = models.ForeignKey(Patient, null=True, on_delete=models.PROTECT, related_name="+")
-    scan = models.ForeignKey(Scan, null=True, on_delete=models.PROTECT, related_name="+")
-    via = models.CharField(max_length=8, default="web")
-    ip_address = models.GenericIPAddressField(null=True)
-    # What changed on a write ({"changes": {field: [old, new]}}; a moved scan's from and to patient),
-    # what was confirmed (a mismatch's reason), or what a read showed (a search's query and the
-    # patients listed, a version promoted, the user whose role changed).
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-
-    @property
-    def details_text(self):
-        """The details as JSON text, as the trail page and its CSV export show them."""
-        return json.dumps(self.details, ensure_ascii=False) if self.details else ""
