@@ -17,7 +17,7 @@ CALIBRATED_ON = "generated films (speed only)"
 
 
 def int8_calibration_films(quick: bool) -> list[np.ndarray]:
-    from ml.engine.synthetic import make_chest_image
+    from ml.engine.data.synthetic import make_chest_image
 
     rng = np.random.default_rng(1)
     return [make_chest_image(rng, 512, opacities=i % 2 == 0) for i in range(16 if quick else 100)]

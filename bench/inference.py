@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.baselines import CALIBRATED_ON, int8_calibration_films, original_request, paired_medians  # noqa: E402
-from ml.engine.serving import OV_PRECISION, ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
+from ml.engine.serve.serving import OV_PRECISION, ServingPredictor, available_cores, bf16_supported, cpu_description  # noqa: E402
 
 
 def times(function, repeats: int) -> list[float]:
@@ -113,7 +113,7 @@ def model_matmuls(model, batch: int) -> Counter:
     a dense layer (batch, in, out). Depthwise convolutions are no matrix product and are left out."""
     import keras
 
-    from ml.engine.model import backbone_of
+    from ml.engine.model.network import backbone_of
 
     shapes = Counter()
     for layer in backbone_of(model).layers + model.layers:
@@ -141,7 +141,7 @@ def model_gflop(model) -> float:
     """Multiply-adds x 2 of the convolutions and dense layers, per image."""
     import keras
 
-    from ml.engine.model import backbone_of
+    from ml.engine.model.network import backbone_of
 
     macs = 0
     for layer in backbone_of(model).layers + model.layers:
@@ -161,7 +161,7 @@ WORKER_START = """
 import re, sys, time
 started = time.perf_counter()
 import numpy as np
-from ml.engine.serving import ServingPredictor
+from ml.engine import ServingPredictor
 predictor = ServingPredictor.openvino(sys.argv[1], precision=sys.argv[2])
 ready = time.perf_counter() - started
 predictor.predict_batch([np.full((1024, 1024), 100, np.uint8)])
@@ -184,8 +184,7 @@ def harmonised_preparation(predictor, films, repeats: int) -> dict:
     worker prepares it (one thread per film) then passed at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ml.engine.config import TrainConfig
-    from ml.engine.preprocessing import PreprocessingSpec
+    from ml.engine import PreprocessingSpec, TrainConfig
 
     spec = PreprocessingSpec.for_backbone("xception", predictor.spec.image_size, **TrainConfig.preset("cpu-scratch").harmonisation())
     harmonised = type(predictor)(predictor.forward, {**predictor.classifier, "preprocessing": spec.to_dict()}, predictor.cam_weights,
@@ -215,11 +214,8 @@ def main(argv=None) -> int:
     import keras
     from PIL import Image
 
-    from ml.engine.artifact import save_artifact
-    from ml.engine.export import export_serving_model, quantise_int8
-    from ml.engine.model import build_model
-    from ml.engine.preprocessing import PreprocessingSpec, resize_images
-    from ml.engine.synthetic import make_chest_image
+    from ml.engine import PreprocessingSpec, build_model, export_serving_model, quantise_int8, resize_images, save_artifact
+    from ml.engine.data.synthetic import make_chest_image
 
     report = {"cpu": cpu_description(), "image_size": size, "repeats": repeats, "load_average_before": os.getloadavg()[0]}
     report["matmul_gflops"] = matmul_ceilings(repeats)

@@ -1,4 +1,4 @@
-"""Lung-field mask overlays (ml.engine.lungs) of a few films of each source, to judge the masks by eye.
+"""Lung-field mask overlays (ml.engine.prepare.lungs) of a few films of each source, to judge the masks by eye.
 
     .venv/bin/python bench/lung_masks.py --data ../shared/data/cxr-dev --out /work/notes/masks --per-source 1
 
@@ -24,10 +24,8 @@ def main(argv=None) -> int:
     parser.add_argument("--count-per-source", type=int, default=40, help="films per source whose masks are counted")
     args = parser.parse_args(argv)
 
-    from ml.engine.data import evaluation_samples
-    from ml.engine.metrics import source_name
-    from ml.engine.images import load_image_file
-    from ml.engine.lungs import lung_fields, overlay_png
+    from ml.engine import evaluation_samples, load_image_file, source_name
+    from ml.engine.prepare.lungs import lung_fields, overlay_png
 
     samples, _ = evaluation_samples(args.data)
     by_source: dict[str, list] = {}

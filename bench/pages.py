@@ -252,7 +252,7 @@ def main():
     from django.db import connection
     from django.test import Client
 
-    from ml.engine.serving import cpu_description
+    from ml.engine.serve.serving import cpu_description
 
     call_command("migrate", verbosity=0)
     if not is_seeded(args.patients, args.scans):

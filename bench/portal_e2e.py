@@ -34,7 +34,7 @@ says so; `--fp32` keeps fp32), to measure the portal at the precision a validate
 `--int8` serves instead an int8 version derived from it as an administrator derives one (its own
 version, promoted), quantised on generated films and forced past the check in the same way: the
 portal at the speed an int8 version that passed its check would get. The real validation
-(ml/engine/export.py, ml/services/derivation.py) is untouched.
+(ml/engine/serve/export.py and int8.py, ml/services/derivation.py) is untouched.
 A lone or first scan's result is seen by polling the database every 10 ms (polling the API would
 load the 2 cores the worker needs); a backlog's times come from the scans' finished_at stamps
 (written by the worker, committed a few ms later with the rest of their batch), so the bench
@@ -115,12 +115,10 @@ def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = Fal
     import keras
 
     from ml import services
-    from ml.engine.artifact import save_artifact
-    from ml.engine.model import build_model
-    from ml.engine.preprocessing import PreprocessingSpec
+    from ml.engine import PreprocessingSpec, build_model, save_artifact
 
     keras.utils.set_random_seed(0)
-    from ml.engine.config import TrainConfig
+    from ml.engine import TrainConfig
 
     # As the cpu-scratch preset trains every new model (body crop, 224 px detail, equalisation), or a plain resize.
     spec = PreprocessingSpec.for_backbone("xception", size, **(TrainConfig.preset("cpu-scratch").harmonisation() if harmonised else {}))
@@ -132,7 +130,7 @@ def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = Fal
     serving = services.prepare_serving(version)
     if not serving.accepted:
         raise SystemExit(f"The serving export was refused: {serving.reason}")
-    from ml.engine.serving import bf16_supported
+    from ml.engine.serve.serving import bf16_supported
     from ml.services.serving import warm_compiled_cache
 
     if not fp32 and serving.precision != "bf16" and bf16_supported():
@@ -153,7 +151,7 @@ def derived_int8_version(parent, serving, quick: bool):
 
     from bench.baselines import CALIBRATED_ON, int8_calibration_films
     from ml import runtime
-    from ml.engine.export import quantise_int8
+    from ml.engine import quantise_int8
     from ml.services.derivation import _register
     from ml.services.serving import warm_compiled_cache
 
@@ -183,7 +181,7 @@ def scan_files(n: int) -> list[bytes]:
     """n different 1024 px chest-like PNGs (a few films, each copy with a pixel changed)."""
     from PIL import Image
 
-    from ml.engine.synthetic import make_chest_image
+    from ml.engine.data.synthetic import make_chest_image
 
     rng = np.random.default_rng(0)
     films = [make_chest_image(rng, 1024, opacities=i % 2 == 0) for i in range(8)]

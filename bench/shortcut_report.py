@@ -1,4 +1,4 @@
-"""Shortcut report of a trained model (ml.engine.shortcuts) on real films, printed as JSON.
+"""Shortcut report of a trained model (ml.engine.judge.shortcuts) on real films, printed as JSON.
 
     nice -n 10 .venv/bin/python bench/shortcut_report.py --artifact /work/runs/quick71/model.keras \
         --data ../shared/data/cxr-dev --limit 120 --gradcam-limit 40 --out /work/runs/quick71/shortcuts.json
@@ -35,7 +35,7 @@ def spread_over_sources(samples, limit, source_of):
 
 def samples_for(artifact: Path, data: Path, class_names):
     """(films to report on, training films or None, description)."""
-    from ml.engine.data import Sample, evaluation_samples, find_manifest, read_manifest
+    from ml.engine import Sample, evaluation_samples, find_manifest, read_manifest
 
     splits_file = artifact.with_suffix(".splits.json")
     if splits_file.exists():
@@ -64,11 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
 
-    from ml.engine.acquisition import styles_from_samples
-    from ml.engine.metrics import source_name
-    from ml.engine.images import load_image_file
-    from ml.engine.predictor import Predictor
-    from ml.engine.shortcuts import shortcut_report
+    from ml.engine import Predictor, load_image_file, shortcut_report, source_name, styles_from_samples
 
     started = time.monotonic()
     predictor = Predictor.load(args.artifact)

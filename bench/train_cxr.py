@@ -1,6 +1,6 @@
 """Model-quality benchmark on a real chest X-ray folder (e.g. ../shared/data/cxr-dev).
 
-Trains with ml.engine.train.train (patient-grouped split from the folder's details.csv), then writes,
+Trains with ml.engine.training.train.train (patient-grouped split from the folder's details.csv), then writes,
 next to the artifact in --out:
   train.log            the training log
   model.keras/.json    the artifact and its record (metrics with 95% CIs, per source)
@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml.engine.cli import add_train_arguments, config_from_args  # noqa: E402
-from ml.engine.metrics import value_with_interval  # noqa: E402
+from ml.engine import add_train_arguments, config_from_args  # noqa: E402
+from ml.engine.judge.metrics import value_with_interval  # noqa: E402
 
 
 TABLE_METRICS = ("roc_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy")
@@ -81,10 +81,7 @@ def summary_markdown(record: dict) -> str:
 
 
 def gradcam_examples(artifact: Path, data_dir: Path, out_dir: Path, per_source: int) -> list[dict]:
-    from ml.engine.data import find_manifest, read_manifest
-    from ml.engine.images import load_image_file
-    from ml.engine.metrics import source_name
-    from ml.engine.predictor import Predictor
+    from ml.engine import Predictor, find_manifest, load_image_file, read_manifest, source_name
 
     predictor = Predictor.load(artifact)
     splits = json.loads(artifact.with_suffix(".splits.json").read_text())  # written by train() beside model.keras
@@ -122,7 +119,7 @@ def main(argv=None) -> int:
                         handlers=[logging.FileHandler(out / "train.log"), logging.StreamHandler()])
     artifact = out / "model.keras"
     if not args.skip_training:
-        from ml.engine.train import train
+        from ml.engine import train
 
         config = config_from_args(args)
         logging.info("Command: %s", " ".join(sys.argv))

@@ -16,7 +16,7 @@ from django.db.models import Case, Value, When, prefetch_related_objects
 
 from jobs import lifecycle
 from ml import runtime
-from ml.engine.images import ImageDecodeError, load_image_file
+from ml.engine import ImageDecodeError, load_image_file
 from ml.selectors import NoActiveModelVersion, active_version_or_none
 
 from . import site_thresholds, storage

@@ -12,8 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from jobs import lifecycle
-from ml.engine.dicom import chest_radiograph_refusal
-from ml.engine.images import ImageDecodeError, decode_image_bytes
+from ml.engine import ImageDecodeError, chest_radiograph_refusal, decode_image_bytes
 
 from . import identity, storage
 from .models import AuditEvent, Scan, UploadKey

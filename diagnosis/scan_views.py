@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ml.engine.images import load_image_file
+from ml.engine import load_image_file
 
 from . import scan_intake, selectors, services, storage
 from .auditing import audit, audit_image, client_ip

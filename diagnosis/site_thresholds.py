@@ -9,12 +9,12 @@ Truth is the newest current review of each scan, by the rule training on reviewe
 (selectors.review_says_positive): the clinician's finding; indeterminate ones are left out.
 
 Calibration is one temperature T on the logit of the version's stored positive probability,
-sigmoid(logit(p) / T), fitted by ml.engine.temperature (maximum likelihood). With a few dozen scans
+sigmoid(logit(p) / T), fitted by ml.engine.model.temperature (maximum likelihood). With a few dozen scans
 such a fit can be silly, so it is applied only when it lowers both the expected calibration error
 and the log-loss on those scans and did not run to the edge of its range (which happens when the
 version separates them perfectly: the likelihood then keeps rising as T shrinks). Otherwise T stays
 1 and the figures say why. The new threshold is chosen on the recalibrated probabilities by the
-engine's own rule (ml.engine.decision.select_threshold) at the version's target sensitivity.
+engine's own rule (ml.engine.model.decision.select_threshold) at the version's target sensitivity.
 """
 from dataclasses import dataclass
 
@@ -22,8 +22,8 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from ml.engine.decision import results, select_threshold
-from ml.engine.temperature import BOUNDS, apply_temperature, apply_temperature_to_positive, fit_temperature, negative_log_likelihood, one_vs_rest
+from ml.engine import results, select_threshold
+from ml.engine.model.temperature import BOUNDS, apply_temperature, apply_temperature_to_positive, fit_temperature, negative_log_likelihood, one_vs_rest
 
 from . import selectors
 from .audit_trail import changes_between, record_audit
@@ -86,9 +86,9 @@ def _figures_at(is_positive, probability, threshold):
 
 
 def _metrics():
-    """ml.engine.metrics, imported when a fit is computed: it loads scipy.stats and scikit-learn
+    """ml.engine.judge.metrics, imported when a fit is computed: it loads scipy.stats and scikit-learn
     (0.4-0.7 s), which the inference worker, applying fits only, should not wait for at start."""
-    from ml.engine import metrics
+    from ml.engine.judge import metrics
 
     return metrics
 

@@ -33,7 +33,7 @@ def links_leaving_refusal(path):
     """A sentence when a folder inside the datasets folder is, or holds, a symbolic link that leads
     out of it (reading through it would read the scan folder, or anything); None when there is none.
     A folder outside the datasets folder (named so on the command line) is not judged here."""
-    from ml.engine.data import links_leaving
+    from ml.engine.data.samples import links_leaving
 
     root = datasets_root().resolve()
     path = dataset_path(path)
@@ -100,7 +100,7 @@ def dataset_fingerprint(path):
     """The engine's content fingerprint of the images an evaluation reads from this folder (their
     relative paths and bytes), so the same images give the same value wherever the folder lives.
     Keyed by the files' sizes and times, so a page load only stats the files."""
-    from ml.engine.data import content_fingerprint, evaluation_samples
+    from ml.engine import content_fingerprint, evaluation_samples
 
     refusal = links_leaving_refusal(path)
     if refusal:

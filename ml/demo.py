@@ -15,8 +15,7 @@ def ensure_demo_model(progress=print):
     """Train, register and activate the demo model unless some model version already exists."""
     if ModelVersion.objects.exists():
         return None
-    from ml.engine.synthetic import make_synthetic_dataset
-    from ml.engine.train import TrainConfig
+    from ml.engine import TrainConfig, make_synthetic_dataset
 
     dataset_dir = settings.DATASETS_ROOT / "synthetic-demo"
     if not dataset_dir.exists():

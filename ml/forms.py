@@ -1,8 +1,8 @@
 from django import forms
 from django.conf import settings
 
-from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
-from ml.engine.data import parse_source_names
+from ml.engine import BACKBONES, DEFAULT_BACKBONE
+from ml.engine.data.splits import parse_source_names
 
 from .models import TrainingJob
 from .services.training import MAX_EPOCHS, MAX_IMAGE_SIZE

@@ -249,7 +249,7 @@ class ServingExport(models.Model):
     """The fast serving model of one version, made once on a training worker, and what its check
     against Keras decided. Kept beside the version (which is immutable) rather than in it.
 
-    `validation` is ml.engine.export.validate_export's result ({accepted, runtime, precision,
+    `validation` is ml.engine.serve.export.validate_export's result ({accepted, runtime, precision,
     reason, checks, ...}); when the export itself failed, accepted is False and the reason says why."""
 
     version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="serving_export")

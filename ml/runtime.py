@@ -28,7 +28,7 @@ def set_concurrency(value):
 
 def cores_per_process():
     """The cores each predicting process of this worker may use: its runtime's threads."""
-    from ml.engine.serving import threads_for
+    from ml.engine.serve.serving import threads_for
 
     return threads_for(_concurrency)
 
@@ -50,7 +50,7 @@ def compiled_cache_dir():
 
 def load_predictor(version, serving):
     """The serving predictor of one version: its accepted export, else Keras (saying why)."""
-    from ml.engine.serving import load_serving_predictor
+    from ml.engine import load_serving_predictor
 
     export_dir = stored_path(serving.export_path) if serving and serving.export_path else None
     cache_dir = compiled_cache_dir()

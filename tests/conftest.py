@@ -193,8 +193,7 @@ def clinician_scan(queued_scans):
 @pytest.fixture(scope="session")
 def tiny_model_artifact(tmp_path_factory):
     """A small Xception trained once per session by the project's own training code on generated images."""
-    from ml.engine.synthetic import make_synthetic_dataset
-    from ml.engine.train import TrainConfig, train
+    from ml.engine import TrainConfig, make_synthetic_dataset, train
 
     root = tmp_path_factory.mktemp("tiny-model")
     make_synthetic_dataset(root / "data", n_per_class=12, image_size=96, seed=3)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from diagnosis.auditing import client_ip
 from ml import selectors as ml_selectors
 from ml import services as ml_services
-from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
+from ml.engine import BACKBONES, DEFAULT_BACKBONE
 from ml.models import TrainingJob
 from ml.services.training import MAX_EPOCHS, MAX_IMAGE_SIZE
 

@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .data import parse_source_names
+from .data.splits import parse_source_names
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -62,8 +62,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def config_from_args(args):
     """The TrainConfig the options of `add_train_arguments` ask for: the preset (or the
     defaults), overridden by each flag given."""
-    from .config import DEFENCE_SWITCHES, TrainConfig
-    from .pipeline import Augmentation
+    from .data.pipeline import Augmentation
+    from .training.config import DEFENCE_SWITCHES, TrainConfig
 
     config = TrainConfig.preset(args.preset) if args.preset else TrainConfig()
     names = ["backbone", "image_size", "weights", "trainable", "epochs", "fine_tune_epochs", "fine_tune_layers", "batch_size",
@@ -106,12 +106,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.command == "synthetic":
-        from .synthetic import make_synthetic_dataset
+        from .data.synthetic import make_synthetic_dataset
 
         print(make_synthetic_dataset(args.out, n_per_class=args.n_per_class, image_size=args.image_size, seed=args.seed))
         return 0
     if args.command == "train":
-        from .train import train
+        from .training.train import train
 
         config = config_from_args(args)
         logging.getLogger(__name__).info("Config: %s", json.dumps(config.to_dict(), default=str))
@@ -120,8 +120,8 @@ def main(argv=None) -> int:
                           "test": {k: result.metrics[k] for k in ("roc_auc", "sensitivity", "specificity", "accuracy")}}, indent=2))
         return 0
     if args.command == "evaluate":
-        from .evaluate import evaluate_artifact
-        from .metrics import headline
+        from .judge.evaluate import evaluate_artifact
+        from .judge.metrics import headline
 
         metrics = evaluate_artifact(args.artifact, args.data, manifest=args.manifest, expected_sha256=args.sha256, plots_dir=args.plots)
         if args.json:
@@ -131,8 +131,8 @@ def main(argv=None) -> int:
             print(f"  {source}: n={m['n']} {headline(m)}")
         return 0
     if args.command == "predict":
-        from .images import ImageDecodeError, load_image_file
-        from .predictor import Predictor
+        from .decode.images import ImageDecodeError, load_image_file
+        from .serve.predictor import Predictor
 
         predictor = Predictor.load(args.artifact, expected_sha256=args.sha256)
         status = 0

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from ml import datasets as folders
-from ml.engine.images import ImageDecodeError, detect_format, load_image_file
+from ml.engine.decode.images import ImageDecodeError, detect_format, load_image_file
 
 MANIFEST_FIELDS = ["filename", "label", "patient_id", "origin"]
 
@@ -70,7 +70,7 @@ def _check_class_folders(folder, shown):
     """At least two class folders of images, each image recognisable by its first bytes, and the
     first few of each class (ML_DATASET_CHECK_SAMPLE) decodable by the decoder training uses.
     Returns {class: number of images}."""
-    from ml.engine.data import list_class_folders
+    from ml.engine import list_class_folders
 
     classes = list_class_folders(folder)
     if len(classes) < 2:
@@ -108,7 +108,7 @@ def check_dataset_folder(name, *, allow_outside_root=False, seed=None, held_out_
     same seed, that training will make) once the films of `held_out_sources` are set aside; each
     of those must name a source of the folder's manifest.
     """
-    from ml.engine.data import discover_dataset, held_out_counts
+    from ml.engine.data.splits import discover_dataset, held_out_counts
 
     path, shown = _existing_folder(name, allow_outside_root)
     split_layout = (path / "train").is_dir() and (path / "test").is_dir()

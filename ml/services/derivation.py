@@ -77,7 +77,7 @@ def derive_int8(parent, *, actor=None, via=None):
 
 
 def _derive_int8(parent, actor, via):
-    from ml.engine.export import INT8_CALIBRATION_IMAGES, quantise_int8, validate_int8
+    from ml.engine.serve.int8 import INT8_CALIBRATION_IMAGES, quantise_int8, validate_int8
 
     if parent.precision != "fp32":
         raise DerivationRefused(f"{parent.label} is itself an {parent.precision} version; derive from {parent.record.get('derived_from')} instead.")

@@ -80,8 +80,7 @@ def _measure(version, data_dir, actor):
     existing = Evaluation.objects.filter(version=version, dataset_fingerprint=fingerprint).first()
     if existing is not None:
         return existing
-    from ml.engine.artifact import ArtifactIntegrityError
-    from ml.engine.evaluate import evaluate_artifact
+    from ml.engine import ArtifactIntegrityError, evaluate_artifact
 
     try:
         # A derived int8 version is measured as it serves: by its int8 export, not by the Keras reference.
@@ -124,7 +123,7 @@ def comparison_plot_path(fingerprint):
 def draw_comparison_plot(fingerprint):
     """The ROC curves of every version measured on one evaluation set (one fingerprint), in one PNG.
     Which version is active is said by the comparison table, so promotions need no redraw."""
-    from ml.engine.plots import save_roc_comparison_png
+    from ml.engine.judge.plots import save_roc_comparison_png
 
     evaluations = Evaluation.objects.filter(dataset_fingerprint=fingerprint).select_related("version").order_by("version_id")
     curves = [

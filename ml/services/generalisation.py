@@ -27,12 +27,9 @@ def _spread(samples, limit):
 
 def measure_shortcuts(version, artifact_path, data_dir, metrics, fingerprint):
     """Add the shortcut report, its plots and example heatmaps to an evaluation's `metrics`."""
-    from ml.engine.data import evaluation_samples
-    from ml.engine.images import load_image_file
-    from ml.engine.metrics import source_name
-    from ml.engine.plots import save_calibration_png
-    from ml.engine.predictor import Predictor, gradcam_overlay_png
-    from ml.engine.shortcuts import shortcut_report
+    from ml.engine import evaluation_samples, load_image_file, shortcut_report, source_name
+    from ml.engine.judge.plots import save_calibration_png
+    from ml.engine.serve.predictor import Predictor, gradcam_overlay_png
 
     predictor = Predictor.load(artifact_path, expected_sha256=version.sha256)
     samples, _described = evaluation_samples(data_dir, class_names=predictor.class_names)

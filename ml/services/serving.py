@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 
 from ml import runtime
-from ml.engine.images import ImageDecodeError, load_image_file
+from ml.engine import ImageDecodeError, load_image_file
 from ml.models import ServingExport
 
 from .versions import _stored_path
@@ -72,7 +72,7 @@ def prepare_serving(version, *, force=False):
     if version.precision == "int8":
         # Its int8 export is what the version is (made by derive_int8): check it again, never replace it with fp32.
         return check_serving(version)
-    from ml.engine.export import export_serving_model
+    from ml.engine import export_serving_model
 
     out_dir = export_dir_of(version)
     try:
@@ -102,8 +102,8 @@ def warm_compiled_cache(version, serving):
 def check_serving(version):
     """Compare the export on disk with Keras on the version's images and record the verdict
     (also to re-check an export that was changed or restored)."""
-    from ml.engine.export import validate_export, validate_int8
-    from ml.engine.serving import EXPORT_RECORD
+    from ml.engine import validate_export, validate_int8
+    from ml.engine.serve.serving import EXPORT_RECORD
 
     out_dir = export_dir_of(version)
     images, labels, described = validation_images(version)

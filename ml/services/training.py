@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs import lifecycle
 from ml import audit
 from ml import datasets as folders
-from ml.engine.backbones import BACKBONES
+from ml.engine import BACKBONES
 from ml.models import TrainingJob
 
 from .datasets import TrainingRefused, check_dataset_folder, export_dataset_snapshot, resolve_dataset_path, reviewed_images
@@ -197,7 +197,7 @@ def _epoch_line(epoch, total_epochs, metrics):
 
 
 def _config(params):
-    from ml.engine.train import TrainConfig
+    from ml.engine import TrainConfig
 
     fields = {
         "backbone": params["backbone"], "image_size": params["image_size"], "epochs": params["epochs"], "batch_size": params["batch_size"],
@@ -224,7 +224,7 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
             on_progress(_epoch_line(epoch, total_epochs, metrics))
 
     try:
-        from ml.engine.train import TrainingCancelled, train
+        from ml.engine import TrainingCancelled, train
 
         config = _config(job.parameters)
         data_dir = resolve_dataset_path(job.dataset_path, allow_outside_root=True)

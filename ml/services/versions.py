@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import transaction
 
 from ml import audit, runtime, selectors, trust
-from ml.engine.images import ImageDecodeError, load_image_file
+from ml.engine import ImageDecodeError, load_image_file
 from ml.models import ModelVersion, Promotion
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def register_version(*, artifact_path, record, created_by=None, training_job=Non
 
 def verify_artifact(version):
     """The artifact a version points at must be there, byte for byte, before it may serve anyone."""
-    from ml.engine.artifact import ArtifactIntegrityError, verify_artifact as verify
+    from ml.engine.model.artifact import ArtifactIntegrityError, verify_artifact as verify
 
     path = runtime.artifact_path(version)
     try:
@@ -119,7 +119,7 @@ def promote_version(version_id, *, actor=None, reason="", override=False, via=No
 
 def predict_files(version, paths):
     """Yield one result per image file, from the given version's artifact (sha256 verified)."""
-    from ml.engine.predictor import Predictor
+    from ml.engine import Predictor
 
     predictor = Predictor.load(runtime.artifact_path(version), expected_sha256=version.sha256)
     for path in paths:

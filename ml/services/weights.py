@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ml.engine.backbones import BACKBONES
+from ml.engine import BACKBONES
 
 from .datasets import TrainingRefused
 

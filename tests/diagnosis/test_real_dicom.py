@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from diagnosis import scan_intake
 from diagnosis.models import Scan
-from ml.engine.images import decode_image_bytes
+from ml.engine import decode_image_bytes
 
 DICOM_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicom"
 pytestmark = [

@@ -182,7 +182,7 @@ def test_the_worker_reads_the_film_the_upload_decoded_and_decodes_the_original_w
     """The web process keeps each upload's decoded film beside it; the worker reads it once instead of
     decoding the original again, and removes it. Without it, the original is decoded: the same answer."""
     from diagnosis.inference import analyse_scan
-    from ml.engine.images import load_image_file
+    from ml.engine import load_image_file
 
     scans = queued_scans(3, seed=7)  # one film, three times
     copies = [storage.path_of(storage.decoded_name(scan.stored_name)) for scan in scans]

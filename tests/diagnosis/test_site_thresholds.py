@@ -287,7 +287,7 @@ def test_when_the_sites_threshold_changes_the_label_the_heatmap_shown_is_the_map
 
     from diagnosis import storage
     from ml import runtime
-    from ml.engine.images import load_image_file
+    from ml.engine import load_image_file
 
     scan = upload(clinician, patient)
     _, predictor = runtime.active_predictor()

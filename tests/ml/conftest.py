@@ -51,11 +51,12 @@ CXNET, NIH = "COVID-CXNet web/literature collection", 'NIH ChestX-ray8 "No Findi
 
 
 def held_out_record(*, nih_covid=0):
-    """A record's "source_held_out" as ml.engine.train writes it, built by the engine's own functions:
+    """A record's "source_held_out" as ml.engine.training.train writes it, built by the engine's own functions:
     5 covid films of COVID-CXNet and 5 normal ones of NIH, plus `nih_covid` covid films of NIH (with
     them NIH holds both classes and has an AUC of its own)."""
-    from ml.engine.data import Sample, held_out_counts
-    from ml.engine.metrics import evaluate_predictions, source_held_out_record
+    from ml.engine.data.samples import Sample
+    from ml.engine.data.splits import held_out_counts
+    from ml.engine.judge.metrics import evaluate_predictions, source_held_out_record
 
     films = [("covid", f"{CXNET} (Italy)")] * 5 + [("normal", NIH)] * 5 + [("covid", NIH)] * nih_covid
     samples = [Sample(Path(f"{i}.png"), f"{i}.png", label, "", origin) for i, (label, origin) in enumerate(films)]
@@ -67,7 +68,7 @@ def held_out_record(*, nih_covid=0):
 
 
 def engine_like_record(sha256, *, synthetic=False, auc=0.9, backbone="xception", source_held_out=None):
-    """The keys of an ml.engine.train record that register_version reads, in the engine's shapes."""
+    """The keys of an ml.engine.training.train record that register_version reads, in the engine's shapes."""
     return {
         "sha256": sha256,
         "backbone": backbone,
@@ -110,7 +111,7 @@ def second_administrator(site_a):
 def evaluation_set():
     """The configured evaluation set (ML_EVALUATION_SET defaults to `evaluation` in the datasets
     folder, which the worker shares), present for this test only."""
-    from ml.engine.synthetic import make_synthetic_dataset
+    from ml.engine import make_synthetic_dataset
 
     folder = make_synthetic_dataset(Path(settings.DATASETS_ROOT) / "evaluation", n_per_class=6, image_size=96, seed=22)
     yield folder
@@ -122,8 +123,7 @@ def learned_model_artifact(tmp_path_factory):
     """A model that has learned the synthetic signal (the demo preset: 40 films per class, 6 epochs,
     about a minute), for checks that need answers away from the threshold: the 2-epoch tiny model
     answers about 0.5 for every film, where any change of precision flips labels."""
-    from ml.engine.synthetic import make_synthetic_dataset
-    from ml.engine.train import TrainConfig, train
+    from ml.engine import TrainConfig, make_synthetic_dataset, train
 
     root = tmp_path_factory.mktemp("learned-model")
     make_synthetic_dataset(root / "data", n_per_class=40, image_size=96, seed=3)

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from ml.engine.synthetic import make_synthetic_dataset
+from ml.engine import make_synthetic_dataset
 from ml.models import Evaluation, ModelVersion, Promotion, TrainingJob
 from tests.images import png_bytes
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def engine_metrics(auc, sensitivity, specificity, n=12):
-    """The shape ml.engine.evaluate.evaluate_artifact returns (the parts the page reads)."""
+    """The shape ml.engine.judge.evaluate.evaluate_artifact returns (the parts the page reads)."""
     def proportion(value):
         return {"value": value, "ci": [max(0, value - 0.2), min(1, value + 0.1)], "ci_method": "wilson"}
 

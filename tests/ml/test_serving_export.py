@@ -8,7 +8,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from ml import services
-from ml.engine.synthetic import make_synthetic_dataset
+from ml.engine import make_synthetic_dataset
 from ml.models import ServingExport, TrainingJob
 
 pytestmark = pytest.mark.django_db

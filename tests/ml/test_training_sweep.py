@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from jobs import lifecycle
-from ml.engine.synthetic import make_synthetic_dataset
+from ml.engine import make_synthetic_dataset
 from ml.models import ModelVersion, TrainingJob
 from tests.conftest import wait_for
 

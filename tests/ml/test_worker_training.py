@@ -11,7 +11,7 @@ from django.urls import reverse
 from diagnosis import scan_intake
 from diagnosis.models import Scan
 from ml import runtime, services
-from ml.engine.synthetic import make_synthetic_dataset
+from ml.engine import make_synthetic_dataset
 from ml.models import Evaluation, ModelVersion, Promotion, TrainingJob
 from tests.conftest import wait_for
 from tests.images import png_bytes

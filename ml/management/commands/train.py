@@ -2,8 +2,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from ml import services, trust
-from ml.engine.backbones import BACKBONES, DEFAULT_BACKBONE
-from ml.engine.data import parse_source_names
+from ml.engine import BACKBONES, DEFAULT_BACKBONE
+from ml.engine.data.splits import parse_source_names
 from ml.models import TrainingJob, format_metric
 
 

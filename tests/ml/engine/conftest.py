@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.engine.synthetic import make_chest_image
+from ml.engine.data.synthetic import make_chest_image
 
 TRAIN_PER_CLASS = 20
 TEST_PER_CLASS = 8
@@ -45,8 +45,7 @@ def two_split_dataset(engine_tmp):
 @pytest.fixture(scope="session")
 def trained(two_split_dataset, engine_tmp):
     """The demo preset (Xception, 71 px, random weights) for 4 epochs: about a minute."""
-    from ml.engine.config import TrainConfig
-    from ml.engine.train import train
+    from ml.engine import TrainConfig, train
 
     calls = []
     config = TrainConfig.demo(epochs=4, val_fraction=0.25, seed=11)
@@ -57,6 +56,6 @@ def trained(two_split_dataset, engine_tmp):
 
 @pytest.fixture(scope="session")
 def predictor(trained):
-    from ml.engine.predictor import Predictor
+    from ml.engine import Predictor
 
     return Predictor.load(trained.artifact_path, expected_sha256=trained.sha256)

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from ml.engine.artifact import file_sha256
+from ml.engine import file_sha256
 
 
 def corrupt_export(export_dir):
