@@ -45,252 +45,27 @@ folder removed.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import secrets
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DATABASE = "portal_bench_e2e"  # defaults; --database, --redis-db, --port let two runs share the machine
-REDIS_DB = 12
-PORT = 8765
-FORCED_BF16 = "bf16 forced for speed: random weights cannot be validated"
-FORCED_INT8 = "int8 derived and forced for speed: random weights cannot be validated"
-PASSWORD = secrets.token_urlsafe(12)
+from bench.portal_results import call_sizes, last_result, percentile, predict_ms_per_scan, wait_until_finished, worker_calls  # noqa: E402
+from bench.portal_setup import (FORCED_BF16, FORCED_INT8, Client, Services, clinician_and_patient, environment,  # noqa: E402
+                                fresh_database_and_queue, register_version, scan_files, start, stop)
+
 # A backlog's times come from the database's finished_at stamps, so its end need not be seen at
 # once: polling a 200-scan query every 10 ms took about a fifth of a core (2.4 ms of Python a poll).
 # Every 250 ms it still took 1.4 ms of Python and 2 ms in all a poll (EPYC), about 1% of a core,
 # which work beside the pass costs it twice over (docs/engine.md): once a second is a quarter of that.
 BACKLOG_POLL = 1.0
-
-
-def environment(data_dir: Path, batch_size: int) -> dict:
-    return {
-        "DJANGO_SETTINGS_MODULE": "portal.settings.local",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
-        "PORTAL_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-        "PORTAL_INFERENCE_BATCH_SIZE": str(batch_size),
-        "PORTAL_API_USER_RATE": "100000/minute",
-        "PORTAL_LOG_LEVEL": "WARNING",
-        "PORTAL_BIND": f"127.0.0.1:{PORT}",
-        "WEB_CONCURRENCY": "2",
-        "INFERENCE_CONCURRENCY": "1",
-        "PORTAL_PYTHON": sys.executable,
-    }
-
-
-def fresh_database_and_queue() -> None:
-    import psycopg2
-    import redis
-
-    connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {DATABASE}")
-    connection.close()
-    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()  # this bench's own Redis database
-
-
-def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = False, int8: bool = False):
-    """A random-init Xception version, its serving export made and checked, active; in bf16 where
-    the CPU has it unless `fp32` (the check cannot accept random weights in bf16: see the docstring);
-    with `int8`, the int8 version derived from it is made and is the active one. Returns its
-    ServingExport and the Keras model (the original path runs it)."""
-    import keras
-
-    from ml import services
-    from ml.engine import PreprocessingSpec, build_model, save_artifact
-
-    keras.utils.set_random_seed(0)
-    from ml.engine import TrainConfig
-
-    # As the cpu-scratch preset trains every new model (body crop, 224 px detail, equalisation), or a plain resize.
-    spec = PreprocessingSpec.for_backbone("xception", size, **(TrainConfig.preset("cpu-scratch").harmonisation() if harmonised else {}))
-    model = build_model("xception", 2, size, weights=None)
-    record = {"backbone": "xception", "preprocessing": spec.to_dict(), "class_names": ["covid", "normal"],
-              "positive_class": "covid", "threshold": 0.5, "synthetic": True}
-    artifact, record = save_artifact(model, folder, record)
-    version = services.register_version(artifact_path=artifact, record=record)
-    serving = services.prepare_serving(version)
-    if not serving.accepted:
-        raise SystemExit(f"The serving export was refused: {serving.reason}")
-    from ml.engine.serve.serving import bf16_supported
-    from ml.services.serving import warm_compiled_cache
-
-    if not fp32 and serving.precision != "bf16" and bf16_supported():
-        serving.validation = {**serving.validation, "precision": "bf16", "reason": f"bench: {FORCED_BF16}"}
-        serving.save(update_fields=["validation"])
-        warm_compiled_cache(version, serving)  # the bf16 compile, as for an accepted export
-    if int8:
-        version, serving = derived_int8_version(version, serving, quick=size < 299)
-    # Random weights have no evaluation, so the promotion safeguards object: the bench measures speed only.
-    services.promote_version(version.pk, reason="bench: random weights, measures speed only", override=True)
-    return serving, model
-
-
-def derived_int8_version(parent, serving, quick: bool):
-    """The int8 version of `parent`, registered as ml.services.derivation registers one, but
-    quantised on generated films and accepted without its check (random weights have no labels)."""
-    from django.conf import settings
-
-    from bench.baselines import CALIBRATED_ON, int8_calibration_films
-    from ml import runtime
-    from ml.engine import quantise_int8
-    from ml.services.derivation import _register
-    from ml.services.serving import warm_compiled_cache
-
-    work_dir = Path(settings.MODEL_STORE_DIR) / "serving" / "bench-int8"
-    record = quantise_int8(runtime.stored_path(serving.export_path), work_dir, int8_calibration_films(quick),
-                           expected_files=serving.record.get("files"), calibrated_on=CALIBRATED_ON)
-    validation = {"accepted": True, "runtime": "openvino", "precision": "int8", "reason": f"bench: {FORCED_INT8}", "checks": {"int8": {}}}
-    version = _register(parent, None, "bench", work_dir, record, validation, CALIBRATED_ON, "nothing (random weights)")
-    warm_compiled_cache(version, version.serving_export)
-    return version, version.serving_export
-
-
-def clinician_and_patient():
-    from django.contrib.auth.models import Group, User
-
-    from diagnosis import roles
-    from diagnosis.models import Patient, Site, StaffProfile
-
-    site = Site.objects.create(name="Bench hospital", code="bench")
-    user = User.objects.create_user("bench_clinician", password=PASSWORD)
-    user.groups.add(Group.objects.get(name=roles.CLINICIANS))
-    StaffProfile.objects.create(user=user, site=site)
-    return Patient.objects.create(site=site, medical_record_number="BENCH-1", family_name="Bench", given_name="Ada", created_by=user)
-
-
-def scan_files(n: int) -> list[bytes]:
-    """n different 1024 px chest-like PNGs (a few films, each copy with a pixel changed)."""
-    from PIL import Image
-
-    from ml.engine.data.synthetic import make_chest_image
-
-    rng = np.random.default_rng(0)
-    films = [make_chest_image(rng, 1024, opacities=i % 2 == 0) for i in range(8)]
-    out = []
-    for i in range(n):
-        pixels = films[i % len(films)].copy()
-        pixels[0, :4] = np.frombuffer(i.to_bytes(4, "big"), np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        out.append(buffer.getvalue())
-    return out
-
-
-def start(command: str, env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(["bin/portal", command], cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)  # its own session: the worker's pool child too
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-class Client:
-    def __init__(self, patient_id):
-        import requests
-
-        self.api = f"http://127.0.0.1:{PORT}/api/v1"
-        self.session = requests.Session()
-        for _ in range(300):  # the server is starting
-            try:
-                response = self.session.post(f"{self.api}/auth/token/", data={"username": "bench_clinician", "password": PASSWORD})
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        response.raise_for_status()
-        self.headers = {"Authorization": f"Token {response.json()['token']}"}
-        self.url = f"{self.api}/patients/{patient_id}/scans/"
-
-    def upload(self, data: bytes) -> str:
-        import requests
-
-        response = requests.post(self.url, headers=self.headers, files={"image": ("scan.png", data, "image/png")}, timeout=60)
-        if response.status_code != 202:
-            raise RuntimeError(f"upload answered {response.status_code}: {response.text[:300]}")
-        return response.json()["id"]
-
-
-def wait_until_finished(ids, timeout: float, every: float = 0.01) -> float:
-    """perf_counter when every scan in `ids` is done or failed (polling the database `every` seconds)."""
-    from diagnosis.models import Scan
-
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if Scan.objects.filter(pk__in=ids, status__in=["done", "failed"]).count() == len(ids):
-            return time.perf_counter()
-        time.sleep(every)
-    raise TimeoutError(f"{len(ids)} scans not finished within {timeout:.0f} s")
-
-
-def percentile(values, q):
-    return float(np.percentile(values, q))
-
-
-def worker_calls(ids) -> list[list]:
-    """The answered scans in `ids` grouped by the model call that answered them, in the order the
-    calls finished, each as sorted (finished_at, pk) rows: a call's scans record the same share of
-    its time (inference_ms). (A worker may claim the next batch before the last one is finished,
-    so the claim times do not separate the calls.)"""
-    from diagnosis.models import Prediction
-
-    calls = {}
-    for share, finished, pk in Prediction.objects.filter(scan__in=ids).values_list("inference_ms", "scan__finished_at", "scan_id"):
-        calls.setdefault(share, []).append((finished, pk))
-    return sorted((sorted(rows) for rows in calls.values()), key=lambda rows: rows[-1][0])
-
-
-def last_result(ids):
-    """The finished_at stamp of the last of these scans: a batch's results are committed together
-    a few milliseconds after their stamps."""
-    from django.db.models import Max
-
-    from diagnosis.models import Scan
-
-    return Scan.objects.filter(pk__in=ids).aggregate(last=Max("finished_at"))["last"]
-
-
-def predict_ms_per_scan(ids) -> float:
-    """The mean of the Prediction rows' inference_ms: each scan's share of the forward pass the
-    worker times (diagnosis/inference.py)."""
-    from diagnosis.models import Prediction
-
-    return statistics.fmean(Prediction.objects.filter(scan__in=ids).values_list("inference_ms", flat=True))
-
-
-def call_sizes(calls) -> str:
-    """'16 x 12, 8': how many scans each call took, as runs."""
-    runs = []
-    for call in calls:
-        if runs and runs[-1][0] == len(call):
-            runs[-1][1] += 1
-        else:
-            runs.append([len(call), 1])
-    return ", ".join(f"{size} x {count}" if count > 1 else f"{size}" for size, count in runs)
 
 
 def racing_backlog(client, files: list[bytes]) -> dict:
@@ -335,11 +110,11 @@ def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes
 
 
 def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False, harmonised: bool = False,
-        int8: bool = False) -> dict:
+        int8: bool = False, services: Services = Services()) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None))
-    env = environment(data_dir, batch_size)
+    env = environment(data_dir, batch_size, services)
     os.environ.update(env)
-    fresh_database_and_queue()
+    fresh_database_and_queue(services)
     import django
 
     django.setup()
@@ -360,7 +135,7 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
     processes = []
     try:
         processes.append(start("web", env, logs / "web.log"))
-        client = Client(patient.pk)
+        client = Client(patient.pk, services.port)
         first = client.upload(files[0])  # queued before any worker exists
         spawned = time.perf_counter()
         worker = start("inference-worker", env, logs / "worker.log")
@@ -432,7 +207,7 @@ def print_report(report: dict) -> None:
 
 
 def main(argv=None) -> int:
-    global DATABASE, REDIS_DB, PORT
+    defaults = Services()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="71 px, backlogs of 24 and 4 lone scans: checks the script")
     parser.add_argument("--image-size", type=int, help="default 299 (71 with --quick)")
@@ -444,9 +219,9 @@ def main(argv=None) -> int:
     precision.add_argument("--int8", action="store_true", help=f"serve the int8 version derived from it ({FORCED_INT8})")
     parser.add_argument("--harmonised", action="store_true", help="the version harmonises its films as the cpu-scratch preset trains it "
                                                                   "(body crop, equalisation): default, a plain resize")
-    parser.add_argument("--database", default=DATABASE, help=f"PostgreSQL database, dropped and recreated (default {DATABASE})")
-    parser.add_argument("--redis-db", type=int, default=REDIS_DB, help=f"Redis database number, flushed (default {REDIS_DB})")
-    parser.add_argument("--port", type=int, default=PORT, help=f"the web server's port (default {PORT})")
+    parser.add_argument("--database", default=defaults.database, help=f"PostgreSQL database, dropped and recreated (default {defaults.database})")
+    parser.add_argument("--redis-db", type=int, default=defaults.redis_db, help=f"Redis database number, flushed (default {defaults.redis_db})")
+    parser.add_argument("--port", type=int, default=defaults.port, help=f"the web server's port (default {defaults.port})")
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "bench-e2e-logs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -454,9 +229,9 @@ def main(argv=None) -> int:
     if backlog <= args.batch_size:
         parser.error("the backlog must be larger than the batch size: the drain rate leaves out the worker's first call")
     args.logs.mkdir(parents=True, exist_ok=True)
-    DATABASE, REDIS_DB, PORT = args.database, args.redis_db, args.port
     report = run(args.image_size or (71 if args.quick else 299), backlog,
-                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised, args.int8)
+                 args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised, args.int8,
+                 Services(args.database, args.redis_db, args.port))
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
