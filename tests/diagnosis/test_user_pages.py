@@ -4,7 +4,7 @@ permissions (the rule Django admin uses); every change is audited."""
 import re
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from knox.models import AuthToken
 
@@ -118,7 +118,8 @@ def test_the_list_shows_role_and_site_and_clinicians_get_403(admin_client, clien
     client.force_login(clinician)
     for url in (reverse("diagnosis:account_list"), reverse("diagnosis:account_create"), reverse("diagnosis:account_edit", args=[clinician.pk])):
         assert client.get(url).status_code == 403
-    assert not Group.objects.get(name=roles.CLINICIANS).user_set.filter(username="dr_new").exists()
+    assert new_user(client, site=clinician.staff_profile.site).status_code == 403
+    assert not User.objects.filter(username="dr_new").exists()
 
 
 def test_the_readme_tokens_page_works_for_a_clinician(client, clinician):

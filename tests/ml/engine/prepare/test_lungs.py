@@ -139,7 +139,9 @@ def test_air_is_flooded_from_the_edge_only():
 def test_most_real_films_get_a_segmented_mask():
     from ml.engine import load_image_file
 
-    files = sorted((REAL_DATA / "normal").glob("*.jpg"))[::95] + sorted((REAL_DATA / "covid").glob("*.jpg"))[::95]
+    normal, covid = sorted((REAL_DATA / "normal").glob("*.jpg")), sorted((REAL_DATA / "covid").glob("*.jpg"))
+    assert normal and covid, f"no .jpg films in {REAL_DATA}/normal or /covid: nothing would be checked"
+    files = normal[::95] + covid[::95]
     fields = [lung_fields(load_image_file(path)) for path in files]
     segmented = [f for f in fields if not f.fallback]
     assert len(segmented) >= len(fields) / 2
