@@ -1,4 +1,4 @@
-"""Datasets: finding the images and splitting them honestly.
+"""Datasets: the images of a folder (found by `samples`) split honestly.
 
 Two folder layouts are understood:
 
@@ -16,7 +16,8 @@ Sources can be held out (`held_out_sources`): every image whose origin belongs t
 set aside before the split, so the model never trains, validates or tests on it; train() then
 measures the model on them apart (the source-held-out test).
 
-The tf.data input pipeline and augmentation are in `ml.engine.data.pipeline`.
+The files, manifests and `Sample`s are in `samples`; the tf.data input pipeline and augmentation
+are in `pipeline`.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from .pixels import ImageDecodeError, check_pixel_count, stretch_to_uint8  # noqa: F401  (ImageDecodeError: part of this module's API)
+from .pixels import ImageDecodeError, check_pixel_count, stretch_to_uint8
 
 if TYPE_CHECKING:
     from .dicom import DicomIdentity

@@ -3,13 +3,13 @@
     record = export_serving_model("model.keras", "export/")      # export/serving.xml|.bin, cam_weights.npy, export.json
     result = validate_export("export/", "model.keras", images, labels)  # which precision, or why none
     ServingPredictor.openvino("export/", precision=result["precision"])  # in the worker, no TensorFlow
-    quantise_int8("export/", "int8/", training_images)            # a derived version's int8 export
-    validate_int8("int8/", "export/", "model.keras", images, labels)  # accepted, or why not
+    quantise_int8("export/", "int8/", training_images)            # int8.py: a derived version's int8 export
+    validate_int8("int8/", "export/", "model.keras", images, labels)  # int8.py: accepted, or why not
 
 The serving model takes the resized grey batch (uint8 (N, S, S, 1), `preprocessing.resize_images`)
 and returns two outputs in ONE forward pass: the class probabilities and the feature map the
 head pools. Stage 2 of the preprocessing (`preprocessing.to_model_input`, the TF function the
-training pipeline maps) is traced into the graph, so OpenVINO runs the very same operations.
+training pipeline maps) is traced into the graph (`graph`), so OpenVINO runs the very same operations.
 """
 from __future__ import annotations
 

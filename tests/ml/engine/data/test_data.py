@@ -1,4 +1,4 @@
-"""Finding the images and splitting them honestly (ml.engine.data)."""
+"""Finding the images (ml.engine.data.samples) and splitting them honestly (ml.engine.data.splits)."""
 import csv
 from collections import Counter
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ml.engine import make_synthetic_dataset
-from ml.engine.data.samples import Sample, evaluation_samples, find_manifest
+from ml.engine.data.samples import Sample, evaluation_samples, find_manifest, source_name
 from ml.engine.data.splits import content_fingerprint, discover_dataset, grouped_stratified_split
 
 from ..conftest import write_png
@@ -193,3 +193,7 @@ def test_real_dataset_split_is_grouped_by_patient_and_stratified():
     counts = dataset.split_counts()
     assert counts["test"]["covid"] == counts["test"]["normal"] == 142
     assert {s.origin.split(" (")[0] for s in dataset.test} >= {"BIMCV-COVID19+", "COVID-CXNet web/literature collection"}
+
+
+def test_source_name_drops_the_detail_in_brackets():
+    assert source_name('RSNA Pneumonia Challenge "Normal" (NIH CC, USA) via C19RD') == 'RSNA Pneumonia Challenge "Normal"'

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ml.engine.data.samples import source_name
 from ml.engine.judge.metrics import auc_with_ci, calibration, evaluate_predictions, roc_auc, wilson_interval
 
 # 6 positives (covid), 4 negatives; at threshold 0.5: tp 4, fn 2, fp 1, tn 3.
@@ -135,7 +134,3 @@ def test_calibration_error_is_small_when_calibrated():
 
 def test_calibration_error_of_a_hesitant_model_on_one_class():
     assert calibration(np.ones(100, bool), np.full(100, 0.5))["ece"] == pytest.approx(0.5)
-
-
-def test_source_name_drops_the_detail_in_brackets():
-    assert source_name('RSNA Pneumonia Challenge "Normal" (NIH CC, USA) via C19RD') == 'RSNA Pneumonia Challenge "Normal"'
