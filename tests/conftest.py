@@ -43,14 +43,16 @@ def make_user(username, group=None, site=None):
     return user
 
 
+# The suite's two sites are live (their clinicians see results); a new site starts silent, and the
+# silent period's tests (tests/diagnosis/test_silent_sites.py) make their own.
 @pytest.fixture
 def site_a(db):
-    return Site.objects.create(name="St Elsewhere", code="ste")
+    return Site.objects.create(name="St Elsewhere", code="ste", mode=Site.Mode.LIVE)
 
 
 @pytest.fixture
 def site_b(db):
-    return Site.objects.create(name="County General", code="cg")
+    return Site.objects.create(name="County General", code="cg", mode=Site.Mode.LIVE)
 
 
 @pytest.fixture
