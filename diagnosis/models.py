@@ -322,6 +322,7 @@ class AuditEvent(models.Model):
         REPORT_VIEWED = "scan.report_viewed", "Scan report viewed"
         SITE_THRESHOLD_SET = "site.threshold_set", "Site threshold fitted"
         SITE_MODE_CHANGED = "site.mode_changed", "Site switched live or back to silent"
+        SITE_REMEASURE_STARTED = "site.remeasure_started", "Version re-measured on live sites' blind reads"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -344,4 +345,4 @@ class AuditEvent(models.Model):
         return json.dumps(self.details, ensure_ascii=False) if self.details else ""
 
 
-from .site_mode_models import SiteModeDecision  # noqa: E402,F401  (its own module; Django finds it through this one)
+from .site_mode_models import SiteModeDecision, SiteRemeasure  # noqa: E402,F401  (its own module; Django finds it through this one)

@@ -1,7 +1,10 @@
-"""The record of a site's going live or back to silent (diagnosis.site_going_live writes it)."""
+"""The record of a site's going live or back to silent (diagnosis.site_going_live writes it), and the
+job that measures a new version on a live site's blind-read films (diagnosis.site_remeasure)."""
 from django.conf import settings
 from django.db import models
 from django.utils.timezone import localtime
+
+from jobs.models import Job
 
 
 class SiteModeDecision(models.Model):
@@ -40,3 +43,20 @@ class SiteModeDecision(models.Model):
         when = localtime(self.decided_at)
         version = self.version.label if self.version_id else "the model"
         return f"Validated on {self.films} films of this site ({version}, {when.day} {when:%b %Y})"
+
+
+class SiteRemeasure(Job):
+    """The job of running a candidate version on one live site's blind-read films, so that the site
+    meets a new version on its own films before it sees its results (diagnosis.site_remeasure)."""
+
+    task_name = "diagnosis.tasks.run_site_remeasure"
+    queue = "training"  # loads a model and reads many films: never in the way of scan inference
+
+    version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey("Site", on_delete=models.PROTECT, related_name="remeasures")
+    report = models.JSONField(null=True, blank=True)  # site_validation.report_on, with the candidate's probabilities
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -122,7 +122,12 @@ def _meaning(version, site, report):
 def report(version, site):
     """The local validation report: plain data, for the administrators' page, the API and the
     record of a decision."""
-    is_positive, probability, counts = blind_reads(version, site)
+    return report_on(version, site, *blind_reads(version, site))
+
+
+def report_on(version, site, is_positive, probability, counts):
+    """The report from plain arrays: findings of blind reads and the version's probabilities of the
+    same films (site_remeasure passes a candidate's, read afresh from the films)."""
     n_pos, n_neg = int(is_positive.sum()), int((~is_positive).sum())
     minimum = settings.SITE_VALIDATION_MIN_PER_FINDING
     result = {

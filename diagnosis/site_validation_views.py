@@ -4,13 +4,14 @@ diagnosis.site_validation, the decisions from diagnosis.site_going_live."""
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from ml import selectors as ml_selectors
 from ml.models import ModelVersion
 
-from . import site_going_live, site_validation
+from . import site_going_live, site_remeasure, site_validation
 from .auditing import client_ip
-from .models import Site
+from .models import Site, SiteRemeasure
 from .site_threshold_views import administrators_only
 
 
@@ -30,7 +31,23 @@ def _version_for(request):
 
 @administrators_only
 def site_overview(request):
-    return render(request, "diagnosis/site_overview.html", {"sites": site_validation.sites_for_validation()})
+    context = {"sites": site_validation.sites_for_validation(), "versions": ModelVersion.objects.order_by("-id")[:50],
+               "remeasures": SiteRemeasure.objects.select_related("site", "version")[:20]}
+    return render(request, "diagnosis/site_overview.html", context)
+
+
+@require_POST
+@administrators_only
+def site_remeasure_start(request):
+    """Run a version on every live site's blind-read films before it may be promoted without an override."""
+    version = get_object_or_404(ModelVersion, pk=request.POST.get("version") or 0) if (request.POST.get("version") or "").isdigit() else None
+    if version is None:
+        messages.error(request, "Choose the version to re-measure.")
+        return redirect("diagnosis:site_overview")
+    jobs = site_remeasure.start_remeasures(version, actor=request.user, ip_address=client_ip(request))
+    messages.success(request, f"{version.label} is being re-measured on {len(jobs)} live site{'s' if len(jobs) != 1 else ''}' blind-read films." if jobs
+                     else "No site is live by a decision on its blind reads, so there is nothing to re-measure on.")
+    return redirect("diagnosis:site_overview")
 
 
 @administrators_only
@@ -57,5 +74,6 @@ def site_validation_report(request, site_id):
         "site": site, "version": version, "form": form,
         "report": site_validation.report(version, site) if version else None,
         "decisions": site.mode_decisions.select_related("version", "decided_by")[:20],
+        "remeasures": site.remeasures.filter(status=SiteRemeasure.Status.SUCCEEDED).select_related("version")[:10],
     }
     return render(request, "diagnosis/site_validation.html", context, status=400 if form.errors else 200)

@@ -26,6 +26,7 @@ urlpatterns = [
     path("versions/<int:version_id>/site-thresholds/", site_threshold_views.site_threshold_list, name="site_threshold_list"),
     path("versions/<int:version_id>/site-thresholds/<int:site_id>/", site_threshold_views.site_threshold_fit, name="site_threshold_fit"),
     path("sites/", site_validation_views.site_overview, name="site_overview"),
+    path("sites/remeasure/", site_validation_views.site_remeasure_start, name="site_remeasure_start"),
     path("sites/<int:site_id>/validation/", site_validation_views.site_validation_report, name="site_validation"),
     path("results/<int:prediction_id>/review/", scan_views.prediction_review, name="prediction_review"),
 ]

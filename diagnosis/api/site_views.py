@@ -8,9 +8,9 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from diagnosis import site_going_live, site_validation
+from diagnosis import site_going_live, site_remeasure, site_validation
 from diagnosis.auditing import client_ip
-from diagnosis.models import Site
+from diagnosis.models import Site, SiteRemeasure
 from ml import selectors as ml_selectors
 from ml.models import ModelVersion
 
@@ -101,3 +101,34 @@ class SiteMode(ApiViewMixin, APIView):
         except site_going_live.SiteModeRefused as refusal:
             return errors.refusal(str(refusal))
         return Response(SiteSerializer(_site(code)).data)
+
+
+class SiteRemeasureSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    version = serializers.CharField(source="version.label", read_only=True)
+    status = serializers.CharField(read_only=True, help_text="queued, running, succeeded or failed.")
+    report = serializers.JSONField(read_only=True, help_text="Once succeeded: the site's local validation report of this version (as /sites/<code>/validation/).")
+
+    class Meta:
+        model = SiteRemeasure
+        fields = ["id", "site", "version", "status", "report", "failure_reason", "created_at", "finished_at"]
+
+
+class VersionSiteRemeasures(ApiViewMixin, generics.ListCreateAPIView):
+    """A version's re-measures on each live site's blind-read films, newest first; POST starts one per
+    live site (a job on the training queue). Promoting a version that was not re-measured, or that
+    misses a site's targets, needs an override, and that site then goes back to its silent period."""
+
+    serializer_class = SiteRemeasureSerializer
+    permission_required = {"GET": MANAGE, "POST": MANAGE}
+
+    def version(self):
+        return get_object_or_404(ModelVersion, pk=self.kwargs["version_id"])
+
+    def get_queryset(self):
+        return SiteRemeasure.objects.filter(version=self.version()).select_related("site", "version")
+
+    @extend_schema(request=None, responses={202: SiteRemeasureSerializer(many=True)})
+    def post(self, request, version_id):
+        jobs = site_remeasure.start_remeasures(self.version(), actor=request.user, via="api", ip_address=client_ip(request))
+        return Response(SiteRemeasureSerializer(jobs, many=True).data, status=202)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("sites/", token_view(site_views.SiteList), name="site_list"),
     path("sites/<slug:code>/validation/", token_view(site_views.SiteValidationReport), name="site_validation"),
     path("sites/<slug:code>/mode/", token_view(site_views.SiteMode), name="site_mode"),
+    path("versions/<int:version_id>/site-remeasures/", token_view(site_views.VersionSiteRemeasures), name="version_site_remeasures"),
     path("versions/", token_view(ml_views.VersionList), name="version_list"),
     path("versions/<int:version_id>/", token_view(ml_views.VersionDetail), name="version_detail"),
     path("versions/<int:version_id>/promote/", token_view(ml_views.VersionPromote), name="version_promote"),

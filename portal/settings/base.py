@@ -198,6 +198,8 @@ ML_TRAINING_LOG_LINES = 200
 ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
 # Promotions, training jobs and evaluation runs go into the clinical app's audit trail (ml.audit).
 ML_AUDIT_RECORDER = "diagnosis.services.record_audit"
+# Promotion safeguards on each live site's blind-read films (diagnosis.site_remeasure), by path too.
+ML_SITE_CONCERNS_PROVIDER = "diagnosis.site_remeasure.promotion_concerns"
 
 # One lifecycle for background work (scan inference, training, evaluation): a running job beats
 # every JOB_HEARTBEAT_SECONDS; one silent for JOB_HEARTBEAT_TIMEOUT lost its worker, one queued
