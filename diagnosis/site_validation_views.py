@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from ml import selectors as ml_selectors
 from ml.models import ModelVersion
 
-from . import site_going_live, site_remeasure, site_validation
+from . import site_drift, site_going_live, site_remeasure, site_validation
 from .auditing import client_ip
 from .models import Site, SiteRemeasure
 from .site_threshold_views import administrators_only
@@ -31,7 +31,8 @@ def _version_for(request):
 
 @administrators_only
 def site_overview(request):
-    context = {"sites": site_validation.sites_for_validation(), "versions": ModelVersion.objects.order_by("-id")[:50],
+    sites = [(site, site_drift.watch(site)["alerts"]) for site in site_validation.sites_for_validation()]
+    context = {"sites": sites, "versions": ModelVersion.objects.order_by("-id")[:50],
                "remeasures": SiteRemeasure.objects.select_related("site", "version")[:20]}
     return render(request, "diagnosis/site_overview.html", context)
 
@@ -75,5 +76,6 @@ def site_validation_report(request, site_id):
         "report": site_validation.report(version, site) if version else None,
         "decisions": site.mode_decisions.select_related("version", "decided_by")[:20],
         "remeasures": site.remeasures.filter(status=SiteRemeasure.Status.SUCCEEDED).select_related("version")[:10],
+        "drift": site_drift.watch(site),
     }
     return render(request, "diagnosis/site_validation.html", context, status=400 if form.errors else 200)

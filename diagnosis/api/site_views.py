@@ -8,7 +8,7 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from diagnosis import site_going_live, site_remeasure, site_validation
+from diagnosis import site_drift, site_going_live, site_remeasure, site_validation
 from diagnosis.auditing import client_ip
 from diagnosis.models import Site, SiteRemeasure
 from ml import selectors as ml_selectors
@@ -75,6 +75,17 @@ class SiteValidationReport(ApiViewMixin, APIView):
         if version is None:
             return errors.refusal("No model version is active; name one with ?version=.")
         return Response(site_validation.report(version, site))
+
+
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
+class SiteDrift(ApiViewMixin, APIView):
+    """A site's weeks: share called positive, mean probability, agreement with clinicians' findings and
+    share indeterminate, each live week with the silent period's control limits; `alerts` lists the weeks outside them."""
+
+    permission_required = {"GET": MANAGE}
+
+    def get(self, request, code):
+        return Response(site_drift.watch(_site(code)))
 
 
 class SiteMode(ApiViewMixin, APIView):

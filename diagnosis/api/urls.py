@@ -23,6 +23,7 @@ urlpatterns = [
     path("predictions/<int:prediction_id>/reviews/", token_view(reviews.PredictionReviews), name="prediction_reviews"),
     path("sites/", token_view(site_views.SiteList), name="site_list"),
     path("sites/<slug:code>/validation/", token_view(site_views.SiteValidationReport), name="site_validation"),
+    path("sites/<slug:code>/drift/", token_view(site_views.SiteDrift), name="site_drift"),
     path("sites/<slug:code>/mode/", token_view(site_views.SiteMode), name="site_mode"),
     path("versions/<int:version_id>/site-remeasures/", token_view(site_views.VersionSiteRemeasures), name="version_site_remeasures"),
     path("versions/", token_view(ml_views.VersionList), name="version_list"),
