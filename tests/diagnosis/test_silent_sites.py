@@ -161,3 +161,9 @@ def test_a_blind_read_records_a_finding_and_that_the_ai_result_was_not_visible(s
     }
     card = web(silent_clinician).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode()
     assert "dr_hill read blind" in card
+
+
+def test_a_site_added_in_the_admin_starts_silent_whatever_the_form_says(administrator):
+    client = web(administrator)
+    client.post(reverse("admin:diagnosis_site_add"), {"name": "Lakeside", "code": "lake", "mode": "live"})
+    assert Site.objects.get(code="lake").mode == Site.Mode.SILENT
