@@ -23,7 +23,7 @@ from django.utils import timezone
 from jobs import lifecycle
 from ml import services as ml_services
 
-from . import selectors, services, site_going_live, site_validation, storage
+from . import services, site_going_live, site_validation, storage
 from .models import AuditEvent, Review, Site, SiteRemeasure
 
 logger = logging.getLogger(__name__)
@@ -39,17 +39,12 @@ def blind_films(site):
     newest), and the counts report_on needs (indeterminate reads left out)."""
     reviews = Review.objects.filter(superseded_at__isnull=True, ai_result_visible=False, prediction__scan__patient__site=site).select_related(
         "prediction__scan", "prediction__model_version").order_by("prediction__scan_id", "-created_at", "-id")
-    films, seen, indeterminate = [], set(), 0
-    for review in reviews:
-        scan = review.prediction.scan
-        if scan.pk in seen:
-            continue
-        seen.add(scan.pk)
-        says_positive = selectors.review_says_positive(review)
+    films, indeterminate = [], 0
+    for review, says_positive in site_validation.newest_reads(reviews, key=lambda review: review.prediction.scan_id):
         if says_positive is None:
             indeterminate += 1
         else:
-            films.append((storage.path_of(scan.stored_name), says_positive))
+            films.append((storage.path_of(review.prediction.scan.stored_name), says_positive))
     return films, {"indeterminate": indeterminate, "unblinded_only": 0}
 
 

@@ -33,6 +33,15 @@ def stored_files():
     return sorted(path for path in Path(settings.SCAN_STORAGE_DIR).rglob("*") if path.is_file())
 
 
+def signed_in(user):
+    """A browser session of the user (Django's test client)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def make_user(username, group=None, site=None):
     user = User.objects.create_user(username=username, password="not-used-in-tests-1")
     if group:

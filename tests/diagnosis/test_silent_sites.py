@@ -4,15 +4,13 @@ whether the AI result was visible to its reader. Everything is asked through the
 as a clinician's browser or another hospital system would."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from diagnosis import roles, scan_intake
 from diagnosis.inference import analyse_scan
 from diagnosis.models import Patient, Prediction, Review, Site
-from tests.api import assert_json_error, token_headers
-from tests.conftest import make_user
+from tests.api import assert_json_error, token_client
+from tests.conftest import make_user, signed_in
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -28,14 +26,6 @@ def silent_clinician(silent_site):
     return make_user("dr_hill", roles.CLINICIANS, silent_site)
 
 
-def web(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def api(user):
-    return APIClient(headers={"Authorization": token_headers(user)["HTTP_AUTHORIZATION"]})
 
 
 def analysed_scans(actor, patient, n=2):
@@ -56,7 +46,7 @@ def silent_results(silent_site, silent_clinician, active_model_version):
 
 def what_a_user_can_read(user, patient, predictions):
     """Every page, fragment, report, image and API answer that could carry an AI result."""
-    client, token = web(user), api(user)
+    client, token = signed_in(user), token_client(user)
     scan = predictions[0].scan
     return {
         "patient page": client.get(reverse("diagnosis:patient_detail", args=[patient.pk])),
@@ -126,44 +116,44 @@ def test_a_silent_worklist_is_newest_first_and_cannot_be_filtered_by_the_result(
     patient, predictions = silent_results
     # A likely positive, unreviewed result uploaded long ago: a live worklist would put it first.
     old_positive = add_result(patient, make_version(), "covid", 0.99, minutes_ago=600)
-    page = web(silent_clinician).get(reverse("diagnosis:home"))
+    page = signed_in(silent_clinician).get(reverse("diagnosis:home"))
     rows = page.content.decode()
     assert rows.index(str(predictions[-1].scan_id)) < rows.index(str(old_positive.pk))
     assert "needs-review" not in rows and 'name="result"' not in rows
-    listed = api(silent_clinician).get(reverse("api:worklist")).json()["results"]
+    listed = token_client(silent_clinician).get(reverse("api:worklist")).json()["results"]
     assert listed[-1]["id"] == str(old_positive.pk)
-    refused = api(silent_clinician).get(reverse("api:worklist"), {"result": "positive"})
+    refused = token_client(silent_clinician).get(reverse("api:worklist"), {"result": "positive"})
     assert "silent period" in assert_json_error(refused, 400)["error"]
-    assert web(silent_clinician).get(reverse("diagnosis:home"), {"result": "positive"}).status_code == 200  # the page drops the filter it does not offer
+    assert signed_in(silent_clinician).get(reverse("diagnosis:home"), {"result": "positive"}).status_code == 200  # the page drops the filter it does not offer
 
 
 def test_a_blind_read_records_a_finding_and_that_the_ai_result_was_not_visible(silent_results, silent_clinician, administrator):
     patient, predictions = silent_results
     first, second = predictions
     # On the page: the form asks for the finding alone.
-    card = web(silent_clinician).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode()
+    card = signed_in(silent_clinician).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode()
     assert 'name="finding"' in card and 'name="agrees"' not in card
-    web(silent_clinician).post(reverse("diagnosis:prediction_review", args=[first.pk]), {"finding": "negative"})
+    signed_in(silent_clinician).post(reverse("diagnosis:prediction_review", args=[first.pk]), {"finding": "negative"})
     # Through the API: a finding alone; agreeing with a result one cannot see is refused in a sentence.
-    refused = api(silent_clinician).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive", "agrees": True}, format="json")
+    refused = token_client(silent_clinician).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive", "agrees": True}, format="json")
     assert "Give your finding only" in assert_json_error(refused, 400)["error"]
-    created = api(silent_clinician).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive"}, format="json")
+    created = token_client(silent_clinician).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive"}, format="json")
     assert created.status_code == 201 and created.json()["ai_result_visible"] is False and created.json()["agrees"] is None
     # An administrator who reads the same film saw its result: not blind, and must say whether they agree.
-    refused = api(administrator).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive"}, format="json")
+    refused = token_client(administrator).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive"}, format="json")
     assert "agree" in assert_json_error(refused, 400)["error"]
-    api(administrator).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive", "agrees": True}, format="json")
+    token_client(administrator).post(reverse("api:prediction_reviews", args=[second.pk]), {"finding": "positive", "agrees": True}, format="json")
     reads = {(review.reviewer.username, review.prediction_id): (review.finding, review.agrees, review.ai_result_visible) for review in Review.objects.all()}
     assert reads == {
         ("dr_hill", first.pk): ("negative", None, False),
         ("dr_hill", second.pk): ("positive", None, False),
         ("admin_a", second.pk): ("positive", True, True),
     }
-    card = web(silent_clinician).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode()
+    card = signed_in(silent_clinician).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode()
     assert "dr_hill read blind" in card
 
 
 def test_a_site_added_in_the_admin_starts_silent_whatever_the_form_says(administrator):
-    client = web(administrator)
+    client = signed_in(administrator)
     client.post(reverse("admin:diagnosis_site_add"), {"name": "Lakeside", "code": "lake", "mode": "live"})
     assert Site.objects.get(code="lake").mode == Site.Mode.SILENT

@@ -8,15 +8,13 @@ import math
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from diagnosis import roles, services, site_going_live
 from diagnosis.models import Patient, Prediction, Site, SiteModeDecision
-from tests.api import token_headers
-from tests.conftest import make_user
+from tests.api import token_client
+from tests.conftest import make_user, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +43,7 @@ def test_a_live_week_outside_the_silent_periods_limits_is_an_alert(add_result, m
     site.refresh_from_db()
     results(add_result, patient, version, reader, [0.9] * 18 + [0.2] * 2, days_ago=0)  # this week: 90% called positive
 
-    watch = APIClient(headers={"Authorization": token_headers(administrator)["HTTP_AUTHORIZATION"]}).get(reverse("api:site_drift", args=["hill"])).json()
+    watch = token_client(administrator).get(reverse("api:site_drift", args=["hill"])).json()
     assert watch["silent_weeks"] == 2 and [week["live"] for week in watch["weeks"]] == [False, False, True]
     live = watch["weeks"][-1]["figures"]
     # This file's own p-chart: 0.30 +- 3 sqrt(0.3 * 0.7 / 20), a share never below 0.
@@ -55,7 +53,6 @@ def test_a_live_week_outside_the_silent_periods_limits_is_an_alert(add_result, m
     assert live["mean_probability"]["alert"] and not live["agreement"]["alert"]
     assert len(watch["alerts"]) == 2 and watch["alerts"][0].startswith("Week of ") and "share of films called positive was 0.90" in watch["alerts"][0]
 
-    admin = Client()
-    admin.force_login(administrator)
+    admin = signed_in(administrator)
     assert "2 alerts" in admin.get(reverse("diagnosis:site_overview")).content.decode()
     assert "share of films called positive was 0.90" in admin.get(reverse("diagnosis:site_validation", args=[site.pk])).content.decode()

@@ -5,7 +5,6 @@ site back to its silent period (the rule in diagnosis.site_remeasure)."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from diagnosis import roles, scan_intake, services, site_validation
 from diagnosis.inference import analyse_scan
@@ -13,15 +12,12 @@ from diagnosis.models import AuditEvent, Patient, Prediction, Site, SiteRemeasur
 from diagnosis.site_remeasure import execute_remeasure
 from ml import services as ml_services
 from ml import trust
-from tests.api import token_headers
-from tests.conftest import make_user
+from tests.api import token_client
+from tests.conftest import make_user, signed_in
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 
-
-def api(user):
-    return APIClient(headers={"Authorization": token_headers(user)["HTTP_AUTHORIZATION"]})
 
 
 @pytest.fixture
@@ -38,7 +34,7 @@ def live_site(settings, active_model_version, administrator):
         analyse_scan(scan.pk)
     for i, scan in enumerate(scans):
         services.review_prediction(actor=reader, prediction=Prediction.objects.get(scan=scan), finding="positive" if i % 2 else "negative")
-    answer = api(administrator).post(reverse("api:site_mode", args=["hill"]), {"mode": "live", "override": True, "reason": "pilot on 8 films"}, format="json")
+    answer = token_client(administrator).post(reverse("api:site_mode", args=["hill"]), {"mode": "live", "override": True, "reason": "pilot on 8 films"}, format="json")
     assert answer.status_code == 200, answer.content
     site.refresh_from_db()
     site.reader, site.patient = reader, patient
@@ -64,7 +60,7 @@ def test_a_version_not_re_measured_on_a_live_site_needs_an_override_and_the_site
     # The site's next film is read by the new version, and its clinician does not see the result.
     (scan,) = scan_intake.submit_scans(actor=live_site.reader, patient=live_site.patient, uploaded_files=[SimpleUploadedFile("n.png", png_bytes(seed=90))])
     analyse_scan(scan.pk)
-    answer = api(live_site.reader).get(reverse("api:scan_detail", args=[scan.pk])).json()
+    answer = token_client(live_site.reader).get(reverse("api:scan_detail", args=[scan.pk])).json()
     assert answer["ai_result"] == "withheld" and answer["predictions"] == []
 
 
@@ -76,7 +72,7 @@ def test_a_re_measure_reads_the_sites_blind_read_films_and_decides_whether_the_s
         settings.SITE_LIVE_MIN_AUC_LOWER_BOUND, settings.SITE_LIVE_MIN_SPECIFICITY = 0.0, 0.0
     else:
         settings.SITE_LIVE_MIN_SPECIFICITY = 1.01  # a target no version can meet
-    started = api(administrator).post(reverse("api:version_site_remeasures", args=[candidate.pk]))
+    started = token_client(administrator).post(reverse("api:version_site_remeasures", args=[candidate.pk]))
     assert started.status_code == 202 and [job["site"] for job in started.json()] == ["hill"]
     job = execute_remeasure(started.json()[0]["id"])  # what the training worker runs for the job
     assert job.status == SiteRemeasure.Status.SUCCEEDED
@@ -84,7 +80,7 @@ def test_a_re_measure_reads_the_sites_blind_read_films_and_decides_whether_the_s
     stored = site_validation.report(active_model_version, live_site)
     assert (job.report["n_positive"], job.report["n_negative"]) == (4, 4)
     assert job.report["figures"]["roc_auc"]["value"] == pytest.approx(stored["figures"]["roc_auc"]["value"], abs=1e-6)
-    listed = api(administrator).get(reverse("api:version_site_remeasures", args=[candidate.pk])).json()["results"]
+    listed = token_client(administrator).get(reverse("api:version_site_remeasures", args=[candidate.pk])).json()["results"]
     assert listed[0]["status"] == "succeeded" and listed[0]["report"]["version"] == candidate.label
 
     concerns = [concern for concern in trust.promotion_concerns(candidate, active_model_version) if "Hillside" in concern]
@@ -94,6 +90,4 @@ def test_a_re_measure_reads_the_sites_blind_read_films_and_decides_whether_the_s
         assert len(concerns) == 1 and "specificity at the threshold in force" in concerns[0] and "would go back to its silent period" in concerns[0]
     ml_services.promote_version(candidate.pk, actor=administrator, reason="re-measured", override=True)
     assert Site.objects.get(pk=live_site.pk).mode == (Site.Mode.LIVE if targets_met else Site.Mode.SILENT)
-    page = APIClient()
-    page.force_login(administrator)
-    assert candidate.label in page.get(reverse("diagnosis:site_validation", args=[live_site.pk])).content.decode()
+    assert candidate.label in signed_in(administrator).get(reverse("diagnosis:site_validation", args=[live_site.pk])).content.decode()

@@ -6,14 +6,12 @@ the live site then says on how many of its films the model was validated.
 
 Expected figures are this file's own arithmetic (pairs ranked, films counted), not the code's."""
 import pytest
-from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from diagnosis import roles, services
 from diagnosis.models import AuditEvent, Patient, Site, SiteModeDecision
-from tests.api import assert_json_error, token_headers
-from tests.conftest import make_user
+from tests.api import assert_json_error, token_client
+from tests.conftest import make_user, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +37,6 @@ def hill_patient(silent_site):
     return Patient.objects.create(site=silent_site, medical_record_number="H-1", family_name="Ndiaye", given_name="Awa")
 
 
-def web(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def api(user):
-    return APIClient(headers={"Authorization": token_headers(user)["HTTP_AUTHORIZATION"]})
 
 
 def read_blind(add_result, patient, version, reader, positive, negative):
@@ -80,7 +70,7 @@ def test_the_report_is_computed_from_blind_reads_only(add_result, hill_patient, 
     indeterminate = add_result(hill_patient, version, "normal", 0.3).latest_prediction
     services.review_prediction(actor=silent_clinician, prediction=indeterminate, finding="indeterminate")
 
-    report = api(administrator).get(reverse("api:site_validation", args=[silent_site.code]), {"version": version.pk}).json()
+    report = token_client(administrator).get(reverse("api:site_validation", args=[silent_site.code]), {"version": version.pk}).json()
     assert (report["n_positive"], report["n_negative"], report["n_indeterminate"], report["n_unblinded_only"]) == (30, 30, 1, 5)
     assert report["ready"] is True
     figures = report["figures"]
@@ -96,16 +86,16 @@ def test_the_report_is_computed_from_blind_reads_only(add_result, hill_patient, 
     assert any("specificity at the threshold in force is 0.60" in missed for missed in report["missed_targets"])
     assert "On 60 films of Hillside Infirmary read blind" in report["meaning"] and "falls short of the site's targets" in report["meaning"]
 
-    page = web(administrator).get(report_url(silent_site, version)).content.decode()
+    page = signed_in(administrator).get(report_url(silent_site, version)).content.decode()
     assert "30</strong> positive" in page and "5 read only with the AI result visible" in page and "falls short" in page
 
 
 def test_too_few_blind_reads_are_not_offered_for_a_decision(add_result, hill_patient, silent_clinician, administrator, silent_site, make_version):
     version = make_version()
     read_blind(add_result, hill_patient, version, silent_clinician, {0.9: 29}, {0.1: 40})
-    report = api(administrator).get(reverse("api:site_validation", args=[silent_site.code]), {"version": version.pk}).json()
+    report = token_client(administrator).get(reverse("api:site_validation", args=[silent_site.code]), {"version": version.pk}).json()
     assert report["ready"] is False and "needs 30 of each" in report["meaning"]
-    refused = api(administrator).post(reverse("api:site_mode", args=[silent_site.code]),
+    refused = token_client(administrator).post(reverse("api:site_mode", args=[silent_site.code]),
                                       {"mode": "live", "version": version.pk, "override": True, "reason": "we are in a hurry"}, format="json")
     assert "Not enough blind reads yet" in assert_json_error(refused, 400)["error"]
     assert Site.objects.get(pk=silent_site.pk).mode == Site.Mode.SILENT and not SiteModeDecision.objects.exists()
@@ -116,7 +106,7 @@ def test_going_live_below_target_needs_an_override_with_a_reason_and_is_audited(
 ):
     version = make_version()
     read_blind(add_result, hill_patient, version, silent_clinician, WEAK_POSITIVE, WEAK_NEGATIVE)
-    admin = web(administrator)
+    admin = signed_in(administrator)
     refused = admin.post(report_url(silent_site, version), {"version": version.pk, "reason": ""})
     assert refused.status_code == 400 and "stays silent" in refused.content.decode() and "override" in refused.content.decode()
     refused = admin.post(report_url(silent_site, version), {"version": version.pk, "override": "on", "reason": "  "})
@@ -133,9 +123,9 @@ def test_going_live_below_target_needs_an_override_with_a_reason_and_is_audited(
 
     # Every result of the live site now carries the validation, for the site's clinician too.
     scan = add_result(hill_patient, version, version.positive_class, 0.9)
-    card = web(silent_clinician).get(reverse("diagnosis:scan_card", args=[scan.pk])).content.decode()
+    card = signed_in(silent_clinician).get(reverse("diagnosis:scan_card", args=[scan.pk])).content.decode()
     assert f"Validated on 60 films of this site ({version.label}," in card and "Likely COVID-19 pattern" in card
-    answer = api(silent_clinician).get(reverse("api:scan_detail", args=[scan.pk])).json()
+    answer = token_client(silent_clinician).get(reverse("api:scan_detail", args=[scan.pk])).json()
     assert answer["ai_result"] == "shown" and answer["site_validation"].startswith("Validated on 60 films of this site")
 
 
@@ -144,17 +134,17 @@ def test_a_site_meeting_its_targets_goes_live_without_an_override_and_back_to_si
 ):
     version = make_version()
     read_blind(add_result, hill_patient, version, silent_clinician, GOOD_POSITIVE, GOOD_NEGATIVE)
-    token = api(administrator)
+    token = token_client(administrator)
     live = token.post(reverse("api:site_mode", args=[silent_site.code]), {"mode": "live", "version": version.pk}, format="json")
     assert live.status_code == 200, live.content
     assert live.json()["mode"] == "live" and live.json()["overridden"] is False and live.json()["validated_on"].startswith("Validated on 60 films")
     scan = add_result(hill_patient, version, version.positive_class, 0.9)
-    assert api(silent_clinician).get(reverse("api:scan_detail", args=[scan.pk])).json()["ai_result"] == "shown"
+    assert token_client(silent_clinician).get(reverse("api:scan_detail", args=[scan.pk])).json()["ai_result"] == "shown"
 
     refused = token.post(reverse("api:site_mode", args=[silent_site.code]), {"mode": "silent"}, format="json")
     assert "Write why" in assert_json_error(refused, 400)["error"]
     token.post(reverse("api:site_mode", args=[silent_site.code]), {"mode": "silent", "reason": "New X-ray room: check the model again."}, format="json")
-    assert api(silent_clinician).get(reverse("api:scan_detail", args=[scan.pk])).json()["ai_result"] == "withheld"
+    assert token_client(silent_clinician).get(reverse("api:scan_detail", args=[scan.pk])).json()["ai_result"] == "withheld"
     changes = [row.details["changes"]["mode"] for row in AuditEvent.objects.filter(action=AuditEvent.Action.SITE_MODE_CHANGED).order_by("id")]
     assert changes == [["silent", "live"], ["live", "silent"]]
     assert [site["mode"] for site in token.get(reverse("api:site_list")).json()["results"] if site["code"] == "hill"] == ["silent"]
@@ -162,8 +152,8 @@ def test_a_site_meeting_its_targets_goes_live_without_an_override_and_back_to_si
 
 def test_only_administrators_read_reports_and_switch_sites(silent_clinician, silent_site, make_version):
     make_version()
-    assert web(silent_clinician).get(report_url(silent_site)).status_code == 403
-    assert web(silent_clinician).post(report_url(silent_site), {"reason": "x"}).status_code == 403
-    assert_json_error(api(silent_clinician).get(reverse("api:site_validation", args=[silent_site.code])), 403)
-    assert_json_error(api(silent_clinician).post(reverse("api:site_mode", args=[silent_site.code]), {"mode": "live"}, format="json"), 403)
+    assert signed_in(silent_clinician).get(report_url(silent_site)).status_code == 403
+    assert signed_in(silent_clinician).post(report_url(silent_site), {"reason": "x"}).status_code == 403
+    assert_json_error(token_client(silent_clinician).get(reverse("api:site_validation", args=[silent_site.code])), 403)
+    assert_json_error(token_client(silent_clinician).post(reverse("api:site_mode", args=[silent_site.code]), {"mode": "live"}, format="json"), 403)
     assert Site.objects.get(pk=silent_site.pk).mode == Site.Mode.SILENT
