@@ -24,8 +24,10 @@ from django.conf import settings
 from ml.engine.decision import select_threshold
 from ml.engine.temperature import apply_temperature, one_vs_rest
 
-from . import selectors, site_thresholds
-from .models import Review, Site
+from ml import trust
+
+from . import selectors, site_thresholds, storage
+from .models import Prediction, Review, Site
 
 
 def _metrics():
@@ -127,7 +129,7 @@ def _meaning(version, site, report):
 def report(version, site):
     """The local validation report: plain data, for the administrators' page, the API and the
     record of a decision."""
-    return report_on(version, site, *blind_reads(version, site))
+    return {**report_on(version, site, *blind_reads(version, site)), "looks_at": looks_at(version, site)}
 
 
 def report_on(version, site, is_positive, probability, counts):
@@ -148,6 +150,32 @@ def report_on(version, site, is_positive, probability, counts):
         result["missed_targets"] = missed_targets(result["figures"])
     result["meaning"] = _meaning(version, site, result)
     return result
+
+
+def looks_at(version, site):
+    """What the model looks at on the site's films, the part of the shortcut report that needs no
+    labels: the share of each stored heatmap (the version's, on the site's newest films) that falls
+    outside the lung fields the engine finds on the film itself. Plain data and ml.trust's sentence."""
+    from ml.engine.images import decode_image_bytes, load_image_file
+    from ml.engine.lungs import lung_fields
+
+    predictions = (Prediction.objects.filter(model_version=version, scan__patient__site=site, heatmap_is_map=True).exclude(heatmap_name="")
+                   .select_related("scan").order_by("-created_at")[:settings.ML_SHORTCUT_GRADCAM])
+    shares, areas = [], []
+    for prediction in predictions:
+        try:
+            heat = decode_image_bytes(storage.read(prediction.heatmap_name), min_side=1).pixels.astype(np.float64)
+            outside = ~lung_fields(load_image_file(storage.path_of(prediction.scan.stored_name)), size=heat.shape).mask
+        except (OSError, ValueError):  # a film or map gone from storage, or unreadable: left out of the figure
+            continue
+        if heat.sum() > 0:
+            shares.append(float(heat[outside].sum() / heat.sum()))
+            areas.append(float(outside.mean()))
+    if not shares:
+        return {"n": 0, "sentences": ["No heatmap of this version on this site's films could be read yet."]}
+    heat_part = {"mean_share_outside": float(np.mean(shares)), "mean_area_outside": float(np.mean(areas)), "n": len(shares)}
+    sentence = trust.looks_at({"shortcuts": {"heat_outside_lungs": heat_part}})
+    return {**heat_part, "sentences": [f"On {len(shares)} of {site.name}'s films: {sentence[0]}"]}
 
 
 def sites_for_validation():

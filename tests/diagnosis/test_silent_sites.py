@@ -157,3 +157,10 @@ def test_a_site_added_in_the_admin_starts_silent_whatever_the_form_says(administ
     client = signed_in(administrator)
     client.post(reverse("admin:diagnosis_site_add"), {"name": "Lakeside", "code": "lake", "mode": "live"})
     assert Site.objects.get(code="lake").mode == Site.Mode.SILENT
+
+
+def test_the_sites_report_says_what_the_model_looks_at_on_its_films(silent_results, silent_site, administrator, active_model_version):
+    """The shortcut report's part that needs no labels, from the heatmaps stored with the silent results."""
+    looks_at = token_client(administrator).get(reverse("api:site_validation", args=[silent_site.code])).json()["looks_at"]
+    assert looks_at["n"] == 2 and 0 <= looks_at["mean_share_outside"] <= 1 and 0 < looks_at["mean_area_outside"] < 1
+    assert looks_at["sentences"][0].startswith("On 2 of Hillside Infirmary's films:") and "falls outside the lung fields" in looks_at["sentences"][0]
