@@ -53,6 +53,10 @@ class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView
     def get_queryset(self):
         return selectors.reviews_of(self.prediction())
 
+    def get_serializer_context(self):
+        withheld = not ai_visibility.ai_result_shown(self.request.user, self.prediction().scan)
+        return {**super().get_serializer_context(), "ai_result_withheld": withheld}
+
     def audited_patient(self):
         return self.prediction().scan.patient
 

@@ -87,6 +87,12 @@ class ReviewSerializer(serializers.ModelSerializer):
         fields = ["id", "finding", "agrees", "ai_result_visible", "note", "reviewer", "created_at", "current"]
         read_only_fields = ["id", "created_at"]
 
+    def to_representation(self, review):
+        data = super().to_representation(review)
+        if self.context.get("ai_result_withheld"):
+            data["agrees"] = None  # with the reviewer's finding it would tell the AI result the reader may not see
+        return data
+
     def validate_finding(self, value):
         if value is None:
             raise serializers.ValidationError("Say what you found: positive, negative or indeterminate.")

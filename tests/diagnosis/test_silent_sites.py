@@ -151,6 +151,15 @@ def test_a_blind_read_records_a_finding_and_that_the_ai_result_was_not_visible(s
     }
     card = signed_in(silent_clinician).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode()
     assert "dr_hill read blind" in card
+    # The administrator's agreement, with their finding, would tell the clinician the result: not shown to them.
+    card = signed_in(silent_clinician).get(reverse("diagnosis:scan_card", args=[second.scan_id])).content.decode()
+    assert "admin_a read" in card and "with the AI" not in card
+    report = signed_in(silent_clinician).get(reverse("diagnosis:scan_report", args=[second.scan_id])).content.decode()
+    assert "admin_a read the film" in report and "with the AI result" not in report
+    listed = token_client(silent_clinician).get(reverse("api:prediction_reviews", args=[second.pk])).json()["results"]
+    assert {(row["reviewer"], row["agrees"]) for row in listed} == {("dr_hill", None), ("admin_a", None)}
+    listed = token_client(administrator).get(reverse("api:prediction_reviews", args=[second.pk])).json()["results"]
+    assert {(row["reviewer"], row["agrees"]) for row in listed} == {("dr_hill", None), ("admin_a", True)}
 
 
 def test_a_site_added_in_the_admin_starts_silent_whatever_the_form_says(administrator):
