@@ -22,7 +22,10 @@ from .services import changes_between
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["name", "code"]
+    list_display = ["name", "code", "mode"]
+    # Silent or live is a recorded decision (Sites pages, diagnosis.site_going_live), never a field edited here.
+    fields = ["name", "code", "mode"]
+    readonly_fields = ["mode"]
 
 
 class StaffProfileInline(admin.StackedInline):

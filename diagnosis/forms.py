@@ -28,10 +28,12 @@ class PatientForm(forms.ModelForm):
         fields = ["medical_record_number", "family_name", "given_name", "date_of_birth", "sex"]
         widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
 
-    def __init__(self, *args, chooses_site=False, **kwargs):
+    def __init__(self, *args, chooses_site=False, reads_blind=False, **kwargs):
         super().__init__(*args, **kwargs)
         if not chooses_site:
             del self.fields["site"]
+        if reads_blind:  # a site in its silent period: the AI result is not shown, so not offered as a filter
+            del self.fields["result"]
 
 
 class ScanUploadForm(forms.Form):
@@ -55,6 +57,11 @@ class ReviewForm(forms.Form):
         widget=forms.RadioSelect,
     )
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, blind=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if blind:  # a blind read (ai_visibility): the reader never saw the AI result, so cannot agree with it
+            del self.fields["agrees"]
 
 
 class ScanMoveForm(forms.Form):
@@ -88,10 +95,12 @@ class WorklistFilterForm(DateRangeForm):
     date_to = forms.DateField(required=False, label="Uploaded to", widget=forms.DateInput(attrs={"type": "date"}))
     site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False, empty_label="Every site")
 
-    def __init__(self, *args, chooses_site=False, **kwargs):
+    def __init__(self, *args, chooses_site=False, reads_blind=False, **kwargs):
         super().__init__(*args, **kwargs)
         if not chooses_site:
             del self.fields["site"]
+        if reads_blind:  # a site in its silent period: the AI result is not shown, so not offered as a filter
+            del self.fields["result"]
 
     def filters(self):
         """The valid filters as keyword arguments for `selectors.worklist`; an invalid one is dropped

@@ -9,7 +9,7 @@ from PIL import Image
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from ml.engine import load_image_file
 
-from . import scan_intake, selectors, services, storage
+from . import ai_visibility, scan_intake, selectors, services, storage
 from .auditing import audit, audit_image, client_ip
 from .forms import ReviewForm, ScanMoveForm, ScanUploadForm
 from .models import AuditEvent, Prediction
@@ -143,11 +143,13 @@ def scan_report(request, scan_id):
     # The report is the read; the images it embeds carry its row (diagnosis.auditing).
     seen = audit(request, AuditEvent.Action.REPORT_VIEWED, patient=scan.patient, scan=scan)
     prediction = scan.latest_prediction
+    shown = ai_visibility.ai_result_shown(request.user, scan)
     context = {
         "seen": seen,
         "scan": scan,
         "patient": scan.patient,
-        "prediction": prediction,
+        "prediction": prediction if shown else None,
+        "withheld": ai_visibility.withheld_sentence(scan.patient.site) if prediction and not shown else "",
         "reviews": [review for review in prediction.reviews.all() if review.is_current] if prediction else [],
         "printed_at": timezone.now(),
     }
@@ -184,6 +186,8 @@ def scan_image(request, scan_id):
 @permission_required("diagnosis.view_prediction", raise_exception=True)
 def scan_heatmap(request, scan_id, prediction_id):
     scan = _scan_or_404(request, scan_id)
+    if not ai_visibility.ai_result_shown(request.user, scan):
+        raise PermissionDenied(ai_visibility.withheld_sentence(scan.patient.site))
     prediction = get_object_or_404(Prediction, pk=prediction_id, scan=scan)
     if not prediction.heatmap_name:
         raise Http404("This result has no heatmap.")
@@ -196,10 +200,16 @@ def scan_heatmap(request, scan_id, prediction_id):
 @permission_required("diagnosis.add_review", raise_exception=True)
 def prediction_review(request, prediction_id):
     prediction = _visible_or_404(selectors.prediction_for, request, prediction_id, "No such result.")
-    form = ReviewForm(request.POST)
+    blind = not ai_visibility.ai_result_shown(request.user, prediction.scan)
+    form = ReviewForm(request.POST, blind=blind)
     if not form.is_valid():
-        messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
-    else:
+        messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) before saving your review." if blind else
+                       "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
+        return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)
+    try:
         _, revised = services.review_prediction(actor=request.user, prediction=prediction, ip_address=client_ip(request), **form.cleaned_data)
+    except services.ReviewRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
         messages.success(request, "Your review was revised; the earlier one is kept in its history." if revised else "Your review was saved.")
     return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)

@@ -2,10 +2,11 @@
 import uuid
 from datetime import datetime, time, timedelta
 
+from django.core.exceptions import BadRequest
 from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
 
-from . import storage
+from . import ai_visibility, storage
 from .models import AuditEvent, Patient, Prediction, Review, Scan
 
 
@@ -30,8 +31,6 @@ def patients_visible_to(user):
 def search_patients(user, query=""):
     patients = patients_visible_to(user).select_related("site")
     import unicodedata
-
-    from django.core.exceptions import BadRequest
 
     query = query.strip()
     # A NUL byte breaks PostgreSQL's query; no name or record number holds a control character.
@@ -62,7 +61,8 @@ def scans_visible_to(user):
 
 def _with_results(scans):
     predictions = Prediction.objects.select_related("model_version", "site_threshold__site").prefetch_related("reviews__reviewer")
-    return scans.select_related("patient", "uploaded_by").prefetch_related(Prefetch("predictions", queryset=predictions))
+    # The site (its mode and the decision behind it) says whether and how a result is shown (ai_visibility).
+    return scans.select_related("patient__site__mode_decision__version", "uploaded_by").prefetch_related(Prefetch("predictions", queryset=predictions))
 
 
 def patient_history(patient):
@@ -93,10 +93,15 @@ def _start_of(day):
 
 def worklist(user, *, status="", result="", review="", date_from=None, date_to=None, site=None, since=None):
     """Scans across every patient the user may see, in triage order. Empty filters are ignored;
-    `site` only narrows what `patients_visible_to` already allows."""
-    scans = _for_worklist(scans_visible_to(user))
+    `site` only narrows what `patients_visible_to` already allows. Someone who reads blind (a site in
+    its silent period, ai_visibility) gets the newest first, and may not filter by the AI result."""
+    visible = scans_visible_to(user)
+    blind = ai_visibility.reads_blind(user, visible)
+    scans = _for_worklist(visible)
     if status:
         scans = scans.filter(status=status)
+    if result and blind:
+        raise BadRequest("The worklist cannot be filtered by the AI result: your site is in its silent period, in which results are withheld.")
     if result:
         scans = scans.filter(status=Scan.Status.DONE, likely_positive=(result == "positive"))
     if review:
@@ -109,7 +114,7 @@ def worklist(user, *, status="", result="", review="", date_from=None, date_to=N
         scans = scans.filter(patient__site=site)
     if since:
         scans = scans.filter(uploaded_at__gt=since)
-    return scans.order_by("triage", "-uploaded_at", "pk")
+    return scans.order_by("-uploaded_at", "pk") if blind else scans.order_by("triage", "-uploaded_at", "pk")
 
 
 def worklist_row(user, scan_id):

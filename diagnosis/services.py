@@ -3,7 +3,7 @@ flow (validation, storage, idempotency) is diagnosis.scan_intake."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import selectors
+from . import ai_visibility, selectors
 from .audit_trail import changes_between, record_audit  # noqa: F401  (record_audit: the name other modules and ML_AUDIT_RECORDER use)
 from .inference import analyse_scan, record_prediction  # noqa: F401  (the worker side of these services)
 from .models import AuditEvent, Patient, Prediction, Review, Scan
@@ -51,21 +51,32 @@ def register_patient(*, actor, medical_record_number, family_name, given_name, s
     return patient
 
 
-def review_prediction(*, actor, prediction, agrees, finding=None, note="", via="web", ip_address=None):
+class ReviewRefused(Exception):
+    """A review we refuse; the message says why in one sentence."""
+
+
+def review_prediction(*, actor, prediction, agrees=None, finding=None, note="", via="web", ip_address=None):
     """Record the clinician's review (their finding, whether they agree with the AI, a note), or
     revise it: their earlier review of this prediction stays as history (superseded) and the new
-    one is current. The pages and the API require a finding; None means "not recorded". Returns
-    (review, revised)."""
+    one is current. The pages and the API require a finding; None means "not recorded". Whether
+    the reviewer could see the AI result is decided here, by the one rule (ai_visibility), and kept
+    on the review: a blind read has a finding and no agreement. Returns (review, revised)."""
+    ai_result_visible = ai_visibility.ai_result_shown(actor, prediction.scan)
+    if ai_result_visible and agrees is None:
+        raise ReviewRefused("Say whether you agree with the AI result.")
+    if not ai_result_visible and agrees is not None:
+        raise ReviewRefused(f"{ai_visibility.withheld_sentence(prediction.scan.patient.site)} Give your finding only, without agreeing or disagreeing.")
     with transaction.atomic():
         # Locking the prediction queues two reviews by the same clinician at once instead of racing.
         Prediction.objects.select_for_update().filter(pk=prediction.pk).first()
         current = Review.objects.filter(prediction=prediction, reviewer=actor, superseded_at__isnull=True)
         before = current.values("finding", "agrees", "note").first() or {}
         revised = current.update(superseded_at=timezone.now())
-        review = Review.objects.create(prediction=prediction, reviewer=actor, finding=finding, agrees=agrees, note=note.strip())
+        review = Review.objects.create(prediction=prediction, reviewer=actor, finding=finding, agrees=agrees, note=note.strip(),
+                                       ai_result_visible=ai_result_visible)
         Scan.objects.filter(pk=prediction.scan_id, reviewed=False).update(reviewed=True)  # the worklist's review state
         after = {"finding": review.finding, "agrees": review.agrees, "note": review.note}
-        details = {"prediction": prediction.pk, "revised": bool(revised), "changes": changes_between(before, after)}
+        details = {"prediction": prediction.pk, "revised": bool(revised), "changes": changes_between(before, after), "blind": not ai_result_visible}
         record_audit(actor, AuditEvent.Action.PREDICTION_REVIEWED, patient=prediction.scan.patient, scan=prediction.scan, via=via, ip_address=ip_address, details=details)
     return review, bool(revised)
 

@@ -3,7 +3,7 @@ import: every process loads it, and the API views they once lived in (DRF, knox'
 schema tools) took about 0.2 s of each worker's start."""
 from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
-from django.db.models.signals import pre_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from knox.models import AuthToken
 
@@ -26,3 +26,13 @@ def revoke_tokens_when_credentials_change(sender, instance, raw=False, **kwargs)
 def audit_lockout(sender, request, username, ip_address, **kwargs):
     """A sign-in refused because the account is locked (the lockout itself and each refusal after it)."""
     record_audit(None, AuditEvent.Action.SIGNIN_LOCKED_OUT, via="api" if getattr(request, "path", "").startswith("/api/") else "web", ip_address=ip_address, details={"username": username})
+
+
+@receiver(post_save, sender="ml.Promotion", dispatch_uid="sites_meet_a_new_version")
+def apply_the_site_rule_to_a_promotion(sender, instance, created=False, raw=False, **kwargs):
+    """A live site whose blind-read films the newly active version missed goes back to silent, in
+    the promotion's transaction (diagnosis.site_remeasure)."""
+    if created and not raw:
+        from .site_remeasure import after_promotion
+
+        after_promotion(instance)

@@ -18,3 +18,10 @@ def share_cores_among_processes(sender=None, **kwargs):
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=240, time_limit=300)
 def run_inference(scan_id):
     services.analyse_scan(scan_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_site_remeasure(job_id):
+    from .site_remeasure import execute_remeasure  # loads ml's services; the inference worker never runs it
+
+    execute_remeasure(int(job_id))

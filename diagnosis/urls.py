@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account_views, audit_views, scan_views, site_threshold_views, views
+from . import account_views, audit_views, scan_views, site_threshold_views, site_validation_views, views
 
 app_name = "diagnosis"
 
@@ -25,5 +25,8 @@ urlpatterns = [
     path("users/<int:user_id>/", account_views.account_edit, name="account_edit"),
     path("versions/<int:version_id>/site-thresholds/", site_threshold_views.site_threshold_list, name="site_threshold_list"),
     path("versions/<int:version_id>/site-thresholds/<int:site_id>/", site_threshold_views.site_threshold_fit, name="site_threshold_fit"),
+    path("sites/", site_validation_views.site_overview, name="site_overview"),
+    path("sites/remeasure/", site_validation_views.site_remeasure_start, name="site_remeasure_start"),
+    path("sites/<int:site_id>/validation/", site_validation_views.site_validation_report, name="site_validation"),
     path("results/<int:prediction_id>/review/", scan_views.prediction_review, name="prediction_review"),
 ]

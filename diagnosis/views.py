@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import selectors, services
+from . import ai_visibility, selectors, services
 from .auditing import audit, client_ip, ids
 from .forms import PatientForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent
@@ -29,14 +29,20 @@ def page_of(request, items, size, paginator=Paginator):
     return paginator(items, size).get_page(request.GET.get("page"))
 
 
+def worklist_filters(request):
+    user = request.user
+    return WorklistFilterForm(request.GET, chooses_site=user.has_perm("diagnosis.view_every_site"),
+                              reads_blind=ai_visibility.reads_blind(user, selectors.scans_visible_to(user)))
+
+
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def worklist(request):
     """The clinician's first page: every scan they may see, in triage order, filtered."""
-    form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
+    form = worklist_filters(request)
     # 100,000 scans: counting them all would cost more than the page (bench/pages.py).
     page = page_of(request, selectors.worklist(request.user, **form.filters()), WORKLIST_PAGE_SIZE, paginator=CappedPaginator)
     audit(request, AuditEvent.Action.WORKLIST_VIEWED, details={"filters": request.GET.dict(), "scans": ids(page)})
-    context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat()}
+    context = {"form": form, "page": page, "filtered": bool(form.filters()), "shown_at": timezone.now().isoformat(), "reads_blind": "result" not in form.fields}
     return render(request, "diagnosis/worklist.html", context)
 
 
@@ -50,7 +56,7 @@ def worklist_news(request):
         since = None
     if since is None:
         return HttpResponse(status=204)
-    form = WorklistFilterForm(request.GET, chooses_site=request.user.has_perm("diagnosis.view_every_site"))
+    form = worklist_filters(request)
     count = selectors.worklist(request.user, **form.filters(), since=since).count()
     if not count:
         return HttpResponse(status=204)

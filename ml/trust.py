@@ -13,6 +13,7 @@ safeguards, the generalisation report and every place a result is shown.
   with ML_SHORTCUT_TARGETS.
 """
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from . import datasets
 from .models import Evaluation, Promotion, metric_figure
@@ -169,7 +170,13 @@ def target_failures(metrics):
 
 
 def promotion_concerns(version, active):
-    """Why promoting `version` over `active` needs an explicit override: plain sentences, [] if none."""
+    """Why promoting `version` over `active` needs an explicit override: plain sentences, [] if none.
+    Its figures on the reference set, then on each live site's blind-read films (the clinical app
+    answers those through ML_SITE_CONCERNS_PROVIDER, so that ml does not import it)."""
+    return _reference_concerns(version, active) + import_string(settings.ML_SITE_CONCERNS_PROVIDER)(version)
+
+
+def _reference_concerns(version, active):
     reference = reference_set()
     if reference is None:
         return ["no evaluation set is configured, so it has not been measured on films it was not trained on"]

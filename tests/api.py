@@ -11,3 +11,10 @@ def assert_json_error(response, status_code, code=None):
     body = response.json()
     assert body["error"] and body["code"] == (code or body["code"])
     return body
+
+
+def token_client(user):
+    """A DRF client that sends the user's token, as another hospital system would."""
+    from rest_framework.test import APIClient
+
+    return APIClient(headers={"Authorization": token_headers(user)["HTTP_AUTHORIZATION"]})

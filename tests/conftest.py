@@ -33,6 +33,15 @@ def stored_files():
     return sorted(path for path in Path(settings.SCAN_STORAGE_DIR).rglob("*") if path.is_file())
 
 
+def signed_in(user):
+    """A browser session of the user (Django's test client)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def make_user(username, group=None, site=None):
     user = User.objects.create_user(username=username, password="not-used-in-tests-1")
     if group:
@@ -43,14 +52,16 @@ def make_user(username, group=None, site=None):
     return user
 
 
+# The suite's two sites are live (their clinicians see results); a new site starts silent, and the
+# silent period's tests (tests/diagnosis/test_silent_sites.py) make their own.
 @pytest.fixture
 def site_a(db):
-    return Site.objects.create(name="St Elsewhere", code="ste")
+    return Site.objects.create(name="St Elsewhere", code="ste", mode=Site.Mode.LIVE)
 
 
 @pytest.fixture
 def site_b(db):
-    return Site.objects.create(name="County General", code="cg")
+    return Site.objects.create(name="County General", code="cg", mode=Site.Mode.LIVE)
 
 
 @pytest.fixture

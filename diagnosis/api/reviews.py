@@ -3,12 +3,14 @@ clinician per prediction; a revision keeps the earlier one as history)."""
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from diagnosis import selectors, services
+from diagnosis import ai_visibility, selectors, services
 from diagnosis.auditing import AuditedApiList, audit, client_ip, ids
 from diagnosis.models import AuditEvent, Prediction
 
+from . import errors
 from .base import ApiViewMixin
 from .serializers import PredictionSerializer, ReviewSerializer
 
@@ -28,6 +30,8 @@ class PredictionDetail(ApiViewMixin, generics.RetrieveAPIView):
 
     def get_object(self):
         prediction = visible_prediction(self.request, self.kwargs["prediction_id"])
+        if not ai_visibility.ai_result_shown(self.request.user, prediction.scan):
+            raise PermissionDenied(ai_visibility.withheld_sentence(prediction.scan.patient.site), code="ai_result_withheld")
         audit(self.request, AuditEvent.Action.PREDICTION_VIEWED, patient=prediction.scan.patient, scan=prediction.scan, via="api",
               details={"prediction": prediction.pk})
         return prediction
@@ -49,6 +53,10 @@ class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView
     def get_queryset(self):
         return selectors.reviews_of(self.prediction())
 
+    def get_serializer_context(self):
+        withheld = not ai_visibility.ai_result_shown(self.request.user, self.prediction().scan)
+        return {**super().get_serializer_context(), "ai_result_withheld": withheld}
+
     def audited_patient(self):
         return self.prediction().scan.patient
 
@@ -63,6 +71,9 @@ class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView
         prediction = self.prediction()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        review, revised = services.review_prediction(actor=request.user, prediction=prediction, via="api", ip_address=client_ip(request),
+        try:
+            review, revised = services.review_prediction(actor=request.user, prediction=prediction, via="api", ip_address=client_ip(request),
                                                          **serializer.validated_data)
+        except services.ReviewRefused as refusal:
+            return errors.refusal(str(refusal))
         return Response(self.get_serializer(review).data, status=status.HTTP_200_OK if revised else status.HTTP_201_CREATED)

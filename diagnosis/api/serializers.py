@@ -1,6 +1,8 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from diagnosis import ai_visibility
 from diagnosis.models import Patient, Prediction, Review, Scan, Site
 from ml import trust
 from ml.models import ModelVersion
@@ -73,12 +75,23 @@ class ReviewSerializer(serializers.ModelSerializer):
         choices=Review.Finding.choices, allow_null=True,
         help_text="Your clinical finding: positive, negative or indeterminate (required; null on old reviews: not recorded).",
     )
-    agrees = serializers.BooleanField(help_text="Whether you agree with the AI result.")
+    agrees = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="Whether you agree with the AI result: required when it is shown to you; left out on a blind read (null), "
+                  "when the site is in its silent period.",
+    )
+    ai_result_visible = serializers.BooleanField(read_only=True, help_text="False for a blind read: the reviewer did not see the AI result.")
 
     class Meta:
         model = Review
-        fields = ["id", "finding", "agrees", "note", "reviewer", "created_at", "current"]
+        fields = ["id", "finding", "agrees", "ai_result_visible", "note", "reviewer", "created_at", "current"]
         read_only_fields = ["id", "created_at"]
+
+    def to_representation(self, review):
+        data = super().to_representation(review)
+        if self.context.get("ai_result_withheld"):
+            data["agrees"] = None  # with the reviewer's finding it would tell the AI result the reader may not see
+        return data
 
     def validate_finding(self, value):
         if value is None:
@@ -126,7 +139,18 @@ class DicomHeaderSerializer(serializers.ModelSerializer):
 
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.UUIDField(source="patient_id", read_only=True)
-    predictions = PredictionSerializer(many=True, read_only=True)
+    predictions = serializers.SerializerMethodField(help_text="The AI results, newest first; empty while `ai_result` is withheld.")
+    ai_result = serializers.SerializerMethodField(
+        help_text="\"shown\", or \"withheld\": the site is in its silent period, its clinicians read films blind and only "
+                  "administrators see the results.",
+    )
+    site_validation = serializers.SerializerMethodField(
+        help_text="How far the model was checked on this site's own films, in words (\"Validated on 64 films of this site (v3, 7 Dec 2026)\"), "
+                  "or why results are withheld; null when nothing was analysed.",
+    )
+    review_url = serializers.SerializerMethodField(
+        help_text="Where to POST your review of the latest result (on a withheld result: your finding only, a blind read); null before one exists.",
+    )
     status_url = serializers.SerializerMethodField(help_text="Poll this address until `status` is done or failed.")
     original_filename = serializers.CharField(read_only=True, help_text="The name the file was sent with, for display only (directories removed).")
     dicom = DicomHeaderSerializer(source="*", read_only=True)
@@ -137,8 +161,34 @@ class ScanSerializer(serializers.ModelSerializer):
         model = Scan
         fields = [
             "id", "patient", "status", "status_url", "failure_reason", "file_format", "width", "height", "uploaded_at", "finished_at",
-            "original_filename", "dicom", "identity_mismatch", "identity_mismatch_reason", "predictions",
+            "original_filename", "dicom", "identity_mismatch", "identity_mismatch_reason", "ai_result", "site_validation", "review_url", "predictions",
         ]
+
+    def _shown(self, scan):
+        return ai_visibility.ai_result_shown(self.context["request"].user, scan)
+
+    @extend_schema_field(PredictionSerializer(many=True))
+    def get_predictions(self, scan):
+        return PredictionSerializer(scan.predictions.all(), many=True, context=self.context).data if self._shown(scan) else []
+
+    def get_ai_result(self, scan) -> str:
+        return "shown" if self._shown(scan) else "withheld"
+
+    def get_site_validation(self, scan) -> str | None:
+        site = scan.patient.site
+        if not scan.predictions.all():
+            return None
+        if not self._shown(scan):
+            return ai_visibility.withheld_sentence(site)
+        return ai_visibility.site_validation_line(site)
+
+    def get_review_url(self, scan) -> str | None:
+        latest = scan.latest_prediction
+        if latest is None:
+            return None
+        url = reverse("api:prediction_reviews", args=[latest.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
 
     def get_status_url(self, scan) -> str:
         url = reverse("api:scan_detail", args=[scan.pk])
@@ -151,8 +201,11 @@ class WorklistScanSerializer(ScanSerializer):
 
     patient_name = serializers.CharField(source="patient.__str__", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
-    likely_positive = serializers.BooleanField(read_only=True, allow_null=True)
+    likely_positive = serializers.SerializerMethodField(help_text="Whether the latest result is likely positive; null while none is shown.")
     reviewed = serializers.BooleanField(read_only=True)
+
+    def get_likely_positive(self, scan) -> bool | None:
+        return scan.likely_positive if self._shown(scan) else None
 
     class Meta(ScanSerializer.Meta):
         fields = ScanSerializer.Meta.fields + ["patient_name", "site", "likely_positive", "reviewed"]

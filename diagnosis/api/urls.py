@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import auth, ml_views, reviews, views
+from . import auth, ml_views, reviews, site_views, views
 
 app_name = "api"
 
@@ -21,6 +21,11 @@ urlpatterns = [
     path("worklist/", token_view(views.Worklist), name="worklist"),
     path("predictions/<int:prediction_id>/", token_view(reviews.PredictionDetail), name="prediction_detail"),
     path("predictions/<int:prediction_id>/reviews/", token_view(reviews.PredictionReviews), name="prediction_reviews"),
+    path("sites/", token_view(site_views.SiteList), name="site_list"),
+    path("sites/<slug:code>/validation/", token_view(site_views.SiteValidationReport), name="site_validation"),
+    path("sites/<slug:code>/drift/", token_view(site_views.SiteDrift), name="site_drift"),
+    path("sites/<slug:code>/mode/", token_view(site_views.SiteMode), name="site_mode"),
+    path("versions/<int:version_id>/site-remeasures/", token_view(site_views.VersionSiteRemeasures), name="version_site_remeasures"),
     path("versions/", token_view(ml_views.VersionList), name="version_list"),
     path("versions/<int:version_id>/", token_view(ml_views.VersionDetail), name="version_detail"),
     path("versions/<int:version_id>/promote/", token_view(ml_views.VersionPromote), name="version_promote"),

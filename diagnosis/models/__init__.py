@@ -2,6 +2,7 @@
 (`from diagnosis.models import Scan`), which is the way the rest of the code imports them."""
 from .audit import AuditEvent
 from .clinical import Patient, Prediction, Review, Scan, Site, StaffProfile, UploadKey
+from .site_mode import SiteModeDecision, SiteRemeasure
 from .thresholds import SiteThreshold
 
-__all__ = ["AuditEvent", "Patient", "Prediction", "Review", "Scan", "Site", "SiteThreshold", "StaffProfile", "UploadKey"]
+__all__ = ["AuditEvent", "Patient", "Prediction", "Review", "Scan", "Site", "SiteModeDecision", "SiteRemeasure", "SiteThreshold", "StaffProfile", "UploadKey"]

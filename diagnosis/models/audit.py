@@ -48,6 +48,8 @@ class AuditEvent(models.Model):
         TRAIL_EXPORTED = "audit.exported", "Audit trail exported"
         REPORT_VIEWED = "scan.report_viewed", "Scan report viewed"
         SITE_THRESHOLD_SET = "site.threshold_set", "Site threshold fitted"
+        SITE_MODE_CHANGED = "site.mode_changed", "Site switched live or back to silent"
+        SITE_REMEASURE_STARTED = "site.remeasure_started", "Version re-measured on live sites' blind reads"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

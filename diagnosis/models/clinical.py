@@ -10,8 +10,18 @@ from jobs.models import Job
 
 
 class Site(models.Model):
+    class Mode(models.TextChoices):
+        # Silent: the model reads every film and its results are kept, but only administrators see
+        # them while clinicians read blind (diagnosis.ai_visibility). Live: clinicians see them.
+        SILENT = "silent", "Silent period"
+        LIVE = "live", "Live"
+
     name = models.CharField(max_length=200, unique=True)
     code = models.SlugField(max_length=32, unique=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SILENT)
+    # The administrator's decision that put the site in its mode (diagnosis.site_going_live); null
+    # for a new site, and for sites that were live before the silent period existed.
+    mode_decision = models.ForeignKey("SiteModeDecision", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["name"]
@@ -199,7 +209,11 @@ class Review(models.Model):
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     # The clinician's own reading; null ("not recorded") for reviews made before it was asked.
     finding = models.CharField(max_length=16, choices=Finding.choices, null=True, blank=True)
-    agrees = models.BooleanField()
+    # Null on a blind read: the clinician did not see the AI result, so could not agree or disagree.
+    agrees = models.BooleanField(null=True)
+    # Whether the AI result was shown to the reviewer when they read (diagnosis.ai_visibility):
+    # false is a blind read of a silent site, the only kind local validation counts.
+    ai_result_visible = models.BooleanField(default=True)
     note = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
     superseded_at = models.DateTimeField(null=True, blank=True)

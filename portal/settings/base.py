@@ -182,6 +182,13 @@ ML_SHORTCUT_FILMS = 200
 ML_SHORTCUT_GRADCAM = 24
 # A site threshold is fitted only on at least this many reviewed scans of each class.
 ML_SITE_THRESHOLD_MIN_PER_CLASS = 20
+# Local validation before a site goes live (diagnosis.site_validation): the blind reads of each
+# finding (positive, negative) a report needs before it is offered for a decision, and the targets
+# below which going live needs an override with a written reason: the lower 95% bound of the AUC
+# on the site's blind reads, and the specificity at the threshold in force for the site.
+SITE_VALIDATION_MIN_PER_FINDING = env.int("PORTAL_SITE_VALIDATION_MIN_PER_FINDING", default=30)
+SITE_LIVE_MIN_AUC_LOWER_BOUND = env.float("PORTAL_SITE_LIVE_MIN_AUC_LOWER_BOUND", default=0.75)
+SITE_LIVE_MIN_SPECIFICITY = env.float("PORTAL_SITE_LIVE_MIN_SPECIFICITY", default=0.80)
 # The seed that makes a job repeatable, how many images per class a dataset check decodes (the
 # rest are identified by their first bytes), and the log lines a job keeps.
 ML_TRAINING_SEED = 42
@@ -191,6 +198,8 @@ ML_TRAINING_LOG_LINES = 200
 ML_REVIEWED_SCANS_PROVIDER = "diagnosis.selectors.reviewed_scans_for_training"
 # Promotions, training jobs and evaluation runs go into the clinical app's audit trail (ml.audit).
 ML_AUDIT_RECORDER = "diagnosis.services.record_audit"
+# Promotion safeguards on each live site's blind-read films (diagnosis.site_remeasure), by path too.
+ML_SITE_CONCERNS_PROVIDER = "diagnosis.site_remeasure.promotion_concerns"
 
 # One lifecycle for background work (scan inference, training, evaluation): a running job beats
 # every JOB_HEARTBEAT_SECONDS; one silent for JOB_HEARTBEAT_TIMEOUT lost its worker, one queued

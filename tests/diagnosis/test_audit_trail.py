@@ -153,7 +153,7 @@ def test_a_revised_review_records_what_changed(clinician_client, patient, result
     first, second = AuditEvent.objects.filter(action=AuditEvent.Action.PREDICTION_REVIEWED).order_by("id")
     assert first.details["changes"] == {"finding": [None, "positive"], "agrees": [None, True], "note": [None, ""]}
     assert second.details == {
-        "prediction": prediction.pk, "revised": True,
+        "prediction": prediction.pk, "revised": True, "blind": False,
         "changes": {"finding": ["positive", "negative"], "agrees": [True, False], "note": ["", "Consolidation is old."]},
     }
     assert Review.objects.filter(prediction=prediction).count() == 2

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from diagnosis.models import Scan
+from diagnosis.models import Scan, SiteRemeasure
 from jobs import lifecycle
 from ml.models import DerivationRun, EvaluationRun, TrainingJob
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_every_kind_of_job_is_swept():
-    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun}
+    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun, SiteRemeasure}
 
 
 def test_only_a_queued_job_can_be_claimed_and_each_claim_is_an_attempt(clinician_scan):

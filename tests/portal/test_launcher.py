@@ -100,3 +100,15 @@ def test_setup_hands_the_first_password_to_the_launcher_and_not_to_the_log(db, m
         username, password = handed_over.read().split()
     assert username == "admin" and User.objects.get(username="admin").check_password(password)
     assert password not in log.getvalue() and "shown when the portal is up" in log.getvalue()
+
+
+def test_setup_creates_its_first_site_in_the_silent_period(db):
+    """`make run` and a hospital's first install run the same setup: nobody has checked the model on
+    the site's films yet, so its clinicians must not see results until an administrator decides."""
+    from io import StringIO
+
+    from diagnosis.models import Site
+
+    log = StringIO()
+    call_command("setup_portal", "--no-demo-model", stdout=log)
+    assert Site.objects.get().mode == Site.Mode.SILENT and "silent period" in log.getvalue()

@@ -18,7 +18,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, no_demo_model=False, **options):
         roles.ensure_role_groups()
-        site = Site.objects.first() or Site.objects.create(name="Main hospital", code="main")
+        site = Site.objects.first()
+        if site is None:
+            # Silent like every new site: this is also a hospital's first install, where nobody has
+            # yet checked the model on the site's films. The first account is an administrator, who
+            # sees every result; clinicians added later read blind until the site is switched live.
+            site = Site.objects.create(name="Main hospital", code="main")
+            self.stdout.write(f"Created the site {site.name}, in its silent period: only administrators see AI results until one switches it live (Sites).")
         if not User.objects.exists():
             self._create_first_administrator(site)
         if not no_demo_model:
