@@ -21,8 +21,8 @@ live without an override needs (diagnosis.site_going_live).
 import numpy as np
 from django.conf import settings
 
-from ml.engine.decision import select_threshold
-from ml.engine.temperature import apply_temperature, one_vs_rest
+from ml.engine.model.decision import select_threshold
+from ml.engine.model.temperature import apply_temperature, one_vs_rest
 
 from ml import trust
 
@@ -31,7 +31,7 @@ from .models import Prediction, Review, Site
 
 
 def _metrics():
-    from ml.engine import metrics  # scipy and scikit-learn, loaded when a report is computed (see site_thresholds._metrics)
+    from ml.engine.judge import metrics  # scipy and scikit-learn, loaded when a report is computed (see site_thresholds._metrics)
 
     return metrics
 
@@ -156,8 +156,7 @@ def looks_at(version, site):
     """What the model looks at on the site's films, the part of the shortcut report that needs no
     labels: the share of each stored heatmap (the version's, on the site's newest films) that falls
     outside the lung fields the engine finds on the film itself. Plain data and ml.trust's sentence."""
-    from ml.engine.images import decode_image_bytes, load_image_file
-    from ml.engine.lungs import lung_fields
+    from ml.engine import decode_image_bytes, load_image_file, lung_fields
 
     predictions = (Prediction.objects.filter(model_version=version, scan__patient__site=site, heatmap_is_map=True).exclude(heatmap_name="")
                    .select_related("scan").order_by("-created_at")[:settings.ML_SHORTCUT_GRADCAM])
