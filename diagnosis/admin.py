@@ -7,7 +7,7 @@ from knox.models import AuthToken
 
 from ml.admin import ReadOnlyAdmin
 
-from . import selectors
+from . import account_rule, selectors
 from .auditing import audit, ids
 from .models import AuditEvent, Patient, Site, StaffProfile
 from .roles import grantable_groups
@@ -64,15 +64,16 @@ class StaffUserAdmin(UserAdmin):
             kwargs["queryset"] = grantable_groups(request.user)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    def _may_act_on(self, request, obj):
+        # One's own name, email and password stay editable here (groups and staff status do not);
+        # another account only by account_rule, which also guards the password change page.
+        return obj is None or obj.pk == request.user.pk or account_rule.refusal(request.user, obj) is None
+
     def has_change_permission(self, request, obj=None):
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
-            return False
-        return super().has_change_permission(request, obj)
+        return self._may_act_on(request, obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
-            return False
-        return super().has_delete_permission(request, obj)
+        return self._may_act_on(request, obj) and super().has_delete_permission(request, obj)
 
     @admin.display(description="site")
     def site(self, user):
@@ -153,7 +154,14 @@ admin.site.unregister(AccessAttempt)
 
 @admin.register(AccessAttempt)
 class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
-    """Deleting an account's access attempts is how an administrator unlocks it: in the trail."""
+    """Deleting an account's access attempts is how an administrator unlocks it: in the trail, and
+    only for an account the administrator may change (account_rule)."""
+
+    def has_delete_permission(self, request, obj=None):
+        targets = User.objects.filter(username__iexact=obj.username) if obj is not None else []
+        if any(account_rule.refusal(request.user, target) for target in targets):
+            return False
+        return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)

@@ -3,8 +3,9 @@ administrator at a site with a role in one step, changes their role or site, dea
 
 The escalation guard is Django admin's (roles.grantable_groups): a role can be given only by
 someone who holds every permission it grants, so an Administrator can never make a superuser or
-anything above themselves; nobody but a superuser changes a superuser; nobody changes their own
-role, site or access here (another administrator must). Every write is in the audit trail."""
+anything above themselves. Who may be changed at all is diagnosis.account_rule: the actor holds
+every permission the account holds, nobody but a superuser changes a superuser, and nobody changes
+their own role, site or access here (another administrator must). Every write is in the audit trail."""
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.tokens import default_token_generator
 from django.db import IntegrityError, transaction
@@ -12,7 +13,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import roles
+from . import account_rule, roles
 from .models import AuditEvent, StaffProfile
 from .services import changes_between, record_audit
 
@@ -33,12 +34,9 @@ def _check_role(actor, role):
 
 
 def _check_may_change(actor, user):
-    if not actor.has_perm("auth.change_user"):
-        raise AccountChangeRefused("Your role does not allow managing accounts.")
-    if user.is_superuser and not actor.is_superuser:
-        raise AccountChangeRefused("Only a superuser may change a superuser's account.")
-    if user.pk == actor.pk and not actor.is_superuser:
-        raise AccountChangeRefused("You cannot change your own role, site or access; ask another administrator.")
+    refused = account_rule.refusal(actor, user)
+    if refused:
+        raise AccountChangeRefused(refused)
 
 
 def _set_role(user, role):
