@@ -26,6 +26,8 @@ class StaffProfile(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
+    # Counts the set-password links issued: a link's token hashes it, so a newer link voids older ones.
+    password_links_issued = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return f"{self.user} at {self.site or 'no site'}"
@@ -300,6 +302,11 @@ class AuditEvent(models.Model):
         USER_PASSWORD_LINK = "user.password_link", "Set-password link issued"
         ROLE_CHANGED = "user.role_changed", "User's role changed"
         PASSWORD_CHANGED = "user.password_changed", "Password changed"
+        PASSWORD_SET_BY_LINK = "user.password_set_by_link", "Password set through a one-time link"
+        SIGNED_IN = "signin.succeeded", "Signed in"
+        SIGNIN_FAILED = "signin.failed", "Sign-in refused (wrong username or password)"
+        SIGNED_OUT = "signin.signed_out", "Signed out"
+        TRAIL_VIEWED = "audit.viewed", "Audit trail viewed"
         TOKEN_CREATED = "token.created", "API token created"
         TOKEN_REVOKED = "token.revoked", "API token revoked"
         SIGNIN_LOCKED_OUT = "signin.locked_out", "Sign-in locked out"

@@ -7,13 +7,9 @@ anything above themselves. Who may be changed at all is diagnosis.account_rule: 
 every permission the account holds, nobody but a superuser changes a superuser, and nobody changes
 their own role, site or access here (another administrator must). Every write is in the audit trail."""
 from django.contrib.auth.models import Group, User
-from django.contrib.auth.tokens import default_token_generator
 from django.db import IntegrityError, transaction
-from django.urls import reverse
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
-from . import account_rule, roles
+from . import account_rule, password_links, roles
 from .models import AuditEvent, StaffProfile
 from .services import changes_between, record_audit
 
@@ -83,8 +79,8 @@ def change_account(*, actor, user, site, role, is_active, ip_address=None):
 
 
 def set_password_path(*, actor, user, ip_address=None):
-    """The path of a link with which the user sets their own password, once: Django's reset token
-    stops working when the password changes, and after PASSWORD_RESET_TIMEOUT."""
+    """The path of a link with which the user sets their own password, once: it stops working after
+    PASSWORD_RESET_TIMEOUT and with any change of the account's state (diagnosis.password_links)."""
     _check_may_change(actor, user)
     record_audit(actor, AuditEvent.Action.USER_PASSWORD_LINK, details={"user": user.username}, ip_address=ip_address)
-    return reverse("set_password", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)})
+    return password_links.issue_link_path(user)
