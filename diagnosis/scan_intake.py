@@ -200,4 +200,9 @@ def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", ip_addr
     earlier = UploadKey.objects.get(user=actor, key=key)
     if earlier.fingerprint != fingerprint:
         raise UploadKeyConflict("This Idempotency-Key was already used for a different upload; send a new key for a new upload.")
+    if earlier.scans.exclude(patient=patient).exists():
+        # Replaying would hand back a scan filed under someone else now (perhaps at a site the
+        # caller may not see): the upload was accepted, and its answer has changed since.
+        raise UploadKeyConflict("The upload with this Idempotency-Key was accepted, but its scan has since been moved to another patient; "
+                                "send a new key to upload it again.")
     return list(earlier.scans.order_by("uploaded_at", "pk")), True

@@ -6,6 +6,7 @@ from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, F, I
 from django.utils import timezone
 
 from . import storage
+from .query_params import refuse_control_characters
 from .models import AuditEvent, Patient, Prediction, Review, Scan
 
 
@@ -29,14 +30,7 @@ def patients_visible_to(user):
 
 def search_patients(user, query=""):
     patients = patients_visible_to(user).select_related("site")
-    import unicodedata
-
-    from django.core.exceptions import BadRequest
-
-    query = query.strip()
-    # A NUL byte breaks PostgreSQL's query; no name or record number holds a control character.
-    if any(unicodedata.category(character) == "Cc" for character in query):
-        raise BadRequest("The search may not contain control characters; type a name or a record number.")
+    query = refuse_control_characters(query.strip())
     if query:
         patients = patients.filter(
             Q(medical_record_number__iexact=query)

@@ -6,6 +6,7 @@ from django.utils import timezone
 from . import selectors
 from .inference import analyse_scan, record_prediction  # noqa: F401  (the worker side of these services)
 from .models import AuditEvent, Patient, Prediction, Review, Scan
+from .query_params import jsonb_safe
 
 
 def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
@@ -18,7 +19,7 @@ def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_addres
         scan=scan if scan is not None and scan.pk else None,
         via=via,
         ip_address=ip_address,
-        details=details or {},
+        details=jsonb_safe(details or {}),
     )
 
 

@@ -2,6 +2,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from diagnosis.models import Patient, Prediction, Review, Scan, Site
+from diagnosis.query_params import sane_date
 from ml import trust
 from ml.models import ModelVersion
 
@@ -164,8 +165,8 @@ class WorklistFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Scan.Status.choices, required=False)
     result = serializers.ChoiceField(choices=["positive", "negative"], required=False)
     review = serializers.ChoiceField(choices=["reviewed", "unreviewed"], required=False)
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
+    date_from = serializers.DateField(required=False, validators=[sane_date])
+    date_to = serializers.DateField(required=False, validators=[sane_date])
     site = serializers.SlugRelatedField(slug_field="code", queryset=Site.objects.all(), required=False, help_text="A site code; narrows, never widens, what you may see.")
 
 

@@ -106,7 +106,8 @@ class PatientScans(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
         parameters=[IDEMPOTENCY_KEY],
         responses={
             202: OpenApiResponse(ScanSerializer, description="Accepted: poll `status_url` (also the Location header) for the result."),
-            409: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used before for a different upload."),
+            409: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used before for a different upload, "
+                                 "or its upload's scan has since been moved to another patient."),
         },
     )
     def post(self, request, *args, **kwargs):
