@@ -2,12 +2,14 @@ from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
 from django.contrib.auth.models import User
 from knox.models import AuthToken
 
 from ml.admin import ReadOnlyAdmin
 
-from . import account_rule, selectors
+from . import account_rule, selectors, usernames
 from .auditing import audit, ids
 from .models import AuditEvent, Patient, Site, StaffProfile
 from .roles import grantable_groups
@@ -34,6 +36,26 @@ class StaffProfileInline(admin.StackedInline):
 admin.site.unregister(User)
 
 
+class DistinctUsername:
+    """The admin's user forms refuse a username that passes for another (diagnosis.usernames)."""
+
+    def clean_username(self):
+        # Django's creation form already refuses a name taken in another case (its answer is then None).
+        username = super().clean_username() if hasattr(super(), "clean_username") else self.cleaned_data["username"]
+        refused = username and usernames.refusal(username, exclude_pk=self.instance.pk)
+        if refused:
+            raise ValidationError(refused)
+        return username
+
+
+class StaffUserCreationForm(DistinctUsername, AdminUserCreationForm):
+    pass
+
+
+class StaffUserChangeForm(DistinctUsername, UserChangeForm):
+    pass
+
+
 @admin.register(User)
 class StaffUserAdmin(UserAdmin):
     """Users for Administrators who are not superusers: they manage accounts within their own role.
@@ -43,6 +65,7 @@ class StaffUserAdmin(UserAdmin):
     their own groups or staff status, and may not change or delete a superuser at all."""
 
     inlines = [StaffProfileInline]
+    add_form, form = StaffUserCreationForm, StaffUserChangeForm
     list_display = ["username", "first_name", "last_name", "is_active", "site"]
     list_filter = ["groups", "is_active"]
     SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")

@@ -9,7 +9,7 @@ their own role, site or access here (another administrator must). Every write is
 from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 
-from . import account_rule, password_links, roles
+from . import account_rule, password_links, roles, usernames
 from .models import AuditEvent, StaffProfile
 from .services import changes_between, record_audit
 
@@ -47,6 +47,9 @@ def create_account(*, actor, username, first_name, last_name, email, site, role,
     if not actor.has_perm("auth.add_user"):
         raise AccountChangeRefused("Your role does not allow creating accounts.")
     _check_role(actor, role)
+    refused = usernames.refusal(username.strip())
+    if refused:
+        raise AccountChangeRefused(refused)
     try:
         with transaction.atomic():
             user = User.objects.create_user(username=username.strip(), email=email.strip(), first_name=first_name.strip(), last_name=last_name.strip())
