@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from jobs import lifecycle
+from ml.audit import written_reason
 from ml.engine.dicom import chest_radiograph_refusal
 from ml.engine.images import ImageDecodeError, decode_image_bytes
 
@@ -79,7 +80,7 @@ def validate_uploads(uploaded_files, *, patient, confirm_identity_mismatch=False
     refused one; and the positions refused for their identity alone (the pages then offer the
     confirmation)."""
     several = len(uploaded_files) > 1
-    reason = (identity_mismatch_reason or "").strip()[:500]
+    reason = written_reason(identity_mismatch_reason)
     images, rejections, mismatched = [], {}, set()
     for position, upload in enumerate(uploaded_files, start=1):
         label = f"File {position} ({upload.name})" if several else None

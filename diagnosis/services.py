@@ -3,6 +3,8 @@ flow (validation, storage, idempotency) is diagnosis.scan_intake."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ml.audit import written_reason
+
 from . import selectors
 from .inference import analyse_scan, record_prediction  # noqa: F401  (the worker side of these services)
 from .models import AuditEvent, Patient, Prediction, Review, Scan
@@ -123,7 +125,7 @@ def move_scan(*, actor, scan, to_patient, reason, via="web", ip_address=None):
     """File a scan under the right patient. Both must be ones the actor may see (views look them up
     through the selectors, so another site's ids are a 404 before this is reached; checked again
     here because a service must not trust its caller). One audit row, with from, to and why."""
-    reason = (reason or "").strip()
+    reason = written_reason(reason)
     if not reason:
         raise MoveRefused("Write why the scan is being moved; the reason is kept in the audit trail.")
     visible = selectors.patients_visible_to(actor)
