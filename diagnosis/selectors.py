@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from . import storage
 from .query_params import refuse_control_characters
-from .models import AuditEvent, Patient, Prediction, Review, Scan
+from .models import AuditEvent, Patient, Prediction, Review, Scan, Site
 
 
 def site_of(user):
@@ -26,6 +26,14 @@ def patients_visible_to(user):
     if site is None:
         return Patient.objects.none()
     return Patient.objects.filter(site=site)
+
+
+def sites_visible_to(user):
+    """The sites whose patients the user may see: every site, their own, or none."""
+    if user.has_perm("diagnosis.view_every_site"):
+        return Site.objects.all()
+    site = site_of(user) if user.has_perm("diagnosis.view_patient") else None
+    return Site.objects.filter(pk=site.pk) if site else Site.objects.none()
 
 
 def search_patients(user, query=""):

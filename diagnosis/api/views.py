@@ -183,6 +183,6 @@ class Worklist(AuditedApiList, ApiViewMixin, generics.ListAPIView):
         return {"filters": self.request.query_params.dict(), "scans": ids(shown)}
 
     def get_queryset(self):
-        filters = WorklistFilterSerializer(data=self.request.query_params)
+        filters = WorklistFilterSerializer(data=self.request.query_params, context={"request": self.request})
         filters.is_valid(raise_exception=True)
         return selectors.worklist(self.request.user, **filters.validated_data)
