@@ -105,11 +105,13 @@ def update_patient(*, actor, patient, via="web", ip_address=None, **changes):
     before = {name: getattr(patient, name) for name in changes}
     for name, value in changes.items():
         setattr(patient, name, value.strip() if isinstance(value, str) and name != "sex" else value)
+    changed = changes_between(before, {name: getattr(patient, name) for name in changes})
+    if not changed:  # an empty PATCH, or one repeating the record: nothing was corrected, so no row
+        return patient
     try:
         with transaction.atomic():
-            patient.save(update_fields=list(changes) or None)
-            after = {name: getattr(patient, name) for name in changes}
-            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, ip_address=ip_address, details={"changes": changes_between(before, after)})
+            patient.save(update_fields=list(changed))
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, ip_address=ip_address, details={"changes": changed})
     except IntegrityError as error:
         raise PatientAlreadyRegistered(
             f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."
