@@ -7,10 +7,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnosis import storage
-from diagnosis.models import AuditEvent, Patient, Prediction, Scan
+from diagnosis.models import AuditEvent, Patient, Scan
 from diagnosis.paging import CappedPaginator
 from tests.api import assert_json_error, token_headers
+from tests.diagnosis.test_audit_trail import result  # noqa: F401  (a fixture: a result whose image and heatmap are stored)
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -54,28 +54,22 @@ def test_a_page_number_past_any_database_offset_shows_the_first_page_of_a_long_w
     assert [str(scan.pk) for scan in scans] == AuditEvent.objects.latest("id").details["scans"]
 
 
-@pytest.fixture
-def stored_result(patient, make_version, add_result):
-    scan = add_result(patient, make_version(), "covid", 0.9)
-    scan.stored_name = storage.write(png_bytes(128), "png")
-    scan.save(update_fields=["stored_name"])
-    Prediction.objects.filter(scan=scan).update(heatmap_name=storage.write(png_bytes(64, seed=3), "png"), heatmap_is_map=True)
-    return scan
-
-
 @pytest.mark.parametrize("seen", ["²", "١٢", "9" * 30, "-1"])
-def test_a_seen_id_that_is_no_number_is_its_own_row(clinician_client, clinician, stored_result, seen):
-    prediction = stored_result.predictions.get()
-    for url, action in ((reverse("diagnosis:scan_image", args=[stored_result.pk]), AuditEvent.Action.SCAN_IMAGE_VIEWED),
-                        (reverse("diagnosis:scan_heatmap", args=[stored_result.pk, prediction.pk]), AuditEvent.Action.HEATMAP_VIEWED)):
+def test_a_seen_id_that_is_no_number_is_its_own_row(clinician_client, clinician, result, seen):  # noqa: F811
+    prediction = result.predictions.get()
+    for url, action in ((reverse("diagnosis:scan_image", args=[result.pk]), AuditEvent.Action.SCAN_IMAGE_VIEWED),
+                        (reverse("diagnosis:scan_heatmap", args=[result.pk, prediction.pk]), AuditEvent.Action.HEATMAP_VIEWED)):
         assert clinician_client.get(url, {"seen": seen}).status_code == 200
         assert AuditEvent.objects.latest("id").action == action
 
 
 def test_replaying_an_upload_whose_scan_was_moved_to_another_site_is_a_409(client, clinician, administrator, patient, site_b):
     api = token_headers(clinician)
-    upload = lambda: client.post(reverse("api:patient_scans", args=[patient.pk]), {"image": SimpleUploadedFile("x.png", png_bytes())},  # noqa: E731
-                                 HTTP_IDEMPOTENCY_KEY="ris-order-7", **api)
+
+    def upload():
+        image = SimpleUploadedFile("x.png", png_bytes())
+        return client.post(reverse("api:patient_scans", args=[patient.pk]), {"image": image}, HTTP_IDEMPOTENCY_KEY="ris-order-7", **api)
+
     assert upload().status_code == 202
     elsewhere = Patient.objects.create(site=site_b, medical_record_number="CG-1", family_name="Lind", given_name="Ola")
     client.force_login(administrator)
