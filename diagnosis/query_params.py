@@ -2,9 +2,11 @@
 typed into an address bar; each rule here turns what the database would choke on into a sentence
 (a 400) or into something harmless, in one place for the pages, the API and Django admin."""
 import unicodedata
-from datetime import date
+from datetime import UTC, date
 
 from django.core.exceptions import BadRequest, ValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 # A filter date outside these years is a typing mistake, and 9999-12-31 plus a day is no date at all.
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
@@ -25,6 +27,16 @@ def id_or_none(text):
     if text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
         return int(text)
     return None
+
+
+def moment_or_none(text):
+    """The moment an ISO time with its offset names, in UTC, or None: a time without an offset is
+    ambiguous, and one near year 1 or 9999 leaves the calendar once moved to UTC."""
+    try:
+        moment = parse_datetime(text or "")
+        return moment.astimezone(UTC) if moment is not None and timezone.is_aware(moment) else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def refuse_control_characters(text):

@@ -18,10 +18,11 @@ EXAMPLES_PER_ADDRESS = 8
 SKIPPED = {"accounts/logout/", "admin/logout/", "api/v1/schema/", "api/v1/docs/", "admin/jsi18n/", "admin/autocomplete/", "healthz"}
 
 KNOWN_KEYS = ["page", "page_size", "date_from", "date_to", "status", "result", "review", "site", "q", "seen", "since",
-              "shown", "action", "user", "patient", "newer", "o", "p", "e", "all", "\x00", "foo"]
+              "shown", "scan", "action", "user", "patient", "o", "p", "e", "all", "\x00", "foo"]
 text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
 numbers = st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.sampled_from([0, -1, 2**63, 2**63 - 1, 10**18]))
-HOSTILE_VALUES = ["\x00", "a\x00", "²", "١٢", "-1", str(10**18), str(2**63), "9999-12-31", "0001-01-01", "2026-02-30", "2026-01-01T00:00:00Z", "cg", "nowhere"]
+HOSTILE_VALUES = ["\x00", "a\x00", "²", "١٢", "-1", str(10**18), str(2**63), "9999-12-31", "0001-01-01", "2026-02-30", "2026-01-01T00:00:00Z",
+                  "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "cg", "nowhere"]
 values = st.one_of(text, numbers.map(str), st.dates().map(str), st.sampled_from(HOSTILE_VALUES))
 query_strings = st.dictionaries(st.one_of(st.sampled_from(KNOWN_KEYS), text), values, max_size=4).map(lambda params: urlencode(params))
 # Besides the generated ones, every address gets every hostile value under every known key at once.

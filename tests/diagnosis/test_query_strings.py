@@ -46,6 +46,13 @@ def test_a_far_date_is_refused_with_a_sentence_on_the_worklist_its_api_and_its_l
     assert "Give a date between 1900 and 2199." in json.dumps(body)
 
 
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "0001-01-01", "9999-12-31T23:59:59", "²"])
+def test_a_live_update_since_a_time_off_the_calendar_or_without_an_offset_is_no_news(clinician_client, patient, add_scan, since, settings):
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # +14:00: a naive year-1 time leaves the calendar in UTC
+    add_scan(patient)
+    assert clinician_client.get(reverse("diagnosis:worklist_news"), {"since": since}).status_code == 204
+
+
 def test_a_page_number_past_any_database_offset_shows_the_first_page_of_a_long_worklist(clinician_client, patient, add_scan, monkeypatch):
     monkeypatch.setattr(CappedPaginator, "cap", 2)  # "more than 500 scans" with three
     scans = [add_scan(patient, minutes_ago=minutes) for minutes in range(3)]
