@@ -86,3 +86,12 @@ def test_replaying_an_upload_whose_scan_was_moved_to_another_site_is_a_409(clien
     replay = upload()
     assert "has since been moved to another patient" in assert_json_error(replay, 409, "idempotency_key_reused")["error"]
     assert Scan.objects.count() == 1
+
+
+def test_a_nul_byte_as_a_token_id_revokes_nothing_on_the_page_and_in_the_api(client, clinician):
+    """PostgreSQL refuses NUL in a query's text (SQLite does not, so this fails before the fix on
+    the PostgreSQL pass only)."""
+    client.force_login(clinician)
+    assert client.post(reverse("api_tokens"), {"revoke": "a\x00b"}).status_code == 302
+    assert_json_error(client.delete("/api/v1/tokens/a%00b/"), 404)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.TOKEN_REVOKED).exists()
