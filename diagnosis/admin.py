@@ -3,8 +3,8 @@ from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.core.exceptions import ValidationError
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from knox.models import AuthToken
 
 from ml.admin import ReadOnlyAdmin
@@ -62,7 +62,8 @@ class StaffUserAdmin(UserAdmin):
 
     They never see is_superuser or per-user permissions (a hidden field is not submitted, so it
     cannot change), may give only groups whose permissions they hold themselves, may not change
-    their own groups or staff status, and may not change or delete a superuser at all."""
+    their own groups or staff status, and may not change, delete or unlock another account holding a
+    permission they lack, nor a superuser's at all (account_rule)."""
 
     inlines = [StaffProfileInline]
     add_form, form = StaffUserCreationForm, StaffUserChangeForm

@@ -168,7 +168,8 @@ class WorklistScanSerializer(ScanSerializer):
 
 class VisibleSiteField(serializers.SlugRelatedField):
     """A site code among the sites the requesting user may see: another site's code gets the same
-    answer as a code that does not exist, so codes cannot be probed."""
+    answer as a code that does not exist, so codes cannot be probed. (`queryset` names the model for
+    the schema; each request narrows it.)"""
 
     def get_queryset(self):
         return selectors.sites_visible_to(self.context["request"].user)
@@ -182,7 +183,7 @@ class WorklistFilterSerializer(serializers.Serializer):
     review = serializers.ChoiceField(choices=["reviewed", "unreviewed"], required=False)
     date_from = serializers.DateField(required=False, validators=[sane_date])
     date_to = serializers.DateField(required=False, validators=[sane_date])
-    site = VisibleSiteField(slug_field="code", required=False, help_text="A site code; narrows, never widens, what you may see.",
+    site = VisibleSiteField(slug_field="code", queryset=Site.objects.all(), required=False, help_text="A site code; narrows, never widens, what you may see.",
                             error_messages={"does_not_exist": "No site you may see has the code {value}."})
 
 
