@@ -2,12 +2,14 @@ from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from knox.models import AuthToken
 
 from ml.admin import ReadOnlyAdmin
 
-from . import selectors
+from . import account_rule, selectors, usernames
 from .auditing import audit, ids
 from .models import AuditEvent, Patient, Site, StaffProfile
 from .roles import grantable_groups
@@ -37,15 +39,37 @@ class StaffProfileInline(admin.StackedInline):
 admin.site.unregister(User)
 
 
+class DistinctUsername:
+    """The admin's user forms refuse a username that passes for another (diagnosis.usernames)."""
+
+    def clean_username(self):
+        # Django's creation form already refuses a name taken in another case (its answer is then None).
+        username = super().clean_username() if hasattr(super(), "clean_username") else self.cleaned_data["username"]
+        refused = username and usernames.refusal(username, exclude_pk=self.instance.pk)
+        if refused:
+            raise ValidationError(refused)
+        return username
+
+
+class StaffUserCreationForm(DistinctUsername, AdminUserCreationForm):
+    pass
+
+
+class StaffUserChangeForm(DistinctUsername, UserChangeForm):
+    pass
+
+
 @admin.register(User)
 class StaffUserAdmin(UserAdmin):
     """Users for Administrators who are not superusers: they manage accounts within their own role.
 
     They never see is_superuser or per-user permissions (a hidden field is not submitted, so it
     cannot change), may give only groups whose permissions they hold themselves, may not change
-    their own groups or staff status, and may not change or delete a superuser at all."""
+    their own groups or staff status, and may not change, delete or unlock another account holding a
+    permission they lack, nor a superuser's at all (account_rule)."""
 
     inlines = [StaffProfileInline]
+    add_form, form = StaffUserCreationForm, StaffUserChangeForm
     list_display = ["username", "first_name", "last_name", "is_active", "site"]
     list_filter = ["groups", "is_active"]
     SUPERUSER_ONLY_FIELDS = ("is_superuser", "user_permissions")
@@ -67,15 +91,16 @@ class StaffUserAdmin(UserAdmin):
             kwargs["queryset"] = grantable_groups(request.user)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    def _may_act_on(self, request, obj):
+        # One's own name, email and password stay editable here (groups and staff status do not);
+        # another account only by account_rule, which also guards the password change page.
+        return obj is None or obj.pk == request.user.pk or account_rule.refusal(request.user, obj) is None
+
     def has_change_permission(self, request, obj=None):
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
-            return False
-        return super().has_change_permission(request, obj)
+        return self._may_act_on(request, obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.is_superuser and not request.user.is_superuser:
-            return False
-        return super().has_delete_permission(request, obj)
+        return self._may_act_on(request, obj) and super().has_delete_permission(request, obj)
 
     @admin.display(description="site")
     def site(self, user):
@@ -156,7 +181,14 @@ admin.site.unregister(AccessAttempt)
 
 @admin.register(AccessAttempt)
 class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
-    """Deleting an account's access attempts is how an administrator unlocks it: in the trail."""
+    """Deleting an account's access attempts is how an administrator unlocks it: in the trail, and
+    only for an account the administrator may change (account_rule)."""
+
+    def has_delete_permission(self, request, obj=None):
+        targets = User.objects.filter(username__iexact=obj.username) if obj is not None else []
+        if any(account_rule.refusal(request.user, target) for target in targets):
+            return False
+        return super().has_delete_permission(request, obj)
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)

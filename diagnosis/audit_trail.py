@@ -3,6 +3,7 @@ every service module (services, site_thresholds, staff, scan_intake) can record 
 importing another service module, and no two of them import each other.
 diagnosis.auditing says which writer a view uses instead."""
 from .models import AuditEvent
+from .query_params import jsonb_safe
 
 
 def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_address=None, details=None):
@@ -15,7 +16,7 @@ def record_audit(actor, action, *, patient=None, scan=None, via="web", ip_addres
         scan=scan if scan is not None and scan.pk else None,
         via=via,
         ip_address=ip_address,
-        details=details or {},
+        details=jsonb_safe(details or {}),
     )
 
 

@@ -28,6 +28,8 @@ def _filtered(request):
 def audit_trail(request):
     form, filters, events = _filtered(request)
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Reading the trail shows who looked at which patient: that read is in the trail too.
+    audit(request, AuditEvent.Action.TRAIL_VIEWED, details={"filters": request.GET.dict(), "page": page.number})
     return render(request, "diagnosis/audit_trail.html", {"form": form, "page": page}, status=400 if form.errors else 200)
 
 

@@ -26,6 +26,7 @@ from ml.audit import client_ip  # noqa: F401  (the one rule for the requester's 
 
 from . import services
 from .models import AuditEvent
+from .query_params import id_or_none
 
 # The rows that show a scan's images on the page they render.
 PAGE_READS = (AuditEvent.Action.PATIENT_VIEWED, AuditEvent.Action.SCAN_VIEWED, AuditEvent.Action.REPORT_VIEWED)
@@ -38,12 +39,12 @@ def audit(request, action, *, patient=None, scan=None, via="web", details=None):
 
 def seen_on_a_page(request, scan):
     """True when this image fetch belongs to a page view already in the trail (see the module)."""
-    seen = request.GET.get("seen", "")
-    if not seen.isdigit():
+    seen = id_or_none(request.GET.get("seen"))
+    if seen is None:
         return False
     since = timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE)
     return AuditEvent.objects.filter(
-        pk=int(seen), actor=request.user, patient_id=scan.patient_id, action__in=PAGE_READS, at__gte=since,
+        pk=seen, actor=request.user, patient_id=scan.patient_id, action__in=PAGE_READS, at__gte=since,
     ).exists()
 
 

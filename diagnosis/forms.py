@@ -1,6 +1,7 @@
 from django import forms
 
 from .models import AuditEvent, Patient, Review, Site
+from .query_params import sane_date
 
 
 class MultipleImageInput(forms.ClearableFileInput):
@@ -91,8 +92,8 @@ class WorklistFilterForm(DateRangeForm):
     )
     result = forms.ChoiceField(required=False, choices=[("", "Any result"), ("positive", "Likely positive"), ("negative", "Negative")])
     review = forms.ChoiceField(required=False, choices=[("", "Reviewed or not"), ("unreviewed", "Unreviewed"), ("reviewed", "Reviewed")])
-    date_from = forms.DateField(required=False, label="Uploaded from", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="Uploaded to", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, label="Uploaded from", validators=[sane_date], widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="Uploaded to", validators=[sane_date], widget=forms.DateInput(attrs={"type": "date"}))
     site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False, empty_label="Every site")
 
     def __init__(self, *args, chooses_site=False, reads_blind=False, **kwargs):
@@ -116,8 +117,8 @@ class AuditFilterForm(DateRangeForm):
     user = forms.CharField(required=False, max_length=150, label="User name")
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices])
     patient = forms.CharField(required=False, max_length=64, label="Patient (record number or id)")
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, label="From", validators=[sane_date], widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", validators=[sane_date], widget=forms.DateInput(attrs={"type": "date"}))
 
     def filters(self):
         """Keyword arguments for `selectors.audit_trail`; None when a filter is invalid, so that a

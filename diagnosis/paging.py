@@ -2,6 +2,8 @@
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.utils.functional import cached_property
 
+MAX_OFFSET = 2**63 - 1
+
 
 class CappedPage(Page):
     def __init__(self, object_list, number, paginator, more):
@@ -37,6 +39,8 @@ class CappedPaginator(Paginator):
             raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
         if number < 1:
             raise EmptyPage(self.error_messages["min_page"])
+        if (number - 1) * self.per_page > MAX_OFFSET:  # the database's OFFSET is a bigint
+            raise EmptyPage(self.error_messages["no_results"])
         return number
 
     def page(self, number):

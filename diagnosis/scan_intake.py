@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from jobs import lifecycle
+from ml.audit import written_reason
 from ml.engine import ImageDecodeError, chest_radiograph_refusal, decode_image_bytes
 
 from . import identity, storage
@@ -78,7 +79,7 @@ def validate_uploads(uploaded_files, *, patient, confirm_identity_mismatch=False
     refused one; and the positions refused for their identity alone (the pages then offer the
     confirmation)."""
     several = len(uploaded_files) > 1
-    reason = (identity_mismatch_reason or "").strip()[:500]
+    reason = written_reason(identity_mismatch_reason)
     images, rejections, mismatched = [], {}, set()
     for position, upload in enumerate(uploaded_files, start=1):
         label = f"File {position} ({upload.name})" if several else None
@@ -199,4 +200,9 @@ def submit_scans_once(*, actor, patient, uploaded_files, key, via="api", ip_addr
     earlier = UploadKey.objects.get(user=actor, key=key)
     if earlier.fingerprint != fingerprint:
         raise UploadKeyConflict("This Idempotency-Key was already used for a different upload; send a new key for a new upload.")
+    if earlier.scans.exclude(patient=patient).exists():
+        # Replaying would hand back a scan filed under someone else now (perhaps at a site the
+        # caller may not see): the upload was accepted, and its answer has changed since.
+        raise UploadKeyConflict("The upload with this Idempotency-Key was accepted, but its scan has since been moved to another patient; "
+                                "send a new key to upload it again.")
     return list(earlier.scans.order_by("uploaded_at", "pk")), True

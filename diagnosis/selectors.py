@@ -7,7 +7,8 @@ from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, F, I
 from django.utils import timezone
 
 from . import ai_visibility, storage
-from .models import AuditEvent, Patient, Prediction, Review, Scan
+from .models import AuditEvent, Patient, Prediction, Review, Scan, Site
+from .query_params import refuse_control_characters
 
 
 def site_of(user):
@@ -28,14 +29,17 @@ def patients_visible_to(user):
     return Patient.objects.filter(site=site)
 
 
+def sites_visible_to(user):
+    """The sites whose patients the user may see: every site, their own, or none."""
+    if user.has_perm("diagnosis.view_every_site"):
+        return Site.objects.all()
+    site = site_of(user) if user.has_perm("diagnosis.view_patient") else None
+    return Site.objects.filter(pk=site.pk) if site else Site.objects.none()
+
+
 def search_patients(user, query=""):
     patients = patients_visible_to(user).select_related("site")
-    import unicodedata
-
-    query = query.strip()
-    # A NUL byte breaks PostgreSQL's query; no name or record number holds a control character.
-    if any(unicodedata.category(character) == "Cc" for character in query):
-        raise BadRequest("The search may not contain control characters; type a name or a record number.")
+    query = refuse_control_characters(query.strip())
     if query:
         patients = patients.filter(
             Q(medical_record_number__iexact=query)

@@ -3,6 +3,8 @@ flow (validation, storage, idempotency) is diagnosis.scan_intake."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ml.audit import written_reason
+
 from . import ai_visibility, selectors
 from .audit_trail import changes_between, record_audit  # noqa: F401  (record_audit: the name other modules and ML_AUDIT_RECORDER use)
 from .inference import analyse_scan, record_prediction  # noqa: F401  (the worker side of these services)
@@ -91,11 +93,13 @@ def update_patient(*, actor, patient, via="web", ip_address=None, **changes):
     before = {name: getattr(patient, name) for name in changes}
     for name, value in changes.items():
         setattr(patient, name, value.strip() if isinstance(value, str) and name != "sex" else value)
+    changed = changes_between(before, {name: getattr(patient, name) for name in changes})
+    if not changed:  # an empty PATCH, or one repeating the record: nothing was corrected, so no row
+        return patient
     try:
         with transaction.atomic():
-            patient.save(update_fields=list(changes) or None)
-            after = {name: getattr(patient, name) for name in changes}
-            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, ip_address=ip_address, details={"changes": changes_between(before, after)})
+            patient.save(update_fields=list(changed))
+            record_audit(actor, AuditEvent.Action.PATIENT_UPDATED, patient=patient, via=via, ip_address=ip_address, details={"changes": changed})
     except IntegrityError as error:
         raise PatientAlreadyRegistered(
             f"A patient with medical record number {patient.medical_record_number} is already registered at {patient.site}."
@@ -111,7 +115,7 @@ def move_scan(*, actor, scan, to_patient, reason, via="web", ip_address=None):
     """File a scan under the right patient. Both must be ones the actor may see (views look them up
     through the selectors, so another site's ids are a 404 before this is reached; checked again
     here because a service must not trust its caller). One audit row, with from, to and why."""
-    reason = (reason or "").strip()
+    reason = written_reason(reason)
     if not reason:
         raise MoveRefused("Write why the scan is being moved; the reason is kept in the audit trail.")
     visible = selectors.patients_visible_to(actor)

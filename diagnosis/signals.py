@@ -3,9 +3,12 @@ import: every process loads it, and the API views they once lived in (DRF, knox'
 schema tools) took about 0.2 s of each worker's start."""
 from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from knox.models import AuthToken
+
+from ml.audit import client_ip
 
 from .models import AuditEvent
 from .services import record_audit
@@ -36,3 +39,31 @@ def apply_the_site_rule_to_a_promotion(sender, instance, created=False, raw=Fals
         from .site_remeasure import after_promotion
 
         after_promotion(instance)
+
+
+def _via(request):
+    path = getattr(request, "path", "")
+    return "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "web"
+
+
+def _address(request):
+    return client_ip(request) if request is not None else None
+
+
+@receiver(user_logged_in, dispatch_uid="audit_sign_ins")
+def audit_sign_in(sender, request, user, **kwargs):
+    record_audit(user, AuditEvent.Action.SIGNED_IN, via=_via(request), ip_address=_address(request), details={"username": user.username})
+
+
+@receiver(user_login_failed, dispatch_uid="audit_failed_sign_ins")
+def audit_failed_sign_in(sender, credentials, request=None, **kwargs):
+    """A wrong username or password (the API's token requests too); a locked account's refusal is its own row."""
+    if getattr(request, "axes_locked_out", False):
+        return
+    record_audit(None, AuditEvent.Action.SIGNIN_FAILED, via=_via(request), ip_address=_address(request), details={"username": str(credentials.get("username", ""))[:150]})
+
+
+@receiver(user_logged_out, dispatch_uid="audit_sign_outs")
+def audit_sign_out(sender, request, user, **kwargs):
+    if user is not None:
+        record_audit(user, AuditEvent.Action.SIGNED_OUT, via=_via(request), ip_address=_address(request), details={"username": user.username})

@@ -3,16 +3,13 @@ administrator at a site with a role in one step, changes their role or site, dea
 
 The escalation guard is Django admin's (roles.grantable_groups): a role can be given only by
 someone who holds every permission it grants, so an Administrator can never make a superuser or
-anything above themselves; nobody but a superuser changes a superuser; nobody changes their own
-role, site or access here (another administrator must). Every write is in the audit trail."""
+anything above themselves. Who may be changed at all is diagnosis.account_rule: the actor holds
+every permission the account holds, nobody but a superuser changes a superuser, and nobody changes
+their own role, site or access here (another administrator must). Every write is in the audit trail."""
 from django.contrib.auth.models import Group, User
-from django.contrib.auth.tokens import default_token_generator
 from django.db import IntegrityError, transaction
-from django.urls import reverse
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
-from . import roles
+from . import account_rule, password_links, roles, usernames
 from .models import AuditEvent, StaffProfile
 from .services import changes_between, record_audit
 
@@ -33,12 +30,9 @@ def _check_role(actor, role):
 
 
 def _check_may_change(actor, user):
-    if not actor.has_perm("auth.change_user"):
-        raise AccountChangeRefused("Your role does not allow managing accounts.")
-    if user.is_superuser and not actor.is_superuser:
-        raise AccountChangeRefused("Only a superuser may change a superuser's account.")
-    if user.pk == actor.pk and not actor.is_superuser:
-        raise AccountChangeRefused("You cannot change your own role, site or access; ask another administrator.")
+    refused = account_rule.refusal(actor, user)
+    if refused:
+        raise AccountChangeRefused(refused)
 
 
 def _set_role(user, role):
@@ -53,6 +47,9 @@ def create_account(*, actor, username, first_name, last_name, email, site, role,
     if not actor.has_perm("auth.add_user"):
         raise AccountChangeRefused("Your role does not allow creating accounts.")
     _check_role(actor, role)
+    refused = usernames.refusal(username.strip())
+    if refused:
+        raise AccountChangeRefused(refused)
     try:
         with transaction.atomic():
             user = User.objects.create_user(username=username.strip(), email=email.strip(), first_name=first_name.strip(), last_name=last_name.strip())
@@ -85,8 +82,8 @@ def change_account(*, actor, user, site, role, is_active, ip_address=None):
 
 
 def set_password_path(*, actor, user, ip_address=None):
-    """The path of a link with which the user sets their own password, once: Django's reset token
-    stops working when the password changes, and after PASSWORD_RESET_TIMEOUT."""
+    """The path of a link with which the user sets their own password, once: it stops working after
+    PASSWORD_RESET_TIMEOUT and with any change of the account's state (diagnosis.password_links)."""
     _check_may_change(actor, user)
     record_audit(actor, AuditEvent.Action.USER_PASSWORD_LINK, details={"user": user.username}, ip_address=ip_address)
-    return reverse("set_password", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)})
+    return password_links.issue_link_path(user)

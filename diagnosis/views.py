@@ -10,13 +10,13 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from . import ai_visibility, selectors, services
 from .auditing import audit, client_ip, ids
 from .forms import PatientForm, ScanUploadForm, WorklistFilterForm
 from .models import AuditEvent
 from .paging import CappedPaginator
+from .query_params import moment_or_none
 
 
 # Every list that grows with the hospital is shown a page at a time.
@@ -50,10 +50,7 @@ def worklist(request):
 def worklist_news(request):
     """How many scans matching the worklist's filters arrived since it was shown. New rows are
     announced, not inserted, so the list never moves under the reader; 204 while there are none."""
-    try:
-        since = parse_datetime(request.GET.get("since", ""))
-    except ValueError:
-        since = None
+    since = moment_or_none(request.GET.get("since"))  # the page's own shown_at
     if since is None:
         return HttpResponse(status=204)
     form = worklist_filters(request)

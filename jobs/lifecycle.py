@@ -224,3 +224,17 @@ def _beat(model, job_id, attempts, on_beat):
         # A locked or briefly unreachable database must not end the job; try again next beat.
         logger.warning("Heartbeat of %s %s failed", model._meta.verbose_name, job_id, exc_info=True)
         close_old_connections()
+
+
+class AlreadyUnderway(Exception):
+    """A second request for work already queued or running (two clicks, two tabs): the message says
+    which job, and `job` is it."""
+
+    def __init__(self, message, job):
+        super().__init__(message)
+        self.job = job
+
+
+def underway(jobs):
+    """The first queued or running job among `jobs` (a queryset of one job model), or None."""
+    return jobs.filter(status__in=[jobs.model.Status.QUEUED, jobs.model.Status.RUNNING]).order_by("pk").first()

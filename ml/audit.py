@@ -7,8 +7,11 @@ diagnosis, so it reaches the trail the way it reaches reviewed scans, through a 
 
 A service that records an action someone took over the web or the API takes `ip_address=None` and
 hands it to `record`; its view passes `ip_address=client_ip(request)`. The rule for the address is
-here rather than in diagnosis.auditing because ml's views need it too; diagnosis.auditing uses this one."""
+here rather than in diagnosis.auditing because ml's views need it too; diagnosis.auditing uses this one.
+So is the rule for a reason a person must write (`written_reason`): ml's promotion override and
+diagnosis's moves and identity confirmations ask it."""
 import ipaddress
+import unicodedata
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -33,3 +36,16 @@ def record(actor, action, *, via=None, ip_address=None, **details):
     signed_in = actor is not None and actor.is_authenticated
     recorder = import_string(settings.ML_AUDIT_RECORDER)
     recorder(actor if signed_in else None, action, via=via or ("web" if signed_in else "command"), ip_address=ip_address, details=details)
+
+
+# Format characters (zero-width space and joiners, bidi marks), separators and controls: invisible.
+INVISIBLE_CATEGORIES = {"Cf", "Zs", "Zl", "Zp", "Cc"}
+
+
+def written_reason(reason, limit=500):
+    """The reason as written (trimmed to `limit`), or "" when a reader would see nothing: without
+    its format and space characters it must hold a visible one."""
+    reason = (reason or "").strip()
+    if all(unicodedata.category(character) in INVISIBLE_CATEGORIES for character in reason):
+        return ""
+    return reason[:limit]

@@ -8,7 +8,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
+
+from jobs import lifecycle
 
 from . import datasets, selectors, services, trust
 from .audit import client_ip
@@ -127,14 +130,27 @@ def version_evaluate(request, version_id):
     sets = datasets.configured_evaluation_sets()
     if not sets:
         messages.error(request, services.NO_EVALUATION_SET)
+    underway = []
     for data_dir in sets:
         try:
             services.start_evaluation(version, request.user, data_dir=data_dir, allow_outside_root=True, ip_address=client_ip(request))
         except services.EvaluationError as error:
             messages.error(request, str(error))
+        except lifecycle.AlreadyUnderway as running:
+            underway.append(str(running))
         else:
             messages.success(request, f"{version.label} will be evaluated on {datasets.display_path(data_dir)} by the training worker, with its shortcut report.")
+    if underway and len(underway) == len(sets):
+        return _already_underway(request, version, " ".join(underway))
+    for sentence in underway:
+        messages.info(request, sentence)
     return redirect("ml:version_detail", version_id=version.pk)
+
+
+def _already_underway(request, version, message):
+    # 409: the request conflicts with work already queued; the page names that run.
+    back = reverse("ml:version_detail", args=[version.pk])
+    return render(request, "409.html", {"message": message, "back": back}, status=409)
 
 
 @administrators_only
@@ -143,7 +159,10 @@ def version_derive_int8(request, version_id):
     """Queue the int8 derivation for the training worker; its outcome (a new candidate, or the one
     sentence why not) appears on this version's page."""
     version = version_or_404(version_id)
-    services.start_derivation(version, request.user, ip_address=client_ip(request))
+    try:
+        services.start_derivation(version, request.user, ip_address=client_ip(request))
+    except lifecycle.AlreadyUnderway as running:
+        return _already_underway(request, version, str(running))
     messages.success(request, f"The int8 version of {version.label} will be made and checked against Keras by the training worker; "
                               "the outcome appears below.")
     return redirect("ml:version_detail", version_id=version.pk)

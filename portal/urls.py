@@ -3,7 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
-from django.urls import include, path, reverse_lazy
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from diagnosis.password_links import SetPasswordView
 
 from . import accounts
 
@@ -28,9 +31,11 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/tokens/", accounts.api_tokens, name="api_tokens"),
+    path("accounts/password/", accounts.PasswordChange.as_view(), name="password_change"),
+    # Django admin's own password page would change it without an audit row: it sends here instead.
+    path("admin/password_change/", RedirectView.as_view(pattern_name="password_change")),
     # The one-time link an administrator gives a new (or locked-out) user to set their own password.
-    path("accounts/set-password/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
-        template_name="registration/set_password.html", success_url=reverse_lazy("set_password_done")), name="set_password"),
+    path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
     path("accounts/set-password/done/", auth_views.PasswordResetCompleteView.as_view(template_name="registration/set_password_done.html"), name="set_password_done"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),

@@ -41,9 +41,18 @@ def issue_token(user, *, via="web", ip_address=None):
     return instance, token
 
 
+def own_tokens_named(user, token_id):
+    """The user's token with this id (its first characters, letters and digits); none for anything
+    else, which the database would not take as text (a NUL byte) or could not match anyway."""
+    token_id = str(token_id or "")
+    if not (token_id.isascii() and token_id.isalnum()):
+        return AuthToken.objects.none()
+    return AuthToken.objects.filter(user=user, token_key=token_id)
+
+
 def revoke_token(user, token_id, *, via="web", ip_address=None):
     """Revoke one of the user's own tokens; True when there was one."""
-    deleted, _ = AuthToken.objects.filter(user=user, token_key=token_id).delete()
+    deleted, _ = own_tokens_named(user, token_id).delete()
     if deleted:
         record_audit(user, AuditEvent.Action.TOKEN_REVOKED, via=via, ip_address=ip_address, details={"token": token_id})
     return bool(deleted)
@@ -118,7 +127,7 @@ class TokenRevoke(generics.DestroyAPIView):
     lookup_url_kwarg = "token_id"
 
     def get_queryset(self):
-        return AuthToken.objects.filter(user=self.request.user)
+        return own_tokens_named(self.request.user, self.kwargs["token_id"])
 
     def perform_destroy(self, instance):
         revoke_token(self.request.user, instance.token_key, via="api", ip_address=client_ip(self.request))

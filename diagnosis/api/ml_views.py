@@ -97,7 +97,7 @@ class VersionPromote(ApiViewMixin, APIView):
             return errors.refusal(str(refusal), code="promotion_needs_override", status_code=status.HTTP_409_CONFLICT)
         except ml_services.PromotionError as refusal:
             return errors.refusal(str(refusal), code="promotion_refused")
-        return Response(ModelVersionSerializer(ml_selectors.version(version.pk)).data)
+        return Response(ModelVersionSerializer(ml_selectors.version(version.pk), context={"request": request}).data)
 
 
 class TrainingJobList(ApiViewMixin, generics.ListCreateAPIView):

@@ -2,10 +2,13 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from diagnosis import ai_visibility
+from diagnosis import ai_visibility, selectors
 from diagnosis.models import Patient, Prediction, Review, Scan, Site
+from diagnosis.query_params import sane_date
 from ml import trust
 from ml.models import ModelVersion
+
+from . import server_paths
 
 DISCLAIMER = "Decision support from an AI model, not a diagnosis. A clinician must interpret the image."
 
@@ -35,6 +38,10 @@ class ModelVersionSummarySerializer(VersionTrustMixin, serializers.ModelSerializ
     class Meta:
         model = ModelVersion
         fields = ["id", "label", "name", "backbone", "input_size", "threshold", "demo", "overridden", "validation", "notes", "headline_metrics", "created_at"]
+
+    def to_representation(self, version):
+        data = super().to_representation(version)
+        return data if server_paths.may_see_server_paths(self.context) else server_paths.folder_names_only(data)
 
     def get_validation(self, version) -> dict | None:
         return self.version_trust(version)["validation"]
@@ -211,15 +218,25 @@ class WorklistScanSerializer(ScanSerializer):
         fields = ScanSerializer.Meta.fields + ["patient_name", "site", "likely_positive", "reviewed"]
 
 
+class VisibleSiteField(serializers.SlugRelatedField):
+    """A site code among the sites the requesting user may see: another site's code gets the same
+    answer as a code that does not exist, so codes cannot be probed. (`queryset` names the model for
+    the schema; each request narrows it.)"""
+
+    def get_queryset(self):
+        return selectors.sites_visible_to(self.context["request"].user)
+
+
 class WorklistFilterSerializer(serializers.Serializer):
     """The worklist page's filters (diagnosis.forms.WorklistFilterForm), as query parameters."""
 
     status = serializers.ChoiceField(choices=Scan.Status.choices, required=False)
     result = serializers.ChoiceField(choices=["positive", "negative"], required=False)
     review = serializers.ChoiceField(choices=["reviewed", "unreviewed"], required=False)
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
-    site = serializers.SlugRelatedField(slug_field="code", queryset=Site.objects.all(), required=False, help_text="A site code; narrows, never widens, what you may see.")
+    date_from = serializers.DateField(required=False, validators=[sane_date])
+    date_to = serializers.DateField(required=False, validators=[sane_date])
+    site = VisibleSiteField(slug_field="code", queryset=Site.objects.all(), required=False, help_text="A site code; narrows, never widens, what you may see.",
+                            error_messages={"does_not_exist": "No site you may see has the code {value}."})
 
 
 class ScanUploadSerializer(serializers.Serializer):

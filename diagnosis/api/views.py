@@ -106,7 +106,8 @@ class PatientScans(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
         parameters=[IDEMPOTENCY_KEY],
         responses={
             202: OpenApiResponse(ScanSerializer, description="Accepted: poll `status_url` (also the Location header) for the result."),
-            409: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used before for a different upload."),
+            409: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used before for a different upload, "
+                                 "or its upload's scan has since been moved to another patient."),
         },
     )
     def post(self, request, *args, **kwargs):
@@ -182,6 +183,6 @@ class Worklist(AuditedApiList, ApiViewMixin, generics.ListAPIView):
         return {"filters": self.request.query_params.dict(), "scans": ids(shown)}
 
     def get_queryset(self):
-        filters = WorklistFilterSerializer(data=self.request.query_params)
+        filters = WorklistFilterSerializer(data=self.request.query_params, context={"request": self.request})
         filters.is_valid(raise_exception=True)
         return selectors.worklist(self.request.user, **filters.validated_data)

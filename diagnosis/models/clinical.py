@@ -35,6 +35,8 @@ class StaffProfile(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
+    # Counts the set-password links issued: a link's token hashes it, so a newer link voids older ones.
+    password_links_issued = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return f"{self.user} at {self.site or 'no site'}"

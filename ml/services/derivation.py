@@ -38,8 +38,14 @@ def derived_versions_of(version):
 
 def start_derivation(parent, actor=None, *, enqueue=True, via=None, ip_address=None):
     """Queue the int8 derivation of `parent` for the training worker (the page's button), once
-    committed. The request is in the trail with its address; the worker's outcome is a row of its own."""
+    committed. The request is in the trail with its address; the worker's outcome is a row of its own.
+    One at a time per version: while one is queued or running, raises lifecycle.AlreadyUnderway."""
     with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(pk=parent.pk).first()  # two requests at once: one run
+        running = lifecycle.underway(DerivationRun.objects.filter(version=parent))
+        if running is not None:
+            raise lifecycle.AlreadyUnderway(f"The int8 derivation of {parent.label} is already {running.status} (run {running.pk}); "
+                                            "its outcome appears on the version's page.", running)
         run = DerivationRun.objects.create(version=parent, created_by=actor if actor is not None and actor.is_authenticated else None,
                                            enqueued_at=None if enqueue else timezone.now())
         audit.record(actor, "model.derivation_started", via=via, ip_address=ip_address, run=run.pk, version=parent.pk, label=parent.label)

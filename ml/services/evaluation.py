@@ -12,7 +12,7 @@ from jobs import lifecycle
 from ml import audit
 from ml import datasets as folders
 from ml import runtime
-from ml.models import Evaluation, EvaluationRun
+from ml.models import Evaluation, EvaluationRun, ModelVersion
 
 from .datasets import TrainingRefused, check_evaluation_folder
 from .generalisation import measure_shortcuts
@@ -39,9 +39,15 @@ def _checked_folder(data_dir, allow_outside_root):
 
 def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_outside_root=False, via=None, ip_address=None):
     """Check the folder, record the run and queue it for the training worker once committed.
-    `enqueue=False` is for a caller that runs it itself with execute_evaluation."""
+    `enqueue=False` is for a caller that runs it itself with execute_evaluation. One at a time per
+    version and folder: while one is queued or running, raises lifecycle.AlreadyUnderway."""
     check = _checked_folder(data_dir, allow_outside_root)
     with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(pk=version.pk).first()  # two requests at once: one run
+        running = lifecycle.underway(EvaluationRun.objects.filter(version=version, dataset_path=folders.display_path(check.path)))
+        if running is not None:
+            raise lifecycle.AlreadyUnderway(f"The evaluation of {version.label} on {running.dataset_path} is already {running.status} "
+                                            f"(run {running.pk}); its result appears on the version's page.", running)
         run = EvaluationRun.objects.create(
             version=version,
             dataset_path=folders.display_path(check.path),

@@ -87,7 +87,7 @@ def promote_version(version_id, *, actor=None, reason="", override=False, via=No
     target = ModelVersion.objects.filter(pk=int(version_id)).first()
     if target is None:
         raise PromotionError(f"Model version {version_id} does not exist.")
-    reason = (reason or "").strip()[:500]
+    reason = audit.written_reason(reason)
     concerns = trust.promotion_concerns(target, selectors.active_version_or_none())
     if concerns and not override:
         raise PromotionNeedsOverride(target, concerns)

@@ -76,3 +76,10 @@ def test_a_role_that_may_register_but_not_correct_patients_gets_403_on_patch(cli
     patient.refresh_from_db()
     assert patient.family_name == "Okafor"
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.PATIENT_UPDATED).exists()
+
+
+@pytest.mark.parametrize("body", [{}, {"family_name": "Okafor"}, {"family_name": " Okafor ", "given_name": "Ada"}], ids=["empty", "same", "same once trimmed"])
+def test_a_patch_that_changes_nothing_writes_no_row(api, patient, body):
+    response = api.patch(reverse("api:patient_detail", args=[patient.pk]), body, content_type="application/json")
+    assert response.status_code == 200 and response.json()["family_name"] == "Okafor"
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.PATIENT_UPDATED).exists()
