@@ -182,10 +182,9 @@ ML_SHORTCUT_FILMS = 200
 ML_SHORTCUT_GRADCAM = 24
 # A site threshold is fitted only on at least this many reviewed scans of each class.
 ML_SITE_THRESHOLD_MIN_PER_CLASS = 20
-# Local validation before a site goes live (diagnosis.site_validation): the blind reads of each
-# finding (positive, negative) a report needs before it is offered for a decision, and the targets
-# below which going live needs an override with a written reason: the lower 95% bound of the AUC
-# on the site's blind reads, and the specificity at the threshold in force for the site.
+# Local validation before a site goes live (diagnosis.site_validation): the blind reads of each finding
+# a report needs before it is offered for a decision, and the targets below which going live needs an
+# override with a reason: the AUC's lower 95% bound and the specificity at the site's threshold.
 SITE_VALIDATION_MIN_PER_FINDING = env.int("PORTAL_SITE_VALIDATION_MIN_PER_FINDING", default=30)
 SITE_LIVE_MIN_AUC_LOWER_BOUND = env.float("PORTAL_SITE_LIVE_MIN_AUC_LOWER_BOUND", default=0.75)
 SITE_LIVE_MIN_SPECIFICITY = env.float("PORTAL_SITE_LIVE_MIN_SPECIFICITY", default=0.80)
