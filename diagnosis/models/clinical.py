@@ -188,6 +188,11 @@ class Prediction(models.Model):
         return self.label == self.model_version.positive_class
 
     @property
+    def current_reviews(self):
+        """Each clinician's current review (revised ones left out), from the prefetched reviews."""
+        return [review for review in self.reviews.all() if review.is_current]
+
+    @property
     def threshold_origin(self):
         """Which threshold (and calibration) made the label, in words."""
         return self.site_threshold.description if self.site_threshold else "version threshold"
