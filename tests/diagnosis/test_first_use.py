@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from diagnosis.models import Scan, Site
+from diagnosis.models import Scan
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +60,24 @@ def test_the_users_page_points_at_the_top_bars_audit_trail_and_the_training_form
     users = client.get(reverse("diagnosis:account_list")).content.decode()
     assert f'href="{reverse("diagnosis:audit_trail")}">Audit trail</a> (in the top bar)' in users
     assert "the clinician's finding" in client.get(reverse("ml:job_create")).content.decode()
+
+
+def test_saving_a_review_returns_to_the_card_reviewed(clinician_client, patient, add_result, make_version):
+    scan = add_result(patient, make_version(), "covid", 0.8)
+    answer = clinician_client.post(reverse("diagnosis:prediction_review", args=[scan.latest_prediction.pk]), {"finding": "negative", "agrees": "no"})
+    assert answer.status_code == 302 and answer["Location"].endswith(f"?scan={scan.pk}#scan-{scan.pk}")
+    assert Scan.objects.get(pk=scan.pk).reviewed
+
+
+def test_the_upload_script_is_told_which_refusal_the_identity_confirmation_settles(clinician_client, patient):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.ml.engine.dicom_files import dicom_file
+
+    files = [SimpleUploadedFile("someone-else.dcm", dicom_file(128, 0, PatientID="Covid0000")), SimpleUploadedFile("note.png", b"not an image")]
+    answer = clinician_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": files}, HTTP_ACCEPT="application/json").json()
+    assert [(file["name"], file["identity"]) for file in answer["files"]] == [("someone-else.dcm", True), ("note.png", False)]
+    # Without the script, the page that comes back has the confirmation unfolded too.
+    files = [SimpleUploadedFile("someone-else.dcm", dicom_file(128, 0, PatientID="Covid0000")), SimpleUploadedFile("note.png", b"not an image")]
+    page = clinician_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": files}).content.decode()
+    assert '<details class="identity-confirm" open>' in page
