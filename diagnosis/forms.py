@@ -29,12 +29,10 @@ class PatientForm(forms.ModelForm):
         fields = ["medical_record_number", "family_name", "given_name", "date_of_birth", "sex"]
         widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
 
-    def __init__(self, *args, chooses_site=False, reads_blind=False, **kwargs):
+    def __init__(self, *args, chooses_site=False, **kwargs):
         super().__init__(*args, **kwargs)
         if not chooses_site:
             del self.fields["site"]
-        if reads_blind:  # a site in its silent period: the AI result is not shown, so not offered as a filter
-            del self.fields["result"]
 
 
 class ScanUploadForm(forms.Form):
@@ -91,7 +89,10 @@ class WorklistFilterForm(DateRangeForm):
         choices=[("", "Any status"), ("queued", "Waiting"), ("processing", "Analysing"), ("done", "Done"), ("failed", "Failed")],
     )
     result = forms.ChoiceField(required=False, choices=[("", "Any result"), ("positive", "Likely positive"), ("negative", "Negative")])
-    review = forms.ChoiceField(required=False, choices=[("", "Reviewed or not"), ("unreviewed", "Unreviewed"), ("reviewed", "Reviewed")])
+    review = forms.ChoiceField(
+        required=False,
+        choices=[("", "Reviewed or not"), ("unreviewed", "Unreviewed"), ("reviewed", "Reviewed"), ("disagreed", "AI and clinician disagree")],
+    )
     date_from = forms.DateField(required=False, label="Uploaded from", validators=[sane_date], widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="Uploaded to", validators=[sane_date], widget=forms.DateInput(attrs={"type": "date"}))
     site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False, empty_label="Every site")
@@ -100,8 +101,9 @@ class WorklistFilterForm(DateRangeForm):
         super().__init__(*args, **kwargs)
         if not chooses_site:
             del self.fields["site"]
-        if reads_blind:  # a site in its silent period: the AI result is not shown, so not offered as a filter
+        if reads_blind:  # a silent period: neither the AI result nor a disagreement with it may be a filter (they would tell it)
             del self.fields["result"]
+            self.fields["review"].choices = [choice for choice in self.fields["review"].choices if choice[0] != "disagreed"]
 
     def filters(self):
         """The valid filters as keyword arguments for `selectors.worklist`; an invalid one is dropped

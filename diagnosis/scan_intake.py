@@ -23,11 +23,13 @@ from .services import record_audit
 class ScanRejected(Exception):
     """An upload we refuse; the message says why, in words for the person who sent it.
     `rejections` maps the position (from 1) of each refused file to its sentence; it is empty when
-    the upload as a whole is refused (no file, too many)."""
+    the upload as a whole is refused (no file, too many). `mismatched` holds the positions refused
+    for their header's identity alone, which a confirmation settles (the page then unfolds it)."""
 
-    def __init__(self, message, rejections=None):
+    def __init__(self, message, rejections=None, mismatched=frozenset()):
         super().__init__(message)
         self.rejections = rejections or {}
+        self.mismatched = set(mismatched)
 
 
 class IdentityMismatch(ScanRejected):
@@ -129,7 +131,7 @@ def submit_valid_scans(*, actor, patient, uploaded_files, via="web", ip_address=
     _check_count(uploaded_files)
     images, rejections, mismatched = validate_uploads(uploaded_files, patient=patient, **confirmation)
     if not images:
-        raise (IdentityMismatch if set(rejections) == mismatched else ScanRejected)(" ".join(rejections.values()), rejections)
+        raise (IdentityMismatch if set(rejections) == mismatched else ScanRejected)(" ".join(rejections.values()), rejections, mismatched)
     return _store_scans(actor=actor, patient=patient, images=images, via=via, ip_address=ip_address), rejections, mismatched
 
 

@@ -69,14 +69,15 @@ def _wants_json(request):
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _upload_outcome(files, scans, rejections):
-    """For the upload script: one entry per file sent, in order, with its scan or why it was refused;
-    a refusal of the upload as a whole (no file, too many) comes under "refused"."""
+def _upload_outcome(files, scans, rejections, mismatched):
+    """For the upload script: one entry per file sent, in order, with its scan or why it was refused
+    (and whether for its header's identity alone, which the page's confirmation can settle); a
+    refusal of the upload as a whole (no file, too many) comes under "refused"."""
     accepted = iter(scans)
     outcome = []
     for index, upload in enumerate(files, start=1):
         if index in rejections:
-            outcome.append({"name": upload.name, "refused": rejections[index]})
+            outcome.append({"name": upload.name, "refused": rejections[index], "identity": index in mismatched})
         else:
             scan = next(accepted)
             outcome.append({"name": upload.name, "scan": str(scan.pk), "card_url": reverse("diagnosis:scan_card", args=[scan.pk])})
@@ -98,9 +99,9 @@ def scan_upload(request, patient_id):
                                                                         ip_address=client_ip(request), **confirmation)
     except scan_intake.ScanRejected as refusal:
         rejections = refusal.rejections or {0: str(refusal)}
-        mismatched = set(rejections) if isinstance(refusal, scan_intake.IdentityMismatch) else set()
+        mismatched = refusal.mismatched
     if _wants_json(request):
-        return JsonResponse(_upload_outcome(files, scans, rejections), status=200 if scans else 400)
+        return JsonResponse(_upload_outcome(files, scans, rejections, mismatched), status=200 if scans else 400)
     for reason in rejections.values():
         form.add_error("images", reason)
     if not scans:
@@ -205,11 +206,16 @@ def prediction_review(request, prediction_id):
     if not form.is_valid():
         messages.error(request, "Choose your finding (COVID-19 positive, negative or indeterminate) before saving your review." if blind else
                        "Choose your finding (COVID-19 positive, negative or indeterminate) and whether you agree with the AI result before saving your review.")
-        return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)
+        return _back_to_the_card(prediction.scan)
     try:
         _, revised = services.review_prediction(actor=request.user, prediction=prediction, ip_address=client_ip(request), **form.cleaned_data)
     except services.ReviewRefused as refusal:
         messages.error(request, str(refusal))
     else:
         messages.success(request, "Your review was revised; the earlier one is kept in its history." if revised else "Your review was saved.")
-    return redirect("diagnosis:patient_detail", patient_id=prediction.scan.patient_id)
+    return _back_to_the_card(prediction.scan)
+
+
+def _back_to_the_card(scan):
+    """The patient page at the card just reviewed (the page of the history that holds it), not at its top."""
+    return redirect(f"{reverse('diagnosis:patient_detail', args=[scan.patient_id])}?scan={scan.pk}#scan-{scan.pk}")

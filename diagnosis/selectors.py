@@ -95,6 +95,12 @@ def _start_of(day):
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+def _disagreeing_reviews():
+    """Current reviews that disagree with the latest AI result of the outer scan."""
+    latest = Prediction.objects.filter(scan=OuterRef(OuterRef("pk"))).order_by("-created_at").values("pk")[:1]
+    return Review.objects.filter(prediction=Subquery(latest), agrees=False, superseded_at__isnull=True)
+
+
 def worklist(user, *, status="", result="", review="", date_from=None, date_to=None, site=None, since=None):
     """Scans across every patient the user may see, in triage order. Empty filters are ignored;
     `site` only narrows what `patients_visible_to` already allows. Someone who reads blind (a site in
@@ -108,7 +114,11 @@ def worklist(user, *, status="", result="", review="", date_from=None, date_to=N
         raise BadRequest("The worklist cannot be filtered by the AI result: your site is in its silent period, in which results are withheld.")
     if result:
         scans = scans.filter(status=Scan.Status.DONE, likely_positive=(result == "positive"))
-    if review:
+    if review == "disagreed" and blind:
+        raise BadRequest("The worklist cannot be filtered by disagreement with the AI result: your site is in its silent period, in which results are withheld.")
+    if review == "disagreed":
+        scans = scans.filter(Exists(_disagreeing_reviews()))
+    elif review:
         scans = scans.filter(status=Scan.Status.DONE, reviewed=(review == "reviewed"))
     if date_from:
         scans = scans.filter(uploaded_at__gte=_start_of(date_from))

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -17,6 +18,12 @@ def health(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page: send them to the icon WhiteNoise serves."""
+    return HttpResponsePermanentRedirect(static("favicon.ico"))
 
 
 # JSON under /api/, a standalone page elsewhere (portal.errors).
@@ -41,5 +48,6 @@ urlpatterns = [
     path("api/v1/", include("diagnosis.api.urls")),
     path("models/", include("ml.urls")),
     path("healthz", health, name="health"),
+    path("favicon.ico", favicon),
     path("", include("diagnosis.urls")),
 ]

@@ -60,8 +60,6 @@
     const holder = document.createElement("div");
     holder.innerHTML = (await response.text()).trim();
     const card = holder.firstElementChild;
-    const empty = history.querySelector(":scope > p.muted");
-    if (empty) empty.remove();
     history.prepend(card);
     if (window.htmx) window.htmx.process(card);
   }
@@ -75,10 +73,15 @@
     }
     list.replaceChildren();
     answer.refused.forEach(function (reason) { line("", reason, "refused"); });
+    // "No X-rays yet" goes as soon as one is accepted, not when its card has arrived.
+    const empty = history.querySelector(":scope > p.muted");
+    if (empty && answer.files.some(function (file) { return !file.refused; })) empty.remove();
     const cards = [];
     answer.files.forEach(function (file) {
       if (file.refused) {
-        line(file.name, "Not uploaded: " + file.refused, "refused");
+        // A refusal of one of several files names it already ("File 2 (x.dcm): ..."): not twice.
+        line(file.refused.includes(file.name) ? "" : file.name, "Not uploaded: " + file.refused, "refused");
+        if (file.identity) form.querySelector("details.identity-confirm").open = true;  // the confirmation it needs
       } else {
         const item = line(file.name, "Uploaded", "waiting");
         cards.push(addCard(file.card_url).then(function () { follow(item, file.scan); }));

@@ -13,8 +13,16 @@ from django.contrib.auth.models import Group, User
 from diagnosis import roles
 from diagnosis.models import Patient, Site, StaffProfile
 from portal import bootstrap
+from tests.shared_data import SHARED_DATA, skipped_for_missing_data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter):
+    """A clone without the shared data skips its real-data tests: say how many, not only in -ra's list."""
+    skipped = skipped_for_missing_data(terminalreporter.stats.get("skipped", []))
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} real-data tests skipped: no shared data at {SHARED_DATA} (set PORTAL_SHARED_DATA to its folder).")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -210,12 +210,23 @@ class WorklistScanSerializer(ScanSerializer):
     site = serializers.CharField(source="patient.site.code", read_only=True)
     likely_positive = serializers.SerializerMethodField(help_text="Whether the latest result is likely positive; null while none is shown.")
     reviewed = serializers.BooleanField(read_only=True)
+    clinician_findings = serializers.SerializerMethodField(
+        help_text="Each clinician's current review of the latest result: their finding, and whether they agree with it (null when the result is withheld from you or they read blind).",
+    )
 
     def get_likely_positive(self, scan) -> bool | None:
         return scan.likely_positive if self._shown(scan) else None
 
+    @extend_schema_field(ReviewSerializer(many=True))
+    def get_clinician_findings(self, scan):
+        latest = scan.latest_prediction
+        if latest is None:
+            return []
+        context = {**self.context, "ai_result_withheld": not self._shown(scan)}
+        return ReviewSerializer(latest.current_reviews, many=True, context=context).data
+
     class Meta(ScanSerializer.Meta):
-        fields = ScanSerializer.Meta.fields + ["patient_name", "site", "likely_positive", "reviewed"]
+        fields = ScanSerializer.Meta.fields + ["patient_name", "site", "likely_positive", "reviewed", "clinician_findings"]
 
 
 class VisibleSiteField(serializers.SlugRelatedField):
@@ -232,7 +243,10 @@ class WorklistFilterSerializer(serializers.Serializer):
 
     status = serializers.ChoiceField(choices=Scan.Status.choices, required=False)
     result = serializers.ChoiceField(choices=["positive", "negative"], required=False)
-    review = serializers.ChoiceField(choices=["reviewed", "unreviewed"], required=False)
+    review = serializers.ChoiceField(
+        choices=["reviewed", "unreviewed", "disagreed"], required=False,
+        help_text="\"disagreed\": a clinician's current review disagrees with the latest AI result (refused while results are withheld from you).",
+    )
     date_from = serializers.DateField(required=False, validators=[sane_date])
     date_to = serializers.DateField(required=False, validators=[sane_date])
     site = VisibleSiteField(slug_field="code", queryset=Site.objects.all(), required=False, help_text="A site code; narrows, never widens, what you may see.",

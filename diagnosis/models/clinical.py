@@ -150,6 +150,12 @@ class Scan(Job):
         return self.status in {self.Status.QUEUED, self.Status.RUNNING}
 
     @property
+    def study_date_known(self):
+        """The header's study date, or None when there is none or it is a placeholder: some modalities
+        write 1 Jan 1901 (or 1900) when they do not know it, which is no date to show a clinician."""
+        return self.study_date if self.study_date and self.study_date.year > 1901 else None
+
+    @property
     def latest_prediction(self):
         return max(self.predictions.all(), key=lambda prediction: prediction.created_at, default=None)
 
@@ -186,6 +192,11 @@ class Prediction(models.Model):
     @property
     def is_positive(self):
         return self.label == self.model_version.positive_class
+
+    @property
+    def current_reviews(self):
+        """Each clinician's current review (revised ones left out), from the prefetched reviews."""
+        return [review for review in self.reviews.all() if review.is_current]
 
     @property
     def threshold_origin(self):

@@ -20,6 +20,16 @@ def percent(value):
 
 
 @register.filter
+def in_words(value):
+    """A JSON field as a person reads it ("covid 12, normal 14"), never as a Python dict or list."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {in_words(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(in_words(item) for item in value)
+    return str(value)
+
+
+@register.filter
 def metric(figure):
     return format_metric(figure, digits=2)
 

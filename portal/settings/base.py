@@ -210,7 +210,7 @@ JOB_REQUEUE_AFTER = timedelta(seconds=env.int("PORTAL_JOB_REQUEUE_SECONDS", defa
 JOB_MAX_ATTEMPTS = 2
 
 # Celery: JSON only, late acks so a task whose worker dies is redelivered, one task prefetched.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")  # with no host kombu warns on every send
 BROKER_DIR = DATA_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # `bin/portal setup` (portal.bootstrap) creates these folders.

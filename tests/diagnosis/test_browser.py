@@ -12,6 +12,7 @@ import pytest
 from diagnosis.models import Scan
 from tests.conftest import CELERY, PROJECT_ROOT, start_celery_worker, stop_celery_worker, worker_environment
 from tests.images import png_bytes
+from tests.ml.engine.dicom_files import dicom_file
 
 CHROMIUM = "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -r requirements.txt")
@@ -21,8 +22,7 @@ expect = sync_api.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 RESULT_TIMEOUT_MS = 120_000
 # Screenshots for a person to look at, only when asked for (they are not test evidence).
 SCREENS = os.environ.get("PORTAL_SCREENSHOTS_DIR")
@@ -66,12 +66,9 @@ def inference_queue(monkeypatch):
 
 
 def screenshot(page, name):
-    if not SCREENS:
-        return
-    Path(SCREENS).mkdir(parents=True, exist_ok=True)
     for width in (1280, 768):
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(Path(SCREENS) / f"{name}-{width}.png"), full_page=True)
+        shoot(page, f"{name}-{width}")
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
@@ -169,8 +166,7 @@ def test_results_arrive_live_and_a_review_being_typed_survives(page, live_server
     screenshot(page, "viewer")
 
 
-def shoot(page, name):
-    """A screenshot of what the page shows now, for a person to look at (PORTAL_SCREENSHOTS_DIR)."""
+def shoot(page, name):  # what the page shows now, for a person to look at (PORTAL_SCREENSHOTS_DIR); not evidence
     if SCREENS:
         Path(SCREENS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENS) / f"{name}.png"), full_page=True)
@@ -191,11 +187,14 @@ def test_several_files_each_get_a_status_and_a_result_prints_on_one_page(page, l
             {"name": "referral-letter.png", "mimeType": "image/png", "buffer": b"Please review this patient.\n" * 40},
             {"name": "right.png", "mimeType": "image/png", "buffer": png_bytes(seed=42)},
             {"name": "thumbnail.png", "mimeType": "image/png", "buffer": png_bytes(size=16)},
+            {"name": "someone-else.dcm", "mimeType": "application/dicom", "buffer": dicom_file(128, 0, PatientID="Covid0000")},
         ])
         page.get_by_role("button", name="Upload and analyse").click()
         files = page.locator(".upload-files > li")
-        expect(files).to_have_count(4)
+        expect(files).to_have_count(5)
         expect(files.nth(1)).to_contain_text("Not uploaded: File 2 (referral-letter.png)")
+        expect(files.nth(1).locator(".name")).to_have_text("")  # the refusal names the file: not twice
+        expect(page.locator("details.identity-confirm")).to_have_attribute("open", "")  # unfolded for the header naming someone else
         expect(files.nth(3)).to_contain_text("at least 64 pixels")
         assert page.locator("progress.upload-progress").evaluate("bar => bar.value") == 100
         shoot(page, "upload-statuses-pending")
@@ -216,8 +215,8 @@ def test_several_files_each_get_a_status_and_a_result_prints_on_one_page(page, l
     overlay = report.locator("canvas.overlay")
     report.wait_for_function("canvas => canvas.dataset.coloured === '1'", arg=overlay.element_handle())
     report.emulate_media(media="print")
-    expect(report.locator(".topbar")).to_be_hidden()
-    expect(report.get_by_role("button", name="Print report")).to_be_hidden()
+    for not_on_paper in (report.locator(".topbar"), report.get_by_role("button", name="Print report"), report.locator(".report a").first):
+        expect(not_on_paper).to_be_hidden()  # nor any link: it means nothing on paper
     for shown in ("OKAFOR, Ada", "MRN-0001", "St Elsewhere", "Model v", "Decision support, not a diagnosis", "Not yet reviewed"):
         expect(report.locator(".report")).to_contain_text(shown)
     assert overlay.is_visible() and overlay.evaluate("canvas => canvas.width") > 0
@@ -233,7 +232,7 @@ def test_several_files_each_get_a_status_and_a_result_prints_on_one_page(page, l
 
 
 def no_horizontal_overflow(page):
-    return page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def unlabelled_fields(page):
@@ -241,7 +240,18 @@ def unlabelled_fields(page):
         .filter(field => field.labels.length === 0 && !field.getAttribute('aria-label')).map(field => field.name || field.id)""")
 
 
-def test_the_pages_fit_a_768_px_tablet_and_work_from_the_keyboard(page, live_server, administrator, patient, make_version, add_result, settings, tmp_path):
+def one_line_rows(page):
+    """Whether every worklist row is one line of text: no cell taller than one line and its padding."""
+    return page.evaluate("""Array.from(document.querySelectorAll('table.worklist tbody td')).every(cell => { const style = getComputedStyle(cell);
+        return cell.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom) < 1.6 * parseFloat(style.lineHeight); })""")
+
+
+LONG_FILE_NAMES = [f"{ward}_{'chest_PA_erect_portable_1.2.840.113619.2.55.3.604688119.969.1268071029.320'}"[:76] + ".png" for ward in ("ward3", "icu12")]
+LONG_ID = "1.2.840.113619.2.55.3.604688119.969.1268071029.320.1.2.840.1136191"  # with 80-character file names: as long as real ones get
+
+
+def test_the_pages_fit_1280_and_768_px_with_long_names_and_work_from_the_keyboard(page, live_server, administrator, patient, make_version, add_result,
+                                                                                   inference_queue, private_storage, settings, tmp_path):
     from ml import datasets
     from ml.models import TrainingJob
     from tests.ml.conftest import make_dataset
@@ -252,24 +262,33 @@ def test_the_pages_fit_a_768_px_tablet_and_work_from_the_keyboard(page, live_ser
     versions = [make_version(synthetic=True), make_version()]
     for version, auc in zip(versions, (0.81, 0.93)):
         measure(version, folder.name, datasets.dataset_fingerprint(folder), engine_metrics(auc, 0.8, 0.7))
+    type(patient).objects.filter(pk=patient.pk).update(medical_record_number=LONG_ID[:64])
     result = add_result(patient, versions[0], "covid", 0.91)
+    Scan.objects.filter(pk=result.pk).update(original_filename=LONG_FILE_NAMES[0], accession_number=LONG_ID[:64], header_patient_id=LONG_ID[:64])
     job = TrainingJob.objects.create(
         dataset_path="/very/long/path/to/a/dataset/folder/with/many/levels/covid-chestxray-dataset-2020-final-v3",
         parameters={"backbone": "inceptionv3", "image_size": 299, "epochs": 25}, total_epochs=25, epoch=3,
         history=[{"epoch": epoch, "loss": 0.61, "accuracy": 0.7, "val_loss": 0.65, "val_accuracy": 0.68, "val_auc": 0.71, "learning_rate": 0.0001} for epoch in range(1, 4)],
     )
     log_in(page, live_server.url, administrator.username)
-    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(f"{live_server.url}/patients/{patient.pk}/")
+    upload(page, *LONG_FILE_NAMES)  # no worker: they stay waiting, with their long names on the page
     screens = {
-        "worklist": "/", "patient": f"/patients/{patient.pk}/", "report": f"/scans/{result.pk}/report/",
+        "worklist": "/", "patients": "/patients/", "patient": f"/patients/{patient.pk}/", "report": f"/scans/{result.pk}/report/",
         "comparison": "/models/", "jobs": "/models/jobs/", "job": f"/models/jobs/{job.pk}/", "users": "/users/",
-        "new-user": "/users/new/", "tokens": "/accounts/tokens/",
+        "new-user": "/users/new/", "tokens": "/accounts/tokens/", "audit": "/audit/", "sites": "/sites/", "version": f"/models/versions/{versions[0].pk}/",
     }
-    for name, path in screens.items():
-        page.goto(f"{live_server.url}{path}")
-        shoot(page, f"tablet-{name}-768")
-        assert no_horizontal_overflow(page), f"{path} is wider than a 768 px tablet"
-        assert unlabelled_fields(page) == [], f"{path} has fields without a label"
+    for width in (1280, 768):
+        page.set_viewport_size({"width": width, "height": 1024})
+        for name, path in screens.items():
+            page.goto(f"{live_server.url}{path}")
+            shoot(page, f"{name}-{width}")
+            assert no_horizontal_overflow(page), f"{path} is wider than a {width} px window"
+            assert unlabelled_fields(page) == [], f"{path} has fields without a label"
+            if name == "worklist" and width == 1280:
+                assert page.locator("table.worklist tbody tr").count() == 3
+                assert one_line_rows(page), "each scan keeps to one line of the worklist at 1280 px"
+                assert page.locator(f"#row-{result.pk} [title*='{LONG_FILE_NAMES[0]}']").count() == 1, "a shortened name is whole on hover"
 
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{live_server.url}/")

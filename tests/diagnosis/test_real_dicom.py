@@ -1,6 +1,5 @@
-"""The five real DICOM chest radiographs in ../shared/data/dicom go through the upload path.
-Skipped where that folder is absent (a fresh clone without the shared data)."""
-from pathlib import Path
+"""The five real DICOM chest radiographs in the shared data's dicom folder (tests.shared_data) go
+through the upload path. Skipped where that folder is absent (a fresh clone without the shared data)."""
 
 import numpy as np
 import pytest
@@ -9,11 +8,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from diagnosis import scan_intake
 from diagnosis.models import Scan
 from ml.engine import decode_image_bytes
+from tests.shared_data import SHARED_DATA, needs
 
-DICOM_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicom"
+DICOM_DIR = SHARED_DATA / "dicom"
 pytestmark = [
     pytest.mark.real_data,
-    pytest.mark.skipif(not DICOM_DIR.is_dir(), reason=f"real DICOM samples not present at {DICOM_DIR}"),
+    needs(DICOM_DIR),
 ]
 
 

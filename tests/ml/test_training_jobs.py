@@ -1,5 +1,4 @@
 """Starting training jobs: the data is checked before anything is queued, and refusals say what to fix."""
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -7,6 +6,7 @@ from django.urls import reverse
 from ml import services
 from ml.models import TrainingJob
 from tests.ml.conftest import make_dataset
+from tests.shared_data import SHARED_DATA, needs
 
 pytestmark = pytest.mark.django_db
 
@@ -137,11 +137,11 @@ def test_a_dataset_folder_that_is_a_link_to_elsewhere_is_refused(admin_client, t
         link.unlink()
 
 
-REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cxr-dev"
+REAL_DATA = SHARED_DATA / "cxr-dev"
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real chest X-rays not present at {REAL_DATA}")
+@needs(REAL_DATA)
 def test_the_real_development_set_passes_the_check_with_its_patient_manifest(settings):
     # A link into the datasets folder would be refused (nothing is read through a link leading out),
     # so the shared data's own parent is the datasets folder here.

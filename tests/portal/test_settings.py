@@ -67,6 +67,14 @@ def test_setup_creates_the_data_and_broker_folders(tmp_path):
         assert (data / folder).is_dir(), folder
 
 
+def test_the_default_broker_sends_without_kombus_no_hostname_warning(tmp_path):
+    """`make run` logged "No hostname was supplied" on every upload: the default broker URL names its host."""
+    code = "import django; django.setup(); from django.conf import settings; from kombu import Connection; print(Connection(settings.CELERY_BROKER_URL).hostname)"
+    result = run_python(["-c", code], tmp_path, PORTAL_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="portal.settings.test")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "localhost", "kombu warns whenever the URL has no host (kombu.connection)"
+
+
 def test_setup_writes_a_private_key_that_the_local_settings_use(tmp_path):
     data = tmp_path / "data"
     run_python(["-m", "portal.bootstrap"], tmp_path, PORTAL_DATA_DIR=str(data))

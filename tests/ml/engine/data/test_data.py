@@ -10,9 +10,11 @@ from ml.engine import make_synthetic_dataset
 from ml.engine.data.samples import Sample, evaluation_samples, find_manifest, source_name
 from ml.engine.data.splits import content_fingerprint, discover_dataset, grouped_stratified_split
 
+from tests.shared_data import SHARED_DATA, needs
+
 from ..conftest import write_png
 
-REAL_DATA = Path(__file__).resolve().parents[5] / "shared" / "data" / "cxr-dev"
+REAL_DATA = SHARED_DATA / "cxr-dev"
 
 
 def tiny_png_folder(root: Path, counts: dict) -> Path:
@@ -185,7 +187,7 @@ def test_synthetic_dataset_has_a_patient_manifest(synthetic_dataset):
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/cxr-dev is not on this machine")
+@needs(REAL_DATA)
 def test_real_dataset_split_is_grouped_by_patient_and_stratified():
     dataset = discover_dataset(REAL_DATA, seed=42)
     assert dataset.class_names == ["covid", "normal"] and dataset.grouped_by_patient

@@ -1,12 +1,12 @@
 """Lung-field masks (ml.engine.prepare.lungs) on films drawn in the test, whose true lungs are known."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ml.engine.prepare.lungs import _air_reaching_the_edge, _shrink, body_box, fallback_mask, lung_fields, overlay_png
+from tests.shared_data import SHARED_DATA, needs
 
-REAL_DATA = Path(__file__).resolve().parents[5] / "shared" / "data" / "cxr-dev"
+REAL_DATA = SHARED_DATA / "cxr-dev"
 
 
 def ellipse(shape, cy, cx, ry, rx):
@@ -135,7 +135,7 @@ def test_air_is_flooded_from_the_edge_only():
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/cxr-dev is not on this machine")
+@needs(REAL_DATA)
 def test_most_real_films_get_a_segmented_mask():
     from ml.engine import load_image_file
 

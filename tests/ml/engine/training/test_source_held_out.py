@@ -10,6 +10,8 @@ import pytest
 from ml.engine import discover_dataset, make_synthetic_dataset
 from ml.engine.judge.metrics import evaluate_predictions, source_held_out_record
 
+from tests.shared_data import needs
+
 from ..data.test_data import REAL_DATA, tiny_png_folder, write_manifest
 
 # Per class, the sources of its films in file order: Gamma holds covid films only, Mixed both classes.
@@ -138,7 +140,7 @@ def test_held_out_films_leave_a_given_test_folder_too(tmp_path):
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/cxr-dev is not on this machine")
+@needs(REAL_DATA)
 def test_the_issues_split_of_the_real_set_holds_out_one_class_per_source():
     """Issue 7's split: train on BIMCV + RSNA, hold out COVID-CXNet + NIH, each of which holds one class only."""
     from ml.engine.data.splits import held_out_counts
