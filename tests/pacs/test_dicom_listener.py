@@ -1,5 +1,7 @@
 """Films pushed from a real Orthanc to the portal's real DICOM listener, through Orthanc's own
 store-to-modality call: routed, matched, stored once, refused with a DICOM status when bad."""
+from datetime import date
+
 import pytest
 
 from diagnosis.models import AuditEvent, Patient, Scan
@@ -51,6 +53,7 @@ def test_what_is_not_a_frontal_chest_radiograph_is_acknowledged_and_skipped_with
 @pytest.mark.parametrize(("header", "reason"), [
     ({"patient_id": "MRN-9999"}, "No patient with record number MRN-9999"),
     ({"name": "SMITH^John"}, "The DICOM header names someone else"),
+    ({"patient_id": ""}, "The header has no PatientID."),
 ])
 def test_an_unknown_or_disagreeing_patient_is_held_as_unmatched_never_guessed(orthanc, orthanc_node, patient, header, reason):
     files_before = stored_files()
@@ -59,6 +62,18 @@ def test_an_unknown_or_disagreeing_patient_is_held_as_unmatched_never_guessed(or
     assert received.outcome == "unmatched" and received.reason.startswith(reason) and received.stored_name
     assert [path.name for path in set(stored_files()) - set(files_before)] == [received.stored_name.split("/")[-1]]
     assert not Scan.objects.exists() and Patient.objects.count() == 1
+
+
+def test_a_birth_date_that_disagrees_with_the_record_is_held_as_unmatched(orthanc, orthanc_node, patient):
+    patient.date_of_birth = date(1980, 1, 1)
+    patient.save()
+    assert orthanc.send_to_portal(orthanc.upload(radiograph(birth_date="19991231")))[0] == 200
+    assert ReceivedInstance.objects.get().outcome == "unmatched" and not Scan.objects.exists()
+
+
+def test_the_pacs_can_verify_the_connection_with_an_echo(orthanc, orthanc_node):
+    status, answer = orthanc.post("/modalities/portal/echo", b"{}")
+    assert status == 200, answer
 
 
 def test_an_ae_title_that_is_not_a_node_is_refused_at_association(orthanc, patient):
