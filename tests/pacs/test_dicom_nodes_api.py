@@ -46,3 +46,15 @@ def test_a_clinician_may_not_see_or_register_nodes(clinician, method):
     response = getattr(token_client(clinician), method)(URL, NODE, format="json")
     assert_json_error(response, 403)
     assert not DicomNode.objects.exists()
+
+
+def test_administrators_find_unmatched_instances_in_admin_and_clinicians_do_not(administrator, clinician, site_a):
+    from pacs.models import ReceivedInstance
+    from tests.conftest import signed_in
+
+    node = DicomNode.objects.create(ae_title="ORTHANC", host="127.0.0.1", port=4242, site=site_a)
+    ReceivedInstance.objects.create(sop_instance_uid="1.2.3.4", node=node, ae_title="ORTHANC", outcome="unmatched",
+                                    reason="No patient with record number X-1 at St Elsewhere.", header_patient_id="X-1")
+    page = signed_in(administrator).get("/admin/pacs/receivedinstance/?outcome__exact=unmatched")
+    assert page.status_code == 200 and "No patient with record number X-1" in page.content.decode()
+    assert signed_in(clinician).get("/admin/pacs/receivedinstance/").status_code in (302, 403)
