@@ -64,6 +64,7 @@ def scan_fields(identity, original_name):
         "study_date": header_date(identity.study_date),
         "study_time": header_time(identity.study_time),
         "accession_number": identity.accession_number[:64],
+        "study_instance_uid": identity.study_instance_uid[:64],
         "view_position": identity.view_position[:16],
         "modality": identity.modality[:16],
         "body_part": identity.body_part_examined[:64],

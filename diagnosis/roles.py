@@ -48,6 +48,12 @@ ADMINISTRATOR_PERMISSIONS = CLINICIAN_PERMISSIONS + [
     "axes.view_accessattempt",
     "axes.delete_accessattempt",
     "axes.view_accesslog",
+    # The PACS and modalities that may send films (pacs.DicomNode), and what they sent.
+    "pacs.view_dicomnode",
+    "pacs.add_dicomnode",
+    "pacs.change_dicomnode",
+    "pacs.delete_dicomnode",
+    "pacs.view_receivedinstance",
 ]
 
 

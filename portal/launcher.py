@@ -4,7 +4,7 @@
 
 1. `bin/portal setup`. On the first run it creates the administrator and hands its one-time
    password to this process through a pipe (PORTAL_CREDENTIALS_FD), never a file or the log.
-2. `bin/portal web`, `inference-worker`, `training-worker` and `beat`, each in a process group of
+2. `bin/portal web`, `inference-worker`, `training-worker`, `beat` and `dicom-listener`, each in a process group of
    its own (with its children: gunicorn's and Celery's pool processes), each line of their output
    prefixed with the process's name.
 3. Once the web server listens and every worker said it is ready, a framed box, printed last: the
@@ -32,12 +32,14 @@ DEFAULT_BIND = "127.0.0.1:8000"
 STOP_GRACE_SECONDS = float(os.environ.get("PORTAL_STOP_GRACE_SECONDS", 10))
 READY_TIMEOUT_SECONDS = 180
 # What each process writes once it serves: gunicorn's "Listening at", Celery's "<name> ready.",
-# beat's "beat: Starting...".
+# beat's "beat: Starting...", the DICOM listener's "DICOM listener ready" (on loopback unless
+# PORTAL_DICOM_HOST says otherwise; with no node registered it accepts nobody).
 PROCESSES = {
     "web": "Listening at:",
     "inference-worker": " ready.",
     "training-worker": " ready.",
     "beat": "beat: Starting",
+    "dicom-listener": "DICOM listener ready",
 }
 QUIET_ENVIRONMENT = {
     # TensorFlow's C++ start-up chatter (oneDNN, CPU features): errors only.

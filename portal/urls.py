@@ -46,6 +46,7 @@ urlpatterns = [
     path("accounts/set-password/done/", auth_views.PasswordResetCompleteView.as_view(template_name="registration/set_password_done.html"), name="set_password_done"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
+    path("api/v1/", include("pacs.api")),
     path("models/", include("ml.urls")),
     path("healthz", health, name="health"),
     path("favicon.ico", favicon),

@@ -55,6 +55,9 @@ class AuditEvent(models.Model):
         SITE_THRESHOLD_SET = "site.threshold_set", "Site threshold fitted"
         SITE_MODE_CHANGED = "site.mode_changed", "Site switched live or back to silent"
         SITE_REMEASURE_STARTED = "site.remeasure_started", "Version re-measured on live sites' blind reads"
+        DICOM_RECEIVED = "dicom.received", "DICOM instance received from a node"
+        DICOM_REFUSED = "dicom.refused", "DICOM association refused"
+        DICOM_NODE_CHANGED = "dicom.node_changed", "DICOM node registered, changed or removed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

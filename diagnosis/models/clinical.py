@@ -108,6 +108,7 @@ class Scan(Job):
     study_date = models.DateField(null=True, blank=True)
     study_time = models.TimeField(null=True, blank=True)
     accession_number = models.CharField(max_length=64, blank=True)
+    study_instance_uid = models.CharField("Study Instance UID", max_length=64, blank=True)
     view_position = models.CharField(max_length=16, blank=True)
     modality = models.CharField(max_length=16, blank=True)
     body_part = models.CharField(max_length=64, blank=True)

@@ -31,9 +31,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "rules",
-    "jobs",
-    "ml",
-    "diagnosis",
+    # The project's own apps, lower layers first (pacs may import diagnosis, never the reverse).
+    "jobs", "ml", "diagnosis", "pacs",
 ]
 
 # Roles are Django permissions from the groups (ModelBackend); which site's records a user may touch
@@ -286,8 +285,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-# Caches, API tokens, sign-in lockout and the Content-Security-Policy.
+# Caches, API tokens, sign-in lockout, the Content-Security-Policy; the DICOM listener.
 from .security import *  # noqa: E402, F403
+from .dicom import *  # noqa: E402, F403
 
 LOGGING = {
     "version": 1,

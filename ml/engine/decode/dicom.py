@@ -24,7 +24,8 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .pixels import ImageDecodeError, check_pixel_count, stretch_to_uint8
 
-RADIOGRAPH_MODALITIES = ("CR", "DX")
+# DR is not a DICOM modality code, but some digital radiography systems write it instead of DX.
+RADIOGRAPH_MODALITIES = ("CR", "DX", "DR")
 MODALITY_NAMES = {
     "CT": "a CT scan", "MR": "an MRI scan", "US": "an ultrasound study", "NM": "a nuclear medicine study",
     "PT": "a PET scan", "MG": "a mammogram", "XA": "an angiogram", "RF": "a fluoroscopy study",
@@ -43,6 +44,7 @@ IDENTITY_KEYWORDS = {
     "study_date": "StudyDate",
     "study_time": "StudyTime",
     "accession_number": "AccessionNumber",
+    "study_instance_uid": "StudyInstanceUID",
     "view_position": "ViewPosition",
     "modality": "Modality",
     "body_part_examined": "BodyPartExamined",
@@ -60,6 +62,7 @@ class DicomIdentity:
     study_date: str = ""
     study_time: str = ""
     accession_number: str = ""
+    study_instance_uid: str = ""
     view_position: str = ""
     modality: str = ""
     body_part_examined: str = ""

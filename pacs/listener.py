@@ -1,0 +1,102 @@
+"""The DICOM listener (`bin/portal dicom-listener`): a Storage SCP and a Verification SCP (C-ECHO)
+with pynetdicom, under the AE title and port of the settings.
+
+An association is accepted only from a registered node that may send, calling with its own AE
+title from its own host; any other is rejected before a byte of data is sent, and audited. Each
+instance goes through pacs.receiving; pynetdicom runs every association in a thread of its own,
+so each handler closes its database connection when it is done."""
+import logging
+import signal
+import socket
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+from diagnosis.models import AuditEvent
+from diagnosis.services import record_audit
+
+from . import receiving
+from .models import DicomNode
+
+logger = logging.getLogger(__name__)
+# pynetdicom logs every association and PDU at INFO; the listener logs what matters itself.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+REJECTED_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED = 0x01, 0x01, 0x03
+
+
+def host_addresses(host):
+    """Every address a node's host name (or address) stands for."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return set()
+
+
+def node_refusal(ae_title, peer_ip):
+    """(node, None) for a node allowed to send from this address; (None, why) otherwise."""
+    node = DicomNode.objects.select_related("site").filter(ae_title=ae_title.strip()).first()
+    if node is None:
+        return None, "The AE title is not a registered DICOM node."
+    if not node.may_send:
+        return None, "The node is registered but not allowed to send."
+    if peer_ip not in host_addresses(node.host):
+        return None, f"The association came from {peer_ip}, not from the node's host {node.host}."
+    return node, None
+
+
+def on_requested(event):
+    # The requestor's ae_title is filled in only after negotiation; the request itself carries it.
+    calling, peer_ip = event.assoc.requestor.primitive.calling_ae_title, event.assoc.requestor.address
+    try:
+        node, refusal = node_refusal(calling, peer_ip)
+        if node is None:
+            record_audit(None, AuditEvent.Action.DICOM_REFUSED, via="dicom", ip_address=peer_ip, details={"ae_title": calling, "reason": refusal})
+            logger.warning("Association from %s at %s rejected: %s", calling, peer_ip, refusal)
+            event.assoc.acse.send_reject(REJECTED_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
+    finally:
+        close_old_connections()
+
+
+def on_store(event):
+    try:
+        node, refusal = node_refusal(event.assoc.requestor.ae_title, event.assoc.requestor.address)
+        if node is None:  # the node was changed while its association was open
+            return receiving.CANNOT_UNDERSTAND
+        return receiving.receive(node, event.encoded_dataset(), peer_ip=event.assoc.requestor.address)
+    finally:
+        close_old_connections()
+
+
+def on_echo(event):
+    return 0x0000
+
+
+def application_entity():
+    ae = AE(ae_title=settings.PORTAL_DICOM_AE_TITLE)
+    # Every storage class in any transfer syntax (the intake says which it cannot decode), except
+    # deflate: inflated in memory before any size check, it is refused at upload too.
+    syntaxes = [uid for uid in ALL_TRANSFER_SYNTAXES if uid != DeflatedExplicitVRLittleEndian]
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, syntaxes)
+    ae.add_supported_context(Verification)
+    ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = settings.PORTAL_DICOM_TIMEOUT
+    return ae
+
+
+HANDLERS = [(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo)]
+
+
+def serve():
+    """Listen until SIGTERM or SIGINT (blocks). Every instance acknowledged was committed first, so
+    stopping in the middle of an association loses nothing the sender was told was stored."""
+    server = application_entity().start_server((settings.PORTAL_DICOM_HOST, settings.PORTAL_DICOM_PORT), block=False, evt_handlers=HANDLERS)
+    stop = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *args: stop.set())
+    logger.info("DICOM listener ready: AE title %s on %s:%s", settings.PORTAL_DICOM_AE_TITLE, settings.PORTAL_DICOM_HOST, settings.PORTAL_DICOM_PORT)
+    stop.wait()
+    server.shutdown()

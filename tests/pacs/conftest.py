@@ -1,0 +1,139 @@
+"""A real PACS (Orthanc, Debian's package) and the portal's real DICOM listener, each its own
+process on free loopback ports, against the test database. No mock of the network anywhere."""
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pydicom
+import pytest
+from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
+
+from pacs.models import DicomNode
+from tests.conftest import PROJECT_ROOT, worker_environment
+from tests.images import chest_like, dicom_bytes
+
+ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
+ORTHANC_AET = "ORTHANC_TEST"
+PORTAL_AET = "CXR_PORTAL_TEST"
+needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(ready, process, log_path, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{what} did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def dicom_listener(django_db_setup, django_db_blocker, private_storage):
+    """`manage.py dicom_listener` (what `bin/portal dicom-listener` runs), on a free loopback port."""
+    port = free_port()
+    log_path = private_storage / "dicom-listener.log"
+    with django_db_blocker.unblock():
+        env = {**worker_environment(), "PORTAL_DICOM_PORT": str(port), "PORTAL_DICOM_AE_TITLE": PORTAL_AET, "PORTAL_DICOM_HOST": "127.0.0.1"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "manage.py", "dicom_listener"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    wait_until(lambda: b"DICOM listener ready" in log_path.read_bytes(), process, log_path, "The DICOM listener")
+    process.port, process.log_path = port, log_path
+    yield process
+    stop(process)
+
+
+class Orthanc:
+    def __init__(self, http_port, dicom_port):
+        self.url, self.dicom_port = f"http://127.0.0.1:{http_port}", dicom_port
+
+    def post(self, path, body):
+        """(HTTP status, parsed JSON body) of a POST to Orthanc's REST API."""
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{self.url}{path}", data=body, method="POST"), timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def upload(self, data):
+        """POST /instances: the instance's Orthanc id."""
+        status, answer = self.post("/instances", data)
+        assert status == 200, answer
+        return answer["ID"]
+
+    def send_to_portal(self, instance_id):
+        """Orthanc's own C-STORE to the portal's listener: (HTTP status, answer); not 200 when the store failed."""
+        return self.post("/modalities/portal/store", json.dumps({"Resources": [instance_id], "Synchronous": True}).encode())
+
+
+@pytest.fixture(scope="session")
+def orthanc(dicom_listener, tmp_path_factory):
+    """Orthanc with a temporary configuration naming the portal's listener as modality `portal`."""
+    if ORTHANC is None:
+        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
+    folder = tmp_path_factory.mktemp("orthanc")
+    http_port, dicom_port = free_port(), free_port()
+    configuration = {
+        "Name": "portal-tests", "DicomAet": ORTHANC_AET, "DicomPort": dicom_port, "HttpPort": http_port,
+        "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+        "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),
+        "DicomModalities": {"portal": {"AET": PORTAL_AET, "Host": "127.0.0.1", "Port": dicom_listener.port}},
+        "DicomScuTimeout": 20, "Plugins": [],
+    }
+    (folder / "orthanc.json").write_text(json.dumps(configuration))
+    log_path = folder / "orthanc.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    server = Orthanc(http_port, dicom_port)
+
+    def answers():
+        try:
+            with urllib.request.urlopen(f"{server.url}/system", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_until(answers, process, log_path, "Orthanc")
+    yield server
+    stop(process)
+
+
+@pytest.fixture
+def orthanc_node(orthanc, site_a):
+    """Orthanc registered as a node of site A that may send."""
+    return DicomNode.objects.create(ae_title=ORTHANC_AET, host="127.0.0.1", port=orthanc.dicom_port, site=site_a)
+
+
+def radiograph(patient_id="MRN-0001", name="OKAFOR^Ada", birth_date="", modality="CR", view="PA", body_part="CHEST", seed=1, sop_uid=None, **more):
+    """A small chest film as a PACS holds it: a CR image with pixel data and a patient and study."""
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(chest_like(128, seed=seed), modality=modality, body_part=body_part)))
+    dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.PatientID, dataset.PatientName, dataset.PatientBirthDate = patient_id, name, birth_date
+    dataset.ViewPosition = view
+    for keyword, value in more.items():
+        setattr(dataset, keyword, value)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
