@@ -73,14 +73,14 @@ def read_identity(dataset: pydicom.Dataset) -> DicomIdentity:
 
 
 def chest_radiograph_refusal(identity: DicomIdentity) -> str | None:
-    """None when the header describes a radiograph (CR or DX) of the chest, or of an unstated body
+    """None when the header describes a radiograph (CR, DX or DR) of the chest, or of an unstated body
     part; otherwise the sentence that tells the clinician why the model cannot read it."""
     modality = identity.modality.upper()
     if modality not in RADIOGRAPH_MODALITIES:
         if not modality:
-            return "The DICOM file does not say what kind of study it is; only chest X-rays (CR or DX) can be read."
+            return "The DICOM file does not say what kind of study it is; only chest X-rays (CR, DX or DR) can be read."
         kind = MODALITY_NAMES.get(modality, f"a study of modality {modality}")
-        return f"This DICOM file is {kind}, not an X-ray; only chest X-rays (CR or DX) can be read."
+        return f"This DICOM file is {kind}, not an X-ray; only chest X-rays (CR, DX or DR) can be read."
     body_part = identity.body_part_examined.upper()
     if body_part and not any(word in body_part for word in CHEST_WORDS):
         return f"This DICOM file is an X-ray of the {body_part.lower()}, not of the chest; only chest X-rays can be read."

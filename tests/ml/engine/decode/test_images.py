@@ -125,7 +125,7 @@ def test_odd_identity_values_become_plain_text():
     assert (identity.patient_id, len(identity.patient_name), identity.study_date) == ("AB", 200, "not a date")
 
 
-@pytest.mark.parametrize("modality, body_part", [("CR", "CHEST"), ("DX", ""), ("DX", "THORAX"), ("CR", "Chest PA"), ("DX", "LUNGS")])
+@pytest.mark.parametrize("modality, body_part", [("CR", "CHEST"), ("DX", ""), ("DX", "THORAX"), ("CR", "Chest PA"), ("DX", "LUNGS"), ("DR", "CHEST")])
 def test_chest_radiographs_are_readable(modality, body_part):
     assert chest_radiograph_refusal(DicomIdentity(modality=modality, body_part_examined=body_part)) is None
 
@@ -133,10 +133,10 @@ def test_chest_radiographs_are_readable(modality, body_part):
 @pytest.mark.parametrize(
     "modality, sentence",
     [
-        ("CT", "This DICOM file is a CT scan, not an X-ray; only chest X-rays (CR or DX) can be read."),
-        ("MR", "This DICOM file is an MRI scan, not an X-ray; only chest X-rays (CR or DX) can be read."),
-        ("ZZ", "This DICOM file is a study of modality ZZ, not an X-ray; only chest X-rays (CR or DX) can be read."),
-        ("", "The DICOM file does not say what kind of study it is; only chest X-rays (CR or DX) can be read."),
+        ("CT", "This DICOM file is a CT scan, not an X-ray; only chest X-rays (CR, DX or DR) can be read."),
+        ("MR", "This DICOM file is an MRI scan, not an X-ray; only chest X-rays (CR, DX or DR) can be read."),
+        ("ZZ", "This DICOM file is a study of modality ZZ, not an X-ray; only chest X-rays (CR, DX or DR) can be read."),
+        ("", "The DICOM file does not say what kind of study it is; only chest X-rays (CR, DX or DR) can be read."),
     ],
 )
 def test_other_modalities_are_refused_in_plain_words(modality, sentence):
