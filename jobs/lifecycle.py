@@ -186,7 +186,9 @@ def heartbeat(job, on_beat=None):
     key = (type(job), job.pk, job.attempts)
     with _lock:
         _beating[key] = on_beat
-        if _thread is None:
+        # A beat thread that died (an error it could not survive) is replaced, or no job of this
+        # process would beat again and the sweep would re-run every one of them.
+        if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_beat_until_idle, name="job-heartbeat", daemon=True)
             _thread.start()
     try:

@@ -125,6 +125,23 @@ def test_the_heartbeat_stamps_a_running_job_and_says_when_it_is_no_longer_its_ow
         assert no_longer_running.wait(10)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_thread_that_died_is_replaced(clinician_scan, settings, monkeypatch):
+    """A beat thread can die of an error it cannot survive (seen in CI: the database refused it
+    while closing a broken connection); the next job must still beat."""
+    settings.JOB_HEARTBEAT_SECONDS = 0.1
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    monkeypatch.setattr(lifecycle, "_thread", dead)
+    job = lifecycle.claim(Scan, clinician_scan.pk)
+    with lifecycle.heartbeat(job):
+        deadline = timezone.now() + timedelta(seconds=10)
+        while Scan.objects.get(pk=job.pk).heartbeat_at == job.heartbeat_at and timezone.now() < deadline:
+            threading.Event().wait(0.05)
+        assert Scan.objects.get(pk=job.pk).heartbeat_at > job.heartbeat_at
+
+
 def test_the_beat_task_runs_the_sweep(clinician_scan, settings):
     from jobs.tasks import sweep_jobs
 
