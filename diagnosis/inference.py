@@ -13,6 +13,7 @@ from PIL import Image
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, Value, When, prefetch_related_objects
+from django.dispatch import Signal
 
 from jobs import lifecycle
 from ml import runtime
@@ -24,6 +25,9 @@ from .models import Prediction, Scan
 
 logger = logging.getLogger(__name__)
 
+# Sent inside the transaction that records a batch of answers, with `predictions` (those this
+# attempt recorded): what must follow a result (pacs sends it back to its PACS) commits with it.
+predictions_recorded = Signal()
 
 # A task drains a backlog for at most this long, then leaves the rest to the next message: well
 # inside the task's time limits, and a worker being stopped finishes its task soon.
@@ -265,4 +269,7 @@ def record_predictions(model_version, answers, inference_ms):
             inference_ms=inference_ms,
             queue_to_result_ms=(scan.finished_at - scan.uploaded_at).total_seconds() * 1000,
         ))
-    return {prediction.scan_id: prediction for prediction in Prediction.objects.bulk_create(predictions)}
+    recorded = Prediction.objects.bulk_create(predictions)
+    if recorded:
+        predictions_recorded.send(sender=Prediction, predictions=recorded)
+    return {prediction.scan_id: prediction for prediction in recorded}

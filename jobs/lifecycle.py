@@ -165,7 +165,7 @@ def _sweep_unsent(model, swept):
     """Queued jobs the broker never accepted, or accepted long ago without any worker taking them
     (the filesystem broker drops a message whose worker died while reading it)."""
     stale = timezone.now() - settings.JOB_REQUEUE_AFTER
-    queued = model.objects.filter(status=model.Status.QUEUED).filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+    queued = model.objects.filter(model.due(), status=model.Status.QUEUED).filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
     sent = set(send(model, list(queued.values_list("pk", flat=True))))
     swept.sent += [job for job in model.objects.filter(pk__in=sent)]
 

@@ -34,3 +34,9 @@ class Job(models.Model):
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def due(cls):
+        """Which queued jobs the sweep may hand to the broker now (a Q); a job that waits out a
+        back-off (pacs.models.ResultSend) leaves out those not due yet."""
+        return models.Q()

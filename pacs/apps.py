@@ -8,6 +8,11 @@ class PacsConfig(AppConfig):
 
     def ready(self):
         from diagnosis import roles
+        from diagnosis.inference import predictions_recorded
+
+        from . import sends
 
         # The role groups are granted this app's permissions, which exist only once its own migrations ran.
         post_migrate.connect(roles.ensure_role_groups, sender=self)
+        # A result of a film a node sent is queued to go back to it in the transaction that records it.
+        predictions_recorded.connect(sends.queue_sends, dispatch_uid="pacs_queue_result_sends")

@@ -1,8 +1,10 @@
 """The DICOM nodes the portal trusts, and one row per instance they sent it."""
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
-from diagnosis.models import Scan, Site
+from diagnosis.models import Prediction, Scan, Site
+from jobs.models import Job
 
 # PS3.5 AE: 1-16 characters of the default repertoire, no backslash or control characters;
 # leading and trailing spaces are not significant, so a title is stored without them.
@@ -63,3 +65,45 @@ class ReceivedInstance(models.Model):
 
     def __str__(self):
         return f"{self.sop_instance_uid} from {self.ae_title}: {self.get_outcome_display()}"
+
+
+class ResultSend(Job):
+    """The job of sending one result (its Secondary Capture and SR) back to the node its film came
+    from (pacs.sending). One per result and node, made in the transaction that records the result;
+    its objects' UIDs are fixed here, so a retry makes the same instances and a PACS never holds two."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to send"
+        RUNNING = "running", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Not sent"
+
+    task_name = "pacs.tasks.send_result"
+    queue = "inference"
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="pacs_sends")
+    node = models.ForeignKey(DicomNode, null=True, on_delete=models.SET_NULL, related_name="result_sends")
+    ae_title = models.CharField("node's AE title", max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    series_instance_uid = models.CharField(max_length=64)
+    sc_instance_uid = models.CharField("Secondary Capture's SOP Instance UID", max_length=64)
+    sr_instance_uid = models.CharField("SR's SOP Instance UID", max_length=64)
+    sc_sent_at = models.DateTimeField(null=True, blank=True)
+    sr_sent_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveIntegerField(default=0, help_text="Tries that found the node unreachable or busy.")
+    next_try_at = models.DateTimeField(null=True, blank=True, help_text="Not sent again before this time (back-off).")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["prediction", "node"], name="one_send_per_result_and_node")]
+
+    @classmethod
+    def due(cls):
+        """Queued sends waiting out their back-off are not handed to the broker by the sweep."""
+        return models.Q(next_try_at__isnull=True) | models.Q(next_try_at__lte=timezone.now())
+
+    def __str__(self):
+        return f"results of scan {self.prediction.scan_id} to {self.ae_title}: {self.get_status_display()}"

@@ -58,6 +58,7 @@ class AuditEvent(models.Model):
         DICOM_RECEIVED = "dicom.received", "DICOM instance received from a node"
         DICOM_REFUSED = "dicom.refused", "DICOM association refused"
         DICOM_NODE_CHANGED = "dicom.node_changed", "DICOM node registered, changed or removed"
+        DICOM_SENT = "dicom.sent", "Result sent to a DICOM node"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -10,3 +10,13 @@ PORTAL_DICOM_HOST = env.str("PORTAL_DICOM_HOST", default="127.0.0.1")
 PORTAL_DICOM_PORT = env.int("PORTAL_DICOM_PORT", default=11112)
 # How long an idle association is kept open, and how long a network read may wait (seconds).
 PORTAL_DICOM_TIMEOUT = env.int("PORTAL_DICOM_TIMEOUT", default=30)
+
+# Results sent back to a node (pacs.sending): a node that cannot be reached is tried again after
+# PORTAL_PACS_RETRY_FIRST_SECONDS, doubling up to PORTAL_PACS_RETRY_MAX_SECONDS between tries,
+# for PORTAL_PACS_GIVE_UP_HOURS after the result was made; then the send fails with its reason.
+PORTAL_PACS_RETRY_FIRST_SECONDS = env.int("PORTAL_PACS_RETRY_FIRST_SECONDS", default=10)
+PORTAL_PACS_RETRY_MAX_SECONDS = env.int("PORTAL_PACS_RETRY_MAX_SECONDS", default=600)
+PORTAL_PACS_GIVE_UP_HOURS = env.int("PORTAL_PACS_GIVE_UP_HOURS", default=72)
+# How long opening an association or a DICOMweb request to a node may take (seconds): short, as
+# the sends run on the inference worker.
+PORTAL_PACS_CONNECT_TIMEOUT = env.int("PORTAL_PACS_CONNECT_TIMEOUT", default=5)

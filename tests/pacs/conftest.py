@@ -137,3 +137,31 @@ def radiograph(patient_id="MRN-0001", name="OKAFOR^Ada", birth_date="", modality
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def sr_items(dataset):
+    """Every content item of an SR's tree, depth first, as (concept name meaning, item)."""
+    found = []
+    for item in dataset.get("ContentSequence", []):
+        found.append((item.ConceptNameCodeSequence[0].CodeMeaning, item))
+        found.extend(sr_items(item))
+    return found
+
+
+def sr_reading(dataset):
+    """What a result SR says, decoded with pydicom alone: {finding, probability, threshold, version,
+    parameters, referenced instance UIDs}."""
+    items = sr_items(dataset)
+
+    def first(meaning):
+        return next(item for name, item in items if name == meaning)
+
+    return {
+        "finding": (first("COVID-19").ConceptCodeSequence[0].CodeValue, first("COVID-19").ConceptCodeSequence[0].CodeMeaning),
+        "probability": float(first("Probability of a COVID-19 pattern").MeasuredValueSequence[0].NumericValue),
+        "threshold": float(first("Decision threshold").MeasuredValueSequence[0].NumericValue),
+        "version": first("Algorithm Version").TextValue,
+        "parameters": [item.TextValue for name, item in items if name == "Algorithm Parameters"],
+        "references": {reference.ReferencedSOPInstanceUID for name, item in items if item.ValueType == "IMAGE"
+                       for reference in item.ReferencedSOPSequence},
+    }
