@@ -64,7 +64,7 @@ def scans_visible_to(user):
 
 
 def _with_results(scans):
-    predictions = Prediction.objects.select_related("model_version", "site_threshold__site").prefetch_related("reviews__reviewer")
+    predictions = Prediction.objects.select_related("model_version", "site_threshold__site").prefetch_related("reviews__reviewer", "pacs_sends")
     # The site (its mode and the decision behind it) says whether and how a result is shown (ai_visibility).
     return scans.select_related("patient__site__mode_decision__version", "uploaded_by").prefetch_related(Prefetch("predictions", queryset=predictions))
 

@@ -105,5 +105,23 @@ class ResultSend(Job):
         """Queued sends waiting out their back-off are not handed to the broker by the sweep."""
         return models.Q(next_try_at__isnull=True) | models.Q(next_try_at__lte=timezone.now())
 
+    @property
+    def sent_at(self):
+        return self.finished_at if self.status == self.Status.SENT else None
+
+    @property
+    def status_sentence(self):
+        """What the scan card and the API say about this send."""
+        where = f"PACS {self.ae_title}"
+        if self.status == self.Status.SENT:
+            return f"Sent to {where} at {timezone.localtime(self.finished_at):%Y-%m-%d %H:%M:%S}."
+        if self.status == self.Status.FAILED:
+            return f"Failed to send to {where}: {self.failure_reason}"
+        if self.status == self.Status.CANCELLED:
+            return f"Not sent to {where}: {self.failure_reason}"
+        if self.tries and self.status == self.Status.QUEUED:
+            return f"Waiting to send to {where}: {self.last_error} Next try at {timezone.localtime(self.next_try_at):%H:%M:%S}."
+        return f"Sending to {where}…"
+
     def __str__(self):
         return f"results of scan {self.prediction.scan_id} to {self.ae_title}: {self.get_status_display()}"

@@ -1,7 +1,6 @@
-"""The light side of sending results back to a node (pacs.sending runs the job): queueing a send
-with the result, and what a send's state says in words. Loaded by every process (the receiver is
-connected when the app loads), so it imports neither highdicom nor the network libraries."""
-from django.utils import timezone
+"""The light side of sending results back to a node (pacs.sending runs the job): a send queued
+with the result. Loaded by every process (the receiver is connected when the app loads), so it
+imports neither highdicom nor the network libraries."""
 from pydicom.uid import generate_uid
 
 from diagnosis.models import Site
@@ -23,17 +22,3 @@ def queue_sends(sender, predictions, **kwargs):
         ResultSend.objects.bulk_create(sends)
         lifecycle.enqueue_on_commit(*sends)
     return sends
-
-
-def status_sentence(send):
-    """What the scan card and the API say about one send."""
-    where = f"PACS {send.ae_title}"
-    if send.status == ResultSend.Status.SENT:
-        return f"Sent to {where} at {timezone.localtime(send.finished_at):%Y-%m-%d %H:%M:%S}."
-    if send.status == ResultSend.Status.FAILED:
-        return f"Failed to send to {where}: {send.failure_reason}"
-    if send.status == ResultSend.Status.CANCELLED:
-        return f"Not sent to {where}: {send.failure_reason}"
-    if send.tries and send.status == ResultSend.Status.QUEUED:
-        return f"Waiting to send to {where}: {send.last_error} Next try at {timezone.localtime(send.next_try_at):%H:%M:%S}."
-    return f"Sending to {where}…"

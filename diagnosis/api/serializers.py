@@ -106,9 +106,20 @@ class ReviewSerializer(serializers.ModelSerializer):
         return value
 
 
+class PacsSendSerializer(serializers.Serializer):
+    """The result sent back to the PACS its film came from (pacs.models.ResultSend)."""
+
+    ae_title = serializers.CharField(read_only=True, help_text="The node's AE title.")
+    status = serializers.CharField(read_only=True, help_text="queued (waiting to send, perhaps for the PACS to come back), running, sent, failed or cancelled (not sent).")
+    message = serializers.CharField(source="status_sentence", read_only=True, help_text="In words: \"Sent to PACS ORTHANC at ...\", \"Waiting to send ...: why. Next try at ...\", or why it failed.")
+    sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
 class PredictionSerializer(VersionTrustMixin, serializers.ModelSerializer):
     model_version = ModelVersionSummarySerializer()
     reviews = ReviewSerializer(many=True)
+    sent_to_pacs = PacsSendSerializer(source="pacs_sends", many=True, read_only=True,
+                                      help_text="Its Secondary Capture and SR sent back to the PACS the film came from; empty for other films.")
     disclaimer = serializers.SerializerMethodField()
     threshold_source = serializers.CharField(read_only=True, help_text="\"version\" or \"site\": whose threshold made the label.")
     threshold_origin = serializers.CharField(
@@ -121,7 +132,7 @@ class PredictionSerializer(VersionTrustMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["id", "label", "positive_probability", "threshold", "threshold_source", "threshold_origin", "site_temperature", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "disclaimer"]
+        fields = ["id", "label", "positive_probability", "threshold", "threshold_source", "threshold_origin", "site_temperature", "probabilities", "model_version", "runtime", "precision", "inference_ms", "created_at", "reviews", "sent_to_pacs", "disclaimer"]
 
     def get_disclaimer(self, prediction) -> str:
         return " ".join([*self.version_trust(prediction.model_version)["notes"], DISCLAIMER])
@@ -138,7 +149,7 @@ class DicomHeaderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Scan
         fields = [
-            "study_date", "study_time", "accession_number", "view_position", "modality", "body_part",
+            "study_date", "study_time", "accession_number", "study_instance_uid", "view_position", "modality", "body_part",
             "patient_id", "patient_name", "patient_birth_date", "patient_sex",
         ]
         read_only_fields = fields

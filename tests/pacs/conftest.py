@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -19,6 +20,8 @@ from tests.conftest import PROJECT_ROOT, worker_environment
 from tests.images import chest_like, dicom_bytes
 
 ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
+# Debian's orthanc-dicomweb: QIDO-RS and WADO-RS to find what the portal sent back, STOW-RS to receive it.
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_AET = "ORTHANC_TEST"
 PORTAL_AET = "CXR_PORTAL_TEST"
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
@@ -81,6 +84,21 @@ class Orthanc:
         assert status == 200, answer
         return answer["ID"]
 
+    def dicomweb(self):
+        """A DICOMweb client of Orthanc (its QIDO-RS, WADO-RS and STOW-RS); skips where the plugin is absent."""
+        if not DICOMWEB_PLUGIN.exists():
+            pytest.skip(f"Orthanc's DICOMweb plugin is not installed ({DICOMWEB_PLUGIN}; apt-get install orthanc-dicomweb)")
+        from dicomweb_client.api import DICOMwebClient
+
+        return DICOMwebClient(url=f"{self.url}/dicom-web")
+
+    def instances_of_study(self, study_instance_uid):
+        """{SOP Class UID: [SOP Instance UID, ...]} of the study, found by QIDO-RS."""
+        found = {}
+        for instance in self.dicomweb().search_for_instances(study_instance_uid=study_instance_uid):
+            found.setdefault(instance["00080016"]["Value"][0], []).append(instance["00080018"]["Value"][0])
+        return found
+
     def send_to_portal(self, instance_id):
         """Orthanc's own C-STORE to the portal's listener: (HTTP status, answer); not 200 when the store failed."""
         return self.post("/modalities/portal/store", json.dumps({"Resources": [instance_id], "Synchronous": True}).encode())
@@ -98,7 +116,8 @@ def orthanc(dicom_listener, tmp_path_factory):
         "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
         "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),
         "DicomModalities": {"portal": {"AET": PORTAL_AET, "Host": "127.0.0.1", "Port": dicom_listener.port}},
-        "DicomScuTimeout": 20, "Plugins": [],
+        "DicomScuTimeout": 20, "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
     (folder / "orthanc.json").write_text(json.dumps(configuration))
     log_path = folder / "orthanc.log"
