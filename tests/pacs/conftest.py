@@ -2,6 +2,7 @@
 process on free loopback ports, against the test database. No mock of the network anywhere."""
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,9 @@ from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
 from pacs.models import DicomNode
 from tests.conftest import PROJECT_ROOT, worker_environment
 from tests.images import chest_like, dicom_bytes
+
+# Workers the tests start try a send again 2 s after finding its node down, not 10 s (portal/settings/dicom.py).
+os.environ.setdefault("PORTAL_PACS_RETRY_FIRST_SECONDS", "2")
 
 ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
 # Debian's orthanc-dicomweb: QIDO-RS and WADO-RS to find what the portal sent back, STOW-RS to receive it.
