@@ -54,6 +54,7 @@ ADMINISTRATOR_PERMISSIONS = CLINICIAN_PERMISSIONS + [
     "pacs.change_dicomnode",
     "pacs.delete_dicomnode",
     "pacs.view_receivedinstance",
+    "pacs.view_resultsend",
 ]
 
 

@@ -4,7 +4,7 @@ from diagnosis.auditing import client_ip
 from ml.admin import ReadOnlyAdmin
 
 from . import services
-from .models import DicomNode, ReceivedInstance
+from .models import DicomNode, ReceivedInstance, ResultSend
 
 
 @admin.register(DicomNode)
@@ -29,3 +29,11 @@ class ReceivedInstanceAdmin(ReadOnlyAdmin):
 
     list_display = ["received_at", "ae_title", "outcome", "header_patient_id", "reason"]
     list_filter = ["outcome", "ae_title"]
+
+
+@admin.register(ResultSend)
+class ResultSendAdmin(ReadOnlyAdmin):
+    """Each result sent back (or waiting, or failed) to the node its film came from."""
+
+    list_display = ["created_at", "ae_title", "status", "tries", "next_try_at", "finished_at", "status_sentence"]
+    list_filter = ["status", "ae_title"]

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from diagnosis import storage
 from diagnosis.ai_visibility import withheld_sentence
-from diagnosis.models import AuditEvent, Site
+from diagnosis.models import AuditEvent, Prediction, Site
 from diagnosis.services import record_audit
 from jobs import lifecycle
 from ml import trust
@@ -57,7 +57,7 @@ def execute_send(send_id):
         except NotToBeSent as error:
             lifecycle.finish(send, ResultSend.Status.CANCELLED, failure_reason=str(error))
         except Exception:
-            logger.exception("Sending the results of scan %s to %s failed", send.prediction.scan_id, send.ae_title)
+            logger.exception("Sending the results of prediction %s to %s failed", send.prediction_id, send.ae_title)
             lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=INTERNAL_ERROR)
         else:
             lifecycle.finish(send, ResultSend.Status.SENT, failure_reason="", last_error="")
@@ -65,7 +65,7 @@ def execute_send(send_id):
 
 
 def _send(send):
-    prediction = type(send.prediction).objects.select_related("scan__patient__site", "model_version").get(pk=send.prediction_id)
+    prediction = Prediction.objects.select_related("scan__patient__site", "model_version").get(pk=send.prediction_id)
     scan, node = prediction.scan, send.node
     if scan.patient.site.mode != Site.Mode.LIVE:
         raise NotToBeSent(withheld_sentence(scan.patient.site))

@@ -14,6 +14,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 
 logger = logging.getLogger(__name__)
+# pynetdicom logs every association and PDU at INFO; a send's outcome is the job's and the audit's to say.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 
 class NodeUnreachable(Exception):

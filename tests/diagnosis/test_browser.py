@@ -264,7 +264,8 @@ def test_the_pages_fit_1280_and_768_px_with_long_names_and_work_from_the_keyboar
         measure(version, folder.name, datasets.dataset_fingerprint(folder), engine_metrics(auc, 0.8, 0.7))
     type(patient).objects.filter(pk=patient.pk).update(medical_record_number=LONG_ID[:64])
     result = add_result(patient, versions[0], "covid", 0.91)
-    Scan.objects.filter(pk=result.pk).update(original_filename=LONG_FILE_NAMES[0], accession_number=LONG_ID[:64], header_patient_id=LONG_ID[:64])
+    Scan.objects.filter(pk=result.pk).update(original_filename=LONG_FILE_NAMES[0], accession_number=LONG_ID[:64], header_patient_id=LONG_ID[:64],
+                                               study_instance_uid=LONG_ID[:64])
     job = TrainingJob.objects.create(
         dataset_path="/very/long/path/to/a/dataset/folder/with/many/levels/covid-chestxray-dataset-2020-final-v3",
         parameters={"backbone": "inceptionv3", "image_size": 299, "epochs": 25}, total_epochs=25, epoch=3,
@@ -289,6 +290,9 @@ def test_the_pages_fit_1280_and_768_px_with_long_names_and_work_from_the_keyboar
                 assert page.locator("table.worklist tbody tr").count() == 3
                 assert one_line_rows(page), "each scan keeps to one line of the worklist at 1280 px"
                 assert page.locator(f"#row-{result.pk} [title*='{LONG_FILE_NAMES[0]}']").count() == 1, "a shortened name is whole on hover"
+                assert page.locator(f"#row-{result.pk} [title*='study UID {LONG_ID[:64]}']").count() == 1, "a long study UID is whole on hover"
+            if name == "patient":
+                assert page.locator(f"#scan-{result.pk} .uid[title='Study Instance UID {LONG_ID[:64]}']").count() == 1
 
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{live_server.url}/")
