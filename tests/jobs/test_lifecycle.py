@@ -9,12 +9,13 @@ from django.utils import timezone
 from diagnosis.models import Scan, SiteRemeasure
 from jobs import lifecycle
 from ml.models import DerivationRun, EvaluationRun, TrainingJob
+from pacs.models import ResultSend
 
 pytestmark = pytest.mark.django_db
 
 
 def test_every_kind_of_job_is_swept():
-    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun, SiteRemeasure}
+    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun, SiteRemeasure, ResultSend}
 
 
 def test_only_a_queued_job_can_be_claimed_and_each_claim_is_an_attempt(clinician_scan):
