@@ -150,3 +150,14 @@ def test_a_retry_after_the_first_object_was_stored_sends_only_the_other(orthanc,
     send = sending.execute_send(ResultSend.objects.get().pk)
     assert send.status == ResultSend.Status.SENT
     assert orthanc.instances_of_study(prediction.scan.study_instance_uid) == {"1.2.840.10008.5.1.4.1.1.88.33": [send.sr_instance_uid]}
+
+
+@needs_orthanc
+def test_a_node_that_refuses_the_objects_fails_the_send_at_once_with_its_answer(orthanc, analysed, node):
+    analysed()
+    node.dicomweb_url = f"{orthanc.url}/no-such-service/"  # Orthanc answers 404 there: asking again would not change it
+    node.save()
+    send = sending.execute_send(ResultSend.objects.get().pk)
+    assert send.status == ResultSend.Status.FAILED and send.tries == 0
+    assert send.status_sentence == f"Failed to send to PACS {ORTHANC_AET}: The DICOMweb service of {ORTHANC_AET} refused the Secondary Capture (HTTP 404)."
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).exists()
