@@ -1,4 +1,4 @@
-"""The DICOM nodes the portal trusts, and one row per instance they sent it."""
+"""The DICOM nodes the portal trusts, one row per instance they sent it, and one send per result going back to them."""
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
