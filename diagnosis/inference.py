@@ -18,6 +18,7 @@ from jobs import lifecycle
 from ml import runtime
 from ml.engine import ImageDecodeError, load_image_file
 from ml.selectors import NoActiveModelVersion, active_version_or_none
+from portal import metrics
 
 from . import site_thresholds, storage
 from .models import Prediction, Scan
@@ -265,4 +266,6 @@ def record_predictions(model_version, answers, inference_ms):
             inference_ms=inference_ms,
             queue_to_result_ms=(scan.finished_at - scan.uploaded_at).total_seconds() * 1000,
         ))
-    return {prediction.scan_id: prediction for prediction in Prediction.objects.bulk_create(predictions)}
+    created = Prediction.objects.bulk_create(predictions)
+    metrics.predictions_recorded(created)
+    return {prediction.scan_id: prediction for prediction in created}
