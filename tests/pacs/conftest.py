@@ -3,7 +3,6 @@ process on free loopback ports, against the test database. No mock of the networ
 import io
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,13 @@ import pytest
 from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
 
 from pacs.models import DicomNode
-from tests.conftest import PROJECT_ROOT, worker_environment
+from tests.conftest import PROJECT_ROOT, free_port, worker_environment
 from tests.images import chest_like, dicom_bytes
 
 ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
 ORTHANC_AET = "ORTHANC_TEST"
 PORTAL_AET = "CXR_PORTAL_TEST"
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(ready, process, log_path, what, timeout=60):
