@@ -35,7 +35,8 @@ def broker():
     from .celery import app
 
     with app.connection_for_write() as broker_connection:
-        broker_connection.ensure_connection(max_retries=1, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
+        # One try and no pause (kombu would wait 2 s before a retry): a probe must answer at once.
+        broker_connection.ensure_connection(max_retries=0, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
 
 
 def object_store():
