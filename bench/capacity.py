@@ -29,7 +29,7 @@ def per_core_rates(report, drain_ratio):
     rates = {name: row["batch16"]["images_per_s"] for name, row in report["runtimes"].items()}
     harmonised = report.get("harmonised")
     if harmonised:  # a version trained with the cpu-scratch default harmonises each film before its pass
-        rates[f"{harmonised['runtime']} harmonised"] = 1000 / harmonised["batch16_ms_per_film"]
+        rates[harmonised["runtime"].replace("openvino", "OpenVINO") + ", harmonised films"] = 1000 / harmonised["batch16_ms_per_film"]
     return {name: (rate, rate / cores * 3600 * drain_ratio) for name, rate in rates.items()}
 
 
@@ -53,7 +53,8 @@ def main():
     report = json.loads(args.inference.read_text())
     if args.portal:
         portal = json.loads(args.portal.read_text())
-        args.drain_ratio = portal["drain"]["scans_per_s"] / portal["baselines"]["engine_images_per_s"]
+        # Above 1 is the host drifting between the engine's timings, not the portal beating its engine.
+        args.drain_ratio = min(1.0, portal["drain"]["scans_per_s"] / portal["baselines"]["engine_images_per_s"])
     cpu = report["cpu"]
     print(f"From: {cpu['model']}, {cpu['cores']} cores; Xception {report['image_size']} px; load average "
           f"{report['load_average_before']:.1f} before, {report['load_average_after']:.1f} after; drain ratio {args.drain_ratio:.2f}")
