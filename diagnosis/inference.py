@@ -19,6 +19,7 @@ from jobs import lifecycle
 from ml import runtime
 from ml.engine import ImageDecodeError, load_image_file
 from ml.selectors import NoActiveModelVersion, active_version_or_none
+from portal import metrics
 
 from . import site_thresholds, storage
 from .models import Prediction, Scan
@@ -270,6 +271,7 @@ def record_predictions(model_version, answers, inference_ms):
             queue_to_result_ms=(scan.finished_at - scan.uploaded_at).total_seconds() * 1000,
         ))
     recorded = Prediction.objects.bulk_create(predictions)
+    metrics.predictions_recorded(recorded)
     if recorded:
         predictions_recorded.send(sender=Prediction, predictions=recorded)
     return {prediction.scan_id: prediction for prediction in recorded}

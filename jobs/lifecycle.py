@@ -23,6 +23,8 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from portal import metrics
+
 from .models import Job
 
 logger = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ def finish_all(jobs, status, **fields):
     owned = [job for job in jobs if job.pk in ended]
     for job in owned:
         job.status, job.finished_at = status, finished_at
+    metrics.jobs_finished(model, status, len(owned))
     return owned
 
 

@@ -18,6 +18,7 @@ from diagnosis import identity, scan_intake, storage
 from diagnosis.models import AuditEvent, Patient
 from diagnosis.services import record_audit
 from ml.engine.decode.dicom import read_identity
+from portal import metrics
 
 from . import routing
 from .models import ReceivedInstance
@@ -30,6 +31,7 @@ CANNOT_UNDERSTAND = 0xC000  # the dataset itself is refused; a retry of the same
 
 
 def _audit(node, peer_ip, outcome, header_uids, reason="", patient=None, scan=None):
+    metrics.dicom_instance_received(outcome)  # every instance ends in exactly one of these audit rows
     record_audit(None, AuditEvent.Action.DICOM_RECEIVED, patient=patient, scan=scan, via="dicom", ip_address=peer_ip,
                  details={"ae_title": node.ae_title, **header_uids, "outcome": outcome, **({"reason": reason} if reason else {})})
 

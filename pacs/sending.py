@@ -28,6 +28,7 @@ from diagnosis.services import record_audit
 from jobs import lifecycle
 from ml import trust
 from ml.engine import load_image_file
+from portal import metrics
 
 from . import results, transport
 from .models import ResultSend
@@ -118,6 +119,7 @@ def _stored(send, scan, node, name, dataset):
             "ae_title": node.ae_title, "object": name, "sop_instance_uid": str(dataset.SOPInstanceUID),
             "study_instance_uid": str(dataset.StudyInstanceUID), "over": "STOW-RS" if node.dicomweb_url else "C-STORE",
         })
+        metrics.dicom_object_sent(name)
 
 
 def retry_delay(tries):

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 
@@ -17,3 +17,11 @@ def close_stale_database_connections(**kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+def serve_metrics(**kwargs):
+    """In the worker's main process, once its pool runs: what its children counted, at PORTAL_METRICS_BIND."""
+    from .metrics_export import serve_in_background
+
+    serve_in_background()

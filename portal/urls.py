@@ -1,23 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
-from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from diagnosis.password_links import SetPasswordView
 
-from . import accounts
-
-
-@login_not_required
-def health(request):
-    """For load balancers and docker-compose: the process answers and the database is reachable."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+from . import accounts, health, metrics_export
 
 
 @login_not_required
@@ -48,7 +39,10 @@ urlpatterns = [
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("pacs.api")),
     path("models/", include("ml.urls")),
-    path("healthz", health, name="health"),
+    # For load balancers and Prometheus: no login, no patient data (portal/health.py, portal/metrics_export.py).
+    path("healthz", health.healthz, name="health"),
+    path("readyz", health.readyz, name="ready"),
+    path("metrics", metrics_export.metrics_view, name="metrics"),
     path("favicon.ico", favicon),
     path("", include("diagnosis.urls")),
 ]

@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -159,16 +160,32 @@ def stop_celery_worker(process):
             process.wait()
 
 
+# The token the session's worker serves its Prometheus metrics behind (tests/portal/test_metrics.py).
+WORKER_METRICS_TOKEN = "test-only-metrics-token"
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, private_storage):
-    """A real `celery worker` process, on the configured broker, against the test database."""
+    """A real `celery worker` process, on the configured broker, against the test database. It serves
+    its metrics as bin/portal's would, at `process.metrics_url` behind WORKER_METRICS_TOKEN."""
     with django_db_blocker.unblock():
         env = worker_environment()
     subprocess.run([*CELERY, "purge", "-f", "-Q", "inference,training"], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
+    metrics_dir, metrics_port = private_storage / "worker-metrics", free_port()
+    metrics_dir.mkdir()
     with django_db_blocker.unblock():
-        process = start_celery_worker(private_storage / "worker.log")
+        process = start_celery_worker(private_storage / "worker.log", extra_env={
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PORTAL_METRICS_BIND": f"127.0.0.1:{metrics_port}",
+            "PORTAL_METRICS_TOKEN": WORKER_METRICS_TOKEN})
+    process.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     yield process
     stop_celery_worker(process)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_for(condition, timeout=180, interval=0.5, message="condition"):

@@ -45,6 +45,8 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that a request's duration counts every layer below (portal.metrics).
+    "portal.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body (CsrfViewMiddleware parses POST): an oversized upload is refused
     # from its Content-Length, never spooled to disk.
@@ -285,16 +287,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-# Caches, API tokens, sign-in lockout, the Content-Security-Policy; the DICOM listener.
+# Caches, API tokens, sign-in lockout, the Content-Security-Policy; the DICOM listener; logging,
+# metrics and readiness (portal/settings/observability.py).
 from .security import *  # noqa: E402, F403
 from .dicom import *  # noqa: E402, F403
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("PORTAL_LOG_LEVEL", default="INFO")},
-    # TensorFlow and Keras log their start-up and tracing warnings through absl: errors only.
-    "loggers": {name: {"level": "ERROR"} for name in ("absl", "tensorflow")},
-}
+from .observability import *  # noqa: E402, F403

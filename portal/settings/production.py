@@ -16,7 +16,8 @@ if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     # The container's own health check asks over plain HTTP from inside; it must not be redirected.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # The same for an orchestrator's readiness probe; /metrics is scraped through the proxy, over HTTPS.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     # Browsers then refuse plain HTTP for this long: start at an hour, as Django's docs advise, and
     # raise it (a year) once HTTPS is known to work. Turn off the subdomain rule if other hosts under
     # the same domain still serve plain HTTP.

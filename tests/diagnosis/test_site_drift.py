@@ -8,6 +8,7 @@ import math
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,7 +30,8 @@ def results(add_result, patient, version, reader, probabilities, days_ago):
         Prediction.objects.filter(pk=prediction.pk).update(created_at=timezone.now() - timedelta(days=days_ago))
 
 
-def test_a_live_week_outside_the_silent_periods_limits_is_an_alert(add_result, make_version, administrator, settings):
+def drifting_site(add_result, make_version, administrator, settings):
+    """A site two silent weeks at 30% called positive, live for ten days, 90% called positive this week."""
     settings.SITE_VALIDATION_MIN_PER_FINDING = 2
     site = Site.objects.create(name="Hillside Infirmary", code="hill")
     reader = make_user("dr_hill", roles.CLINICIANS, site)
@@ -42,7 +44,11 @@ def test_a_live_week_outside_the_silent_periods_limits_is_an_alert(add_result, m
     SiteModeDecision.objects.update(decided_at=timezone.now() - timedelta(days=10))
     site.refresh_from_db()
     results(add_result, patient, version, reader, [0.9] * 18 + [0.2] * 2, days_ago=0)  # this week: 90% called positive
+    return site
 
+
+def test_a_live_week_outside_the_silent_periods_limits_is_an_alert(add_result, make_version, administrator, settings):
+    site = drifting_site(add_result, make_version, administrator, settings)
     watch = token_client(administrator).get(reverse("api:site_drift", args=["hill"])).json()
     assert watch["silent_weeks"] == 2 and [week["live"] for week in watch["weeks"]] == [False, False, True]
     live = watch["weeks"][-1]["figures"]
@@ -56,3 +62,11 @@ def test_a_live_week_outside_the_silent_periods_limits_is_an_alert(add_result, m
     admin = signed_in(administrator)
     assert "2 alerts" in admin.get(reverse("diagnosis:site_overview")).content.decode()
     assert "share of films called positive was 0.90" in admin.get(reverse("diagnosis:site_validation", args=[site.pk])).content.decode()
+
+
+def test_the_alerts_of_a_live_sites_latest_week_are_a_prometheus_gauge(client, add_result, make_version, administrator, settings):
+    drifting_site(add_result, make_version, administrator, settings)
+    settings.METRICS_TOKEN = "drift-test-token"
+    cache.delete("portal-metrics-drift")  # the gauge is cached for five minutes
+    metrics = client.get("/metrics", HTTP_AUTHORIZATION="Bearer drift-test-token").content.decode()
+    assert 'portal_site_drift_alerts{site="hill"} 2.0' in metrics  # the positive share and the mean probability

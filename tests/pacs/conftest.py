@@ -4,7 +4,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
 
 from pacs.models import DicomNode
-from tests.conftest import PROJECT_ROOT, worker_environment
+from tests.conftest import PROJECT_ROOT, free_port, worker_environment
 from tests.images import chest_like, dicom_bytes
 
 # Workers the tests start try a send again 2 s after finding its node down, not 10 s (portal/settings/dicom.py).
@@ -29,12 +28,6 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_AET = "ORTHANC_TEST"
 PORTAL_AET = "CXR_PORTAL_TEST"
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(ready, process, log_path, what, timeout=60):

@@ -15,6 +15,7 @@ from diagnosis.models import AuditEvent, Scan, Site
 from jobs import lifecycle
 from pacs import receiving, sending
 from pacs.models import DicomNode, ReceivedInstance, ResultSend
+from portal import metrics
 from tests.ml.conftest import make_version  # noqa: F401  (a fixture: registers a stand-in model version)
 from tests.pacs.conftest import ORTHANC_AET, free_port, needs_orthanc, radiograph, sr_reading
 
@@ -107,11 +108,15 @@ def test_a_send_that_ended_is_never_sent_again(analysed):
 
 
 @needs_orthanc
-def test_the_results_are_stored_in_orthanc_by_c_store_once_in_the_film_s_study(orthanc, analysed, node):
+def test_the_results_are_stored_in_orthanc_by_c_store_once_in_the_film_s_study(orthanc, analysed, node, django_capture_on_commit_callbacks):
     prediction = analysed(probability=0.8321, AccessionNumber="ACC-5")
     node.port = orthanc.dicom_port
     node.save()
-    send = sending.execute_send(ResultSend.objects.get().pk)
+    counted_before = {name: metrics.DICOM_SENT.labels(name)._value.get() for name in (sending.SECONDARY_CAPTURE, sending.STRUCTURED_REPORT)}
+    with django_capture_on_commit_callbacks(execute=True):
+        send = sending.execute_send(ResultSend.objects.get().pk)
+    for name, before in counted_before.items():
+        assert metrics.DICOM_SENT.labels(name)._value.get() == before + 1, f"the {name} sent is counted once in the metrics"
     assert send.status == ResultSend.Status.SENT and send.sc_sent_at and send.sr_sent_at
     assert send.status_sentence.startswith(f"Sent to PACS {ORTHANC_AET} at ")
     study = prediction.scan.study_instance_uid
