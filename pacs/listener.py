@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -57,8 +58,18 @@ def on_requested(event):
             record_audit(None, AuditEvent.Action.DICOM_REFUSED, via="dicom", ip_address=peer_ip, details={"ae_title": calling, "reason": refusal})
             logger.warning("Association from %s at %s rejected: %s", calling, peer_ip, refusal)
             event.assoc.acse.send_reject(REJECTED_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
+            _wait_until_sent(event.assoc)
     finally:
         close_old_connections()
+
+
+def _wait_until_sent(association, timeout=2.0):
+    """pynetdicom queues the A-ASSOCIATE-RJ for its DUL thread and closes the socket as soon as this
+    handler returns: without waiting, the sender often sees the connection drop (an abort) instead
+    of the rejection and its reason. Sta13 is "PDU sent, awaiting transport close" (PS3.8 9.2)."""
+    deadline = time.monotonic() + timeout
+    while association.dul.state_machine.current_state != "Sta13" and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def on_store(event):

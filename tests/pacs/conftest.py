@@ -12,7 +12,8 @@ import urllib.request
 
 import pydicom
 import pytest
-from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
+from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE
 
 from pacs.models import DicomNode
 from tests.conftest import PROJECT_ROOT, worker_environment
@@ -137,3 +138,26 @@ def radiograph(patient_id="MRN-0001", name="OKAFOR^Ada", birth_date="", modality
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+SCU_AET = "TEST_SCU"
+
+
+@pytest.fixture
+def scu_node(site_a):
+    """The test itself as a sending modality of site A (pynetdicom, from this machine)."""
+    return DicomNode.objects.create(ae_title=SCU_AET, host="127.0.0.1", port=104, site=site_a)
+
+
+def c_store(listener, dataset_or_path, calling_ae=SCU_AET, sop_class=ComputedRadiographyImageStorage, syntax=ExplicitVRLittleEndian):
+    """One C-STORE from a pynetdicom SCU to the listener: the status the listener answered, or the
+    rejected association (its result, source and reason) when it refused to talk."""
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(sop_class, syntax)
+    association = ae.associate("127.0.0.1", listener.port, ae_title=PORTAL_AET)
+    if not association.is_established:
+        return association
+    try:
+        return association.send_c_store(dataset_or_path).Status
+    finally:
+        association.release()
