@@ -47,6 +47,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("pacs.api")),
+    path("dicomweb/", include("pacs.dicomweb")),
     path("models/", include("ml.urls")),
     path("healthz", health, name="health"),
     path("favicon.ico", favicon),
