@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -20,6 +21,9 @@ from tests.conftest import PROJECT_ROOT, worker_environment
 from tests.images import chest_like, dicom_bytes
 
 ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
+# Debian's orthanc-dicomweb: Orthanc pushes over STOW-RS and answers QIDO-RS with it.
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+needs_dicomweb = pytest.mark.skipif(not DICOMWEB_PLUGIN.exists(), reason="Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
 ORTHANC_AET = "ORTHANC_TEST"
 PORTAL_AET = "CXR_PORTAL_TEST"
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
@@ -68,10 +72,10 @@ class Orthanc:
     def __init__(self, http_port, dicom_port):
         self.url, self.dicom_port = f"http://127.0.0.1:{http_port}", dicom_port
 
-    def post(self, path, body):
-        """(HTTP status, parsed JSON body) of a POST to Orthanc's REST API."""
+    def post(self, path, body, method="POST"):
+        """(HTTP status, parsed JSON body) of a POST (or PUT) to Orthanc's REST API."""
         try:
-            with urllib.request.urlopen(urllib.request.Request(f"{self.url}{path}", data=body, method="POST"), timeout=60) as response:
+            with urllib.request.urlopen(urllib.request.Request(f"{self.url}{path}", data=body, method=method), timeout=60) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -99,7 +103,7 @@ def orthanc(dicom_listener, tmp_path_factory):
         "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
         "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),
         "DicomModalities": {"portal": {"AET": PORTAL_AET, "Host": "127.0.0.1", "Port": dicom_listener.port}},
-        "DicomScuTimeout": 20, "Plugins": [],
+        "DicomScuTimeout": 20, "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
     }
     (folder / "orthanc.json").write_text(json.dumps(configuration))
     log_path = folder / "orthanc.log"
