@@ -48,6 +48,7 @@ urlpatterns = [
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("pacs.api")),
     path("dicomweb/", include("pacs.dicomweb")),
+    path("", include("pacs.urls")),
     path("models/", include("ml.urls")),
     path("healthz", health, name="health"),
     path("favicon.ico", favicon),
