@@ -24,6 +24,8 @@ class DicomNodeForm(forms.ModelForm):
     class Meta:
         model = DicomNode
         fields = ["ae_title", "host", "port", "dicomweb_url", "site", "may_send", "receives_results", "serves_priors", "sender_account"]
+        labels = {"may_send": "May send films", "receives_results": "Results go back to it", "serves_priors": "Earlier films are fetched from it"}
+        help_texts = {"receives_results": "The Secondary Capture and the structured report of each result are sent to it."}
 
 
 @permission_required("pacs.view_dicomnode", raise_exception=True)
