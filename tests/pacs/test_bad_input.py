@@ -7,12 +7,13 @@ import pydicom
 import pynetdicom
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.uid import MPEG2MPML, generate_uid
+from pydicom.uid import MPEG2MPML, ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE
 
 from diagnosis.models import AuditEvent, Scan
-from pacs.models import ReceivedInstance
+from pacs.models import DicomNode, ReceivedInstance
 from tests.conftest import stored_files
-from tests.pacs.conftest import SCU_AET, c_store, radiograph
+from tests.pacs.conftest import PORTAL_AET, SCU_AET, c_store, radiograph
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CANNOT_UNDERSTAND, SUCCESS = 0xC000, 0x0000
@@ -126,3 +127,18 @@ def test_the_same_instance_sent_twice_is_acknowledged_twice_and_kept_once(dicom_
     files_before = stored_files()
     assert c_store(dicom_listener, dataset) == c_store(dicom_listener, dataset) == SUCCESS
     assert ReceivedInstance.objects.count() == 1 and len(set(stored_files()) - set(files_before)) == 1
+
+
+def test_a_node_stopped_while_its_association_is_open_gets_a_failure_for_the_next_instance(dicom_listener, scu_node, patient):
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(ComputedRadiographyImageStorage, ExplicitVRLittleEndian)
+    association = ae.associate("127.0.0.1", dicom_listener.port, ae_title=PORTAL_AET)
+    assert association.is_established
+    try:
+        DicomNode.objects.filter(pk=scu_node.pk).update(may_send=False)
+        assert association.send_c_store(film()).Status == CANNOT_UNDERSTAND
+    finally:
+        association.release()
+    refused = AuditEvent.objects.get(action=AuditEvent.Action.DICOM_REFUSED)
+    assert refused.details == {"ae_title": SCU_AET, "reason": "The node is registered but not allowed to send."}
+    assert not ReceivedInstance.objects.exists() and not Scan.objects.exists()
