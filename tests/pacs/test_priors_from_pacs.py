@@ -2,6 +2,8 @@
 (C-FIND by record number), and the chosen ones come back by C-MOVE to the portal's real listener,
 which files them through the usual intake. One audit row per query and per retrieval."""
 import io
+import json
+import urllib.request
 
 import pydicom
 import pytest
@@ -19,6 +21,9 @@ def pacs_with_studies(orthanc, orthanc_node, settings):
     """Orthanc as the site's PACS holding two chest studies and a CT of the patient, and a film of
     someone else; the portal calls it under the AE title Orthanc knows it by."""
     settings.PORTAL_DICOM_AE_TITLE = PORTAL_AET
+    with urllib.request.urlopen(f"{orthanc.url}/patients", timeout=30) as response:  # earlier tests' films of the same record number
+        for orthanc_id in json.loads(response.read()):
+            orthanc.post(f"/patients/{orthanc_id}", None, method="DELETE")
     orthanc_node.serves_priors = True
     orthanc_node.save()
     films = {
