@@ -37,6 +37,11 @@ class Study:
     accession: str
 
     @property
+    def shown_date(self):
+        """YYYY-MM-DD from the DICOM date (YYYYMMDD), or "" when it is not one."""
+        return f"{self.date[:4]}-{self.date[4:6]}-{self.date[6:8]}" if len(self.date) == 8 and self.date.isdigit() else ""
+
+    @property
     def may_hold_chest_films(self):
         """A study whose modalities are stated and hold no radiograph (a CT, an MR) is not offered."""
         return not self.modalities or any(modality in RADIOGRAPH_MODALITIES for modality in self.modalities)

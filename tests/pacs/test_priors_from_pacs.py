@@ -98,3 +98,22 @@ def test_another_sites_clinician_cannot_query_for_the_patient(orthanc_node, othe
 def test_without_a_pacs_serving_priors_the_patient_page_offers_no_fetch(clinician, patient):
     assert "Fetch chest films from PACS" not in signed_in(clinician).get(f"/patients/{patient.pk}/").content.decode()
     assert "No PACS of St Elsewhere is registered" in signed_in(clinician).get(URL.format(patient.pk)).content.decode()
+
+
+@pytest.mark.browser
+def test_the_fetch_page_in_a_browser(dicom_listener, pacs_with_studies, live_server, clinician, patient):
+    from tests.diagnosis.test_browser import expect, log_in, screenshot
+
+    from .browser import chromium_page
+    with chromium_page() as page:
+        log_in(page, live_server.url, clinician.username)
+        page.goto(f"{live_server.url}/patients/{patient.pk}/")
+        page.get_by_role("link", name="Fetch chest films from PACS").click()
+        expect(page.get_by_role("cell", name="CT THORAX")).to_be_visible()
+        screenshot(page, "pacs-studies")
+        page.get_by_label("Fetch the study of 2025-03-02").check()
+        page.get_by_role("button", name="Fetch the chosen studies").click()
+        expect(page.locator(".message.success")).to_have_text("1 image from ORTHANC_TEST: 1 analysed.")
+        expect(page.get_by_text("Waiting for analysis")).to_be_visible()  # the fetched film, queued like an upload
+        screenshot(page, "pacs-studies-fetched")
+    assert Scan.objects.get(patient=patient).study_instance_uid == pacs_with_studies["newer"]

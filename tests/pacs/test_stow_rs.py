@@ -112,3 +112,10 @@ def test_without_a_token_nothing_is_read(client, stow_node):
 
 def test_the_account_of_a_node_cannot_use_the_rest_of_the_api(stow_node, pacs_account, patient):
     assert_json_error(token_client(pacs_account).get("/api/v1/patients/"), 403)
+
+
+def test_a_body_over_the_upload_limit_is_refused_before_it_is_read(stow_node, pacs_account, settings):
+    settings.UPLOAD_MAX_REQUEST_BYTES = 1000
+    response = stow(pacs_account, ("application/dicom", radiograph()))
+    assert_json_error(response, 413)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_RECEIVED).exists()
