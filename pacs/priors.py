@@ -1,12 +1,16 @@
 """Earlier chest films fetched from the PACS for one patient: a C-FIND by PatientID at study level,
 then a C-MOVE of the chosen studies to the portal's own listener, where each instance goes through
-pacs.receiving like any other (routing, matching, the intake every upload uses). Pure DICOM, so it
-works with any PACS that answers Query/Retrieve; the PACS must know the portal's AE title as a
-move destination, as it must to send films at all (docs/pacs.md).
+pacs.receiving like any other (routing, matching, the intake every upload uses). This works with
+any PACS that answers Query/Retrieve and knows the portal's AE title as a move destination
+(docs/pacs.md). A node with a DICOMweb URL is asked over QIDO-RS and WADO-RS instead, and the
+instances WADO-RS returns go through the same pacs.receiving.
 
 Every query and every retrieval is one audit row with the node's AE title."""
+import io
 from dataclasses import dataclass
 
+import requests
+from dicomweb_client.api import DICOMwebClient
 from django.conf import settings
 from pydicom.dataset import Dataset
 from pynetdicom import AE
@@ -17,6 +21,7 @@ from diagnosis.models import AuditEvent
 from diagnosis.services import record_audit
 from ml.engine.decode.dicom import RADIOGRAPH_MODALITIES
 
+from . import receiving
 from .models import DicomNode, ReceivedInstance
 
 PENDING = (0xFF00, 0xFF01)
@@ -73,53 +78,88 @@ def _study(identifier):
                  images=int(images) if images not in (None, "") else None, accession=text("AccessionNumber"))
 
 
-def find_studies(*, actor, patient, node, ip_address=None):
-    """The studies the PACS holds under the patient's record number, newest first."""
+def _c_find(node, patient_id):
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
-    query.PatientID = patient.medical_record_number
+    query.PatientID = patient_id
     for keyword in STUDY_KEYS:
         setattr(query, keyword, "")
-    details = {"ae_title": node.ae_title, "patient_id": patient.medical_record_number}
+    association = _association(node, FIND)
     try:
-        association = _association(node, FIND)
+        return [identifier for status, identifier in association.send_c_find(query, FIND)
+                if status and status.Status in PENDING and identifier is not None]
+    finally:
+        association.release()
+
+
+def _web(node, call):
+    """Call the node's DICOMweb service (dicomweb-client); PacsUnavailable when it fails."""
+    try:
+        return call(DICOMwebClient(url=node.dicomweb_url.rstrip("/"), timeout=settings.PORTAL_DICOM_TIMEOUT))
+    except (requests.RequestException, ValueError) as error:
+        raise PacsUnavailable(f"The PACS {node.ae_title} at {node.dicomweb_url} did not answer ({type(error).__name__}); try again later or ask IT.") from error
+
+
+def _qido(node, patient_id):
+    answers = _web(node, lambda client: client.search_for_studies(search_filters={"PatientID": patient_id}, fields=list(STUDY_KEYS)))
+    return [Dataset.from_json(answer) for answer in answers]
+
+
+def find_studies(*, actor, patient, node, ip_address=None):
+    """The studies the PACS holds under the patient's record number, newest first: QIDO-RS where
+    the node has a DICOMweb URL, C-FIND otherwise."""
+    details = {"ae_title": node.ae_title, "patient_id": patient.medical_record_number, "protocol": "QIDO-RS" if node.dicomweb_url else "C-FIND"}
+    try:
+        identifiers = (_qido if node.dicomweb_url else _c_find)(node, patient.medical_record_number)
     except PacsUnavailable as error:
         record_audit(actor, AuditEvent.Action.DICOM_QUERIED, patient=patient, ip_address=ip_address, details={**details, "error": str(error)})
         raise
-    try:
-        answers = [_study(identifier) for status, identifier in association.send_c_find(query, FIND)
-                   if status and status.Status in PENDING and identifier is not None]
-    finally:
-        association.release()
-    studies = sorted((study for study in answers if study.uid), key=lambda study: study.date, reverse=True)
+    studies = sorted((study for study in map(_study, identifiers) if study.uid), key=lambda study: study.date, reverse=True)
     record_audit(actor, AuditEvent.Action.DICOM_QUERIED, patient=patient, ip_address=ip_address,
                  details={**details, "studies": [study.uid for study in studies]})
     return studies
 
 
-def retrieve_study(*, actor, patient, node, study_uid, ip_address=None):
-    """C-MOVE one study to the portal's listener; returns what became of its instances (the
-    listener committed each before the PACS was told it was stored). One audit row."""
+def _c_move(node, study_uid):
+    """The PACS sends the study to the listener (which commits each instance before acknowledging
+    it); (completed, failed) as the PACS counts them."""
     identifier = Dataset()
     identifier.QueryRetrieveLevel = "STUDY"
     identifier.StudyInstanceUID = study_uid
-    details = {"ae_title": node.ae_title, "study_instance_uid": study_uid, "destination": settings.PORTAL_DICOM_AE_TITLE}
     final = None
+    association = _association(node, MOVE)
     try:
-        association = _association(node, MOVE)
-        try:
-            for status, _ in association.send_c_move(identifier, settings.PORTAL_DICOM_AE_TITLE, MOVE):
-                final = status if status else final
-        finally:
-            association.release()
-        if final is None or final.Status not in (0x0000, 0xB000):
-            code = f"0x{final.Status:04X}" if final is not None else "no answer"
-            raise PacsUnavailable(f"The PACS {node.ae_title} could not send study {study_uid} ({code}).")
+        for status, _ in association.send_c_move(identifier, settings.PORTAL_DICOM_AE_TITLE, MOVE):
+            final = status if status else final
+    finally:
+        association.release()
+    if final is None or final.Status not in (0x0000, 0xB000):
+        code = f"0x{final.Status:04X}" if final is not None else "no answer"
+        raise PacsUnavailable(f"The PACS {node.ae_title} could not send study {study_uid} ({code}).")
+    return int(final.get("NumberOfCompletedSuboperations", 0) or 0), int(final.get("NumberOfFailedSuboperations", 0) or 0)
+
+
+def _wado(node, study_uid):
+    """WADO-RS: the study's instances come back in the response and go through the same receiving."""
+    statuses = []
+    for dataset in _web(node, lambda client: client.retrieve_study(study_uid)):
+        buffer = io.BytesIO()
+        dataset.save_as(buffer, enforce_file_format=True)
+        statuses.append(receiving.receive(node, buffer.getvalue(), via="dicomweb"))
+    stored = statuses.count(receiving.SUCCESS)
+    return stored, len(statuses) - stored
+
+
+def retrieve_study(*, actor, patient, node, study_uid, ip_address=None):
+    """Fetch one study (WADO-RS where the node has a DICOMweb URL, C-MOVE to the listener
+    otherwise); returns what became of its instances. One audit row."""
+    details = {"ae_title": node.ae_title, "study_instance_uid": study_uid, "protocol": "WADO-RS" if node.dicomweb_url else "C-MOVE"}
+    try:
+        completed, failed = (_wado if node.dicomweb_url else _c_move)(node, study_uid)
     except PacsUnavailable as error:
         record_audit(actor, AuditEvent.Action.DICOM_RETRIEVED, patient=patient, ip_address=ip_address, details={**details, "error": str(error)})
         raise
     outcomes = list(ReceivedInstance.objects.filter(study_instance_uid=study_uid, node=node).values_list("outcome", flat=True))
     record_audit(actor, AuditEvent.Action.DICOM_RETRIEVED, patient=patient, ip_address=ip_address,
-                 details={**details, "completed": int(final.get("NumberOfCompletedSuboperations", 0) or 0),
-                          "failed": int(final.get("NumberOfFailedSuboperations", 0) or 0), "outcomes": outcomes})
+                 details={**details, "completed": completed, "failed": failed, "outcomes": outcomes})
     return outcomes

@@ -11,7 +11,7 @@ import pytest
 from diagnosis.models import AuditEvent, Scan
 from pacs.models import ReceivedInstance
 from tests.conftest import signed_in
-from tests.pacs.conftest import ORTHANC_AET, PORTAL_AET, free_port, needs_orthanc, radiograph
+from tests.pacs.conftest import ORTHANC_AET, PORTAL_AET, free_port, needs_dicomweb, needs_orthanc, radiograph
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_orthanc]
 
@@ -69,6 +69,21 @@ def test_a_clinician_lists_the_patients_studies_in_the_pacs_and_fetches_one(dico
     (retrieval,) = audit_rows(AuditEvent.Action.DICOM_RETRIEVED)
     assert retrieval.details["ae_title"] == ORTHANC_AET and retrieval.details["outcomes"] == ["analysed"] and retrieval.details["completed"] == 1
     assert audit_rows(AuditEvent.Action.DICOM_RECEIVED)[0].details["ae_title"] == ORTHANC_AET
+
+
+@needs_dicomweb
+def test_a_pacs_with_a_dicomweb_url_is_asked_over_qido_rs_and_its_films_fetched_over_wado_rs(pacs_with_studies, orthanc, orthanc_node, clinician, patient):
+    orthanc_node.dicomweb_url = f"{orthanc.url}/dicom-web/"
+    orthanc_node.save()
+    client = signed_in(clinician)
+    listing = client.get(URL.format(patient.pk)).content.decode()
+    assert "2025-03-02" in listing and "CHEST PA" in listing and pacs_with_studies["other"] not in listing
+    fetched = client.post(URL.format(patient.pk), {"studies": [pacs_with_studies["newer"], pacs_with_studies["older"]]}, follow=True).content.decode()
+    assert fetched.count("1 image from ORTHANC_TEST: 1 analysed.") == 2
+    assert set(Scan.objects.filter(patient=patient).values_list("study_instance_uid", flat=True)) == {pacs_with_studies[name] for name in ("newer", "older")}
+    assert [row.details["protocol"] for row in audit_rows(AuditEvent.Action.DICOM_QUERIED)] == ["QIDO-RS"]
+    assert [(row.details["protocol"], row.details["completed"]) for row in audit_rows(AuditEvent.Action.DICOM_RETRIEVED)] == [("WADO-RS", 1), ("WADO-RS", 1)]
+    assert {row.via for row in audit_rows(AuditEvent.Action.DICOM_RECEIVED)} == {"dicomweb"}
 
 
 def test_only_a_study_the_query_returned_for_this_patient_can_be_fetched(dicom_listener, pacs_with_studies, clinician, patient):
