@@ -33,7 +33,7 @@ def _summary(node, outcomes):
 # Whoever may upload a film for this patient may fetch one: clinicians of its site (administrators everywhere).
 @permission_required("diagnosis.add_scan", raise_exception=True)
 def prior_studies(request, patient_id):
-    """GET asks the PACS for the patient's studies (C-FIND); POST fetches the chosen ones (C-MOVE)."""
+    """GET asks the PACS for the patient's studies (C-FIND or QIDO-RS); POST fetches the chosen ones (C-MOVE or WADO-RS)."""
     patient = get_object_or_404(selectors.patients_visible_to(request.user).select_related("site"), pk=patient_id)
     node, studies, error = priors.node_for(patient), [], None
     key = SESSION_KEY.format(patient.pk)
