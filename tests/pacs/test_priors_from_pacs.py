@@ -129,6 +129,7 @@ def test_the_fetch_page_in_a_browser(dicom_listener, pacs_with_studies, live_ser
         page.get_by_label("Fetch the study of 2025-03-02").check()
         page.get_by_role("button", name="Fetch the chosen studies").click()
         expect(page.locator(".message.success")).to_have_text("1 image from ORTHANC_TEST: 1 analysed.")
-        expect(page.get_by_text("Waiting for analysis")).to_be_visible()  # the fetched film, queued like an upload
+        scan = Scan.objects.get(patient=patient)
+        expect(page.locator(f"#scan-{scan.pk}")).to_be_visible()  # the fetched film's card, as an upload's
         screenshot(page, "pacs-studies-fetched")
-    assert Scan.objects.get(patient=patient).study_instance_uid == pacs_with_studies["newer"]
+    assert scan.study_instance_uid == pacs_with_studies["newer"]
