@@ -1,5 +1,6 @@
 """`/api/v1/dicom-nodes/`: the PACS and modalities that may send films, for administrators only."""
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from rest_framework import generics, serializers
@@ -14,10 +15,12 @@ from .models import DicomNode
 
 class DicomNodeSerializer(serializers.ModelSerializer):
     site = serializers.SlugRelatedField(slug_field="code", queryset=Site.objects.all(), help_text="The code of the site whose patients the node sends.")
+    sender_account = serializers.SlugRelatedField(slug_field="username", queryset=User.objects.all(), required=False, allow_null=True,
+                                                  help_text="The username whose API token the node uses for STOW-RS (`POST /dicomweb/studies`).")
 
     class Meta:
         model = DicomNode
-        fields = ["id", "ae_title", "host", "port", "dicomweb_url", "site", "may_send", "receives_results", "created_at"]
+        fields = ["id", "ae_title", "host", "port", "dicomweb_url", "site", "may_send", "receives_results", "serves_priors", "sender_account", "created_at"]
         read_only_fields = ["created_at"]
 
     def validate_ae_title(self, value):

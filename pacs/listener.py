@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -48,25 +49,41 @@ def node_refusal(ae_title, peer_ip):
     return node, None
 
 
+def _record_refusal(calling, peer_ip, refusal):
+    record_audit(None, AuditEvent.Action.DICOM_REFUSED, via="dicom", ip_address=peer_ip, details={"ae_title": calling, "reason": refusal})
+    logger.warning("%s at %s refused: %s", calling, peer_ip, refusal)
+
+
 def on_requested(event):
     # The requestor's ae_title is filled in only after negotiation; the request itself carries it.
     calling, peer_ip = event.assoc.requestor.primitive.calling_ae_title, event.assoc.requestor.address
     try:
         node, refusal = node_refusal(calling, peer_ip)
         if node is None:
-            record_audit(None, AuditEvent.Action.DICOM_REFUSED, via="dicom", ip_address=peer_ip, details={"ae_title": calling, "reason": refusal})
-            logger.warning("Association from %s at %s rejected: %s", calling, peer_ip, refusal)
+            _record_refusal(calling, peer_ip, refusal)
             event.assoc.acse.send_reject(REJECTED_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
+            _wait_until_sent(event.assoc)
     finally:
         close_old_connections()
 
 
+def _wait_until_sent(association, timeout=2.0):
+    """pynetdicom queues the A-ASSOCIATE-RJ for its DUL thread and closes the socket as soon as this
+    handler returns: without waiting, the sender often sees the connection drop (an abort) instead
+    of the rejection and its reason. Sta13 is "PDU sent, awaiting transport close" (PS3.8 9.2)."""
+    deadline = time.monotonic() + timeout
+    while association.dul.state_machine.current_state != "Sta13" and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def on_store(event):
     try:
-        node, refusal = node_refusal(event.assoc.requestor.ae_title, event.assoc.requestor.address)
+        calling, peer_ip = event.assoc.requestor.ae_title, event.assoc.requestor.address
+        node, refusal = node_refusal(calling, peer_ip)
         if node is None:  # the node was changed while its association was open
+            _record_refusal(calling, peer_ip, refusal)
             return receiving.CANNOT_UNDERSTAND
-        return receiving.receive(node, event.encoded_dataset(), peer_ip=event.assoc.requestor.address)
+        return receiving.receive(node, event.encoded_dataset(), peer_ip=peer_ip)
     finally:
         close_old_connections()
 

@@ -1,4 +1,5 @@
 """The DICOM nodes the portal trusts, one row per instance they sent it, and one send per result going back to them."""
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -23,6 +24,10 @@ class DicomNode(models.Model):
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="dicom_nodes", help_text="The site whose patients it sends.")
     may_send = models.BooleanField(default=True, help_text="Associations from it are accepted.")
     receives_results = models.BooleanField(default=False, help_text="Results go back to it.")
+    # STOW-RS comes over HTTP with an API token, not an AE title: the token's user names the node.
+    sender_account = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="dicom_node",
+                                          help_text="The account whose API token it uses to send over DICOMweb (STOW-RS).")
+    serves_priors = models.BooleanField(default=False, help_text="The PACS the patient page asks for earlier films (C-FIND, C-MOVE).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,13 +30,14 @@ OUT_OF_RESOURCES = 0xA700  # PS3.4 C.4.2.1.4: storing failed here; the sender sh
 CANNOT_UNDERSTAND = 0xC000  # the dataset itself is refused; a retry of the same bytes will not help
 
 
-def _audit(node, peer_ip, outcome, header_uids, reason="", patient=None, scan=None):
+def _audit(node, peer_ip, outcome, header_uids, reason="", patient=None, scan=None, via="dicom"):
     metrics.dicom_instance_received(outcome)  # every instance ends in exactly one of these audit rows
-    record_audit(None, AuditEvent.Action.DICOM_RECEIVED, patient=patient, scan=scan, via="dicom", ip_address=peer_ip,
+    record_audit(None, AuditEvent.Action.DICOM_RECEIVED, patient=patient, scan=scan, via=via, ip_address=peer_ip,
                  details={"ae_title": node.ae_title, **header_uids, "outcome": outcome, **({"reason": reason} if reason else {})})
 
 
-def _read_header(data):
+def read_header(data):
+    """(header, SOPInstanceUID) of an encoded instance; (None, why) when it is not readable DICOM."""
     try:
         header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         return header, str(header.SOPInstanceUID)
@@ -65,36 +66,42 @@ def _instance(node, header, uids, outcome, reason=""):
                                            header_patient_id=ident.patient_id[:64], header_patient_name=ident.patient_name[:200], **uids)
 
 
-def receive(node, data, peer_ip=None):
-    """The DIMSE status for one C-STOREd instance (`data`: the encoded dataset with its file meta)."""
-    header, sop_uid_or_reason = _read_header(data)
+def refuse(node, reason, peer_ip=None, via="dicom"):
+    """Record an instance refused before it could be read (a STOW-RS part that is not DICOM)."""
+    _audit(node, peer_ip, "refused", {}, reason, via=via)
+    return CANNOT_UNDERSTAND
+
+
+def receive(node, data, peer_ip=None, via="dicom"):
+    """The DIMSE status for one instance a node sent (`data`: the encoded dataset with its file
+    meta, as C-STORE and STOW-RS both deliver it); `via` says which ("dicom" or "dicomweb")."""
+    header, sop_uid_or_reason = read_header(data)
     if header is None:
-        _audit(node, peer_ip, "refused", {}, sop_uid_or_reason)
-        return CANNOT_UNDERSTAND
+        return refuse(node, sop_uid_or_reason, peer_ip, via)
     uids = {"sop_instance_uid": sop_uid_or_reason[:64], "study_instance_uid": str(header.get("StudyInstanceUID", ""))[:64]}
     earlier = ReceivedInstance.objects.filter(sop_instance_uid=uids["sop_instance_uid"]).first()
     if earlier is not None:  # PACS resend whenever in doubt: acknowledge, make nothing new
-        _audit(node, peer_ip, "duplicate", uids, f"Already received ({earlier.get_outcome_display().lower()}).", scan=earlier.scan)
+        _audit(node, peer_ip, "duplicate", uids, f"Already received ({earlier.get_outcome_display().lower()}).", scan=earlier.scan, via=via)
         return SUCCESS
     try:
-        return _file(node, header, data, uids, peer_ip)
+        return _file(node, header, data, uids, peer_ip, via)
     except scan_intake.ScanRejected as refusal:
-        _audit(node, peer_ip, "refused", uids, str(refusal))
+        _audit(node, peer_ip, "refused", uids, str(refusal), via=via)
         return CANNOT_UNDERSTAND
     except IntegrityError:  # the same instance on two associations at once: the other one filed it
-        _audit(node, peer_ip, "duplicate", uids, "Received on another association at the same time.")
+        _audit(node, peer_ip, "duplicate", uids, "Received on another association at the same time.", via=via)
         return SUCCESS
     except Exception:
         logger.exception("Storing instance %s from %s failed", uids["sop_instance_uid"], node.ae_title)
         return OUT_OF_RESOURCES
 
 
-def _file(node, header, data, uids, peer_ip):
+def _file(node, header, data, uids, peer_ip, via):
     reason = routing.skip_reason(header)
     if reason:
         with transaction.atomic():
             _instance(node, header, uids, ReceivedInstance.Outcome.SKIPPED, reason)
-            _audit(node, peer_ip, "skipped", uids, reason)
+            _audit(node, peer_ip, "skipped", uids, reason, via=via)
         return SUCCESS
     upload = SimpleUploadedFile(f"{uids['sop_instance_uid']}.dcm", data, content_type="application/dicom")
     patient, reason = _match(node, header)
@@ -106,15 +113,15 @@ def _file(node, header, data, uids, peer_ip):
                 received = _instance(node, header, uids, ReceivedInstance.Outcome.UNMATCHED, reason)
                 received.stored_name = stored_name
                 received.save(update_fields=["stored_name"])
-                _audit(node, peer_ip, "unmatched", uids, reason)
+                _audit(node, peer_ip, "unmatched", uids, reason, via=via)
         except BaseException:
             storage.delete(stored_name)
             raise
         return SUCCESS
     with transaction.atomic():
         received = _instance(node, header, uids, ReceivedInstance.Outcome.ANALYSED)
-        (scan,) = scan_intake.submit_scans(actor=None, patient=patient, uploaded_files=[upload], via="dicom", ip_address=peer_ip)
+        (scan,) = scan_intake.submit_scans(actor=None, patient=patient, uploaded_files=[upload], via=via, ip_address=peer_ip)
         received.scan = scan
         received.save(update_fields=["scan"])
-        _audit(node, peer_ip, "analysed", uids, patient=patient, scan=scan)
+        _audit(node, peer_ip, "analysed", uids, patient=patient, scan=scan, via=via)
     return SUCCESS

@@ -5,11 +5,12 @@ from django.db import transaction
 from diagnosis.models import AuditEvent
 from diagnosis.services import changes_between, record_audit
 
-NODE_FIELDS = ("ae_title", "host", "port", "dicomweb_url", "site", "may_send", "receives_results")
+NODE_FIELDS = ("ae_title", "host", "port", "dicomweb_url", "site", "may_send", "receives_results", "serves_priors", "sender_account")
+RELATED_FIELDS = ("site", "sender_account")
 
 
 def _fields(node):
-    return {name: str(getattr(node, name)) if name == "site" else getattr(node, name) for name in NODE_FIELDS}
+    return {name: str(getattr(node, name) or "") if name in RELATED_FIELDS else getattr(node, name) for name in NODE_FIELDS}
 
 
 @transaction.atomic

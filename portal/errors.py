@@ -11,7 +11,7 @@ from diagnosis.api.errors import MESSAGES, json_error
 
 
 def is_api(request):
-    return request.path_info.startswith("/api/")
+    return request.path_info.startswith(("/api/", "/dicomweb/"))
 
 
 def _page(request, template, status, **context):

@@ -6,7 +6,7 @@ from django.utils.cache import add_never_cache_headers
 from . import errors
 
 # The URLs that take scan files; every other body is small (DATA_UPLOAD_MAX_MEMORY_SIZE).
-UPLOAD_URL_NAMES = {"diagnosis:scan_upload", "api:patient_scans"}
+UPLOAD_URL_NAMES = {"diagnosis:scan_upload", "api:patient_scans", "dicomweb:stow"}
 
 
 def _upload_url(request):

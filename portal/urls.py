@@ -38,6 +38,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("pacs.api")),
+    path("dicomweb/", include("pacs.dicomweb")),
+    path("", include("pacs.urls")),
     path("models/", include("ml.urls")),
     # For load balancers and Prometheus: no login, no patient data (portal/health.py, portal/metrics_export.py).
     path("healthz", health.healthz, name="health"),

@@ -59,6 +59,8 @@ class AuditEvent(models.Model):
         DICOM_REFUSED = "dicom.refused", "DICOM association refused"
         DICOM_NODE_CHANGED = "dicom.node_changed", "DICOM node registered, changed or removed"
         DICOM_SENT = "dicom.sent", "Result sent to a DICOM node"
+        DICOM_QUERIED = "dicom.queried", "PACS queried for a patient's studies"
+        DICOM_RETRIEVED = "dicom.retrieved", "Study retrieved from a PACS"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
+from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE
 
 from pacs.models import DicomNode
 from tests.conftest import PROJECT_ROOT, free_port, worker_environment
@@ -23,8 +24,9 @@ from tests.images import chest_like, dicom_bytes
 os.environ.setdefault("PORTAL_PACS_RETRY_FIRST_SECONDS", "2")
 
 ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
-# Debian's orthanc-dicomweb: QIDO-RS and WADO-RS to find what the portal sent back, STOW-RS to receive it.
+# Debian's orthanc-dicomweb: QIDO-RS and WADO-RS to find what the portal sent back, STOW-RS both ways.
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+needs_dicomweb = pytest.mark.skipif(not DICOMWEB_PLUGIN.exists(), reason="Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
 ORTHANC_AET = "ORTHANC_TEST"
 PORTAL_AET = "CXR_PORTAL_TEST"
 needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does)")
@@ -67,10 +69,10 @@ class Orthanc:
     def __init__(self, http_port, dicom_port):
         self.url, self.dicom_port = f"http://127.0.0.1:{http_port}", dicom_port
 
-    def post(self, path, body):
-        """(HTTP status, parsed JSON body) of a POST to Orthanc's REST API."""
+    def post(self, path, body, method="POST"):
+        """(HTTP status, parsed JSON body) of a POST (or PUT) to Orthanc's REST API."""
         try:
-            with urllib.request.urlopen(urllib.request.Request(f"{self.url}{path}", data=body, method="POST"), timeout=60) as response:
+            with urllib.request.urlopen(urllib.request.Request(f"{self.url}{path}", data=body, method=method), timeout=60) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -181,3 +183,26 @@ def sr_reading(dataset):
         "references": {reference.ReferencedSOPInstanceUID for name, item in items if item.ValueType == "IMAGE"
                        for reference in item.ReferencedSOPSequence},
     }
+
+
+SCU_AET = "TEST_SCU"
+
+
+@pytest.fixture
+def scu_node(site_a):
+    """The test itself as a sending modality of site A (pynetdicom, from this machine)."""
+    return DicomNode.objects.create(ae_title=SCU_AET, host="127.0.0.1", port=104, site=site_a)
+
+
+def c_store(listener, dataset_or_path, calling_ae=SCU_AET, sop_class=ComputedRadiographyImageStorage, syntax=ExplicitVRLittleEndian):
+    """One C-STORE from a pynetdicom SCU to the listener: the status the listener answered, or the
+    rejected association (its result, source and reason) when it refused to talk."""
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(sop_class, syntax)
+    association = ae.associate("127.0.0.1", listener.port, ae_title=PORTAL_AET)
+    if not association.is_established:
+        return association
+    try:
+        return association.send_c_store(dataset_or_path).Status
+    finally:
+        association.release()
