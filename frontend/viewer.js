@@ -5,7 +5,8 @@
 // A viewer is an element [data-viewer] (templates/diagnosis/_viewer.html); the ones inside one
 // [data-viewer-group] (the current film and a prior) zoom and pan together. A viewer inside a
 // closed <details> starts when it opens, so a patient page of twenty films loads none until asked.
-import { init as initCore, RenderingEngine, Enums, eventTarget } from "@cornerstonejs/core";
+import { init as initCore, RenderingEngine, Enums } from "@cornerstonejs/core";
+import { metaData as metadataRegistry } from "@cornerstonejs/metadata";
 import { init as initTools, addTool, ToolGroupManager, WindowLevelTool, PanTool, ZoomTool, Enums as ToolEnums, synchronizers } from "@cornerstonejs/tools";
 import { init as initDicomLoader } from "@cornerstonejs/dicom-image-loader";
 
@@ -17,6 +18,15 @@ let started = null;
 let engine = null;
 let counter = 0;
 
+// Some modalities write Pixel Spacing 0\\0 when they do not know it (the NEMA CR chest of the shared
+// data does): a film of zero size, which Cornerstone's renderer draws as nothing. Such a spacing is
+// read as absent, with the default Cornerstone itself gives a film without one (1, flagged default).
+function spacingZeroIsUnknown(next, imageId, data, options) {
+  const plane = next(imageId, data, options);
+  if (!plane || (plane.rowPixelSpacing > 0 && plane.columnPixelSpacing > 0)) return plane;
+  return { ...plane, rowPixelSpacing: 1, columnPixelSpacing: 1, pixelSpacing: [1, 1], usingDefaultValues: true };
+}
+
 function start() {
   if (started) return started;
   started = (async () => {
@@ -24,6 +34,7 @@ function start() {
     initTools();
     // The worker and the codecs' WebAssembly sit beside this bundle (frontend/build.mjs).
     initDicomLoader({ maxWebWorkers: 1, wasmBasePath: new URL(".", import.meta.url).href });
+    metadataRegistry.addTypedProvider(Enums.MetadataModules.IMAGE_PLANE, spacingZeroIsUnknown, { priority: 1000 });
     [WindowLevelTool, PanTool, ZoomTool].forEach(addTool);
     const tools = ToolGroupManager.createToolGroup(TOOL_GROUP);
     const { MouseBindings } = ToolEnums;
@@ -64,6 +75,7 @@ async function mount(viewer) {
     const viewportId = `film-${++counter}`;
     element.oncontextmenu = (event) => event.preventDefault();
     engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] } });
+    element.tabIndex = 0;  // Cornerstone takes the film out of the tab order; its arrow and zoom keys need it there
     tools.addViewport(viewportId, engine.id);
     const viewport = engine.getViewport(viewportId);
     const imageId = `wadouri:${new URL(viewer.dataset.imageUrl, window.location.href).href}`;
@@ -98,4 +110,4 @@ function mountAll(root) {
 mountAll(document);
 // Cards replaced by live updates (htmx) bring their own viewers.
 document.addEventListener("htmx:afterSettle", (event) => mountAll(event.target));
-eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, (event) => console.error("image load failed", event.detail));
+
