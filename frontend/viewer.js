@@ -82,7 +82,7 @@ async function mount(viewer) {
     await viewport.setStack([imageId]);
     viewport.render();
     synchronise(viewer, viewportId);
-    const overlay = viewer.dataset.heatmap ? new HeatmapOverlay(viewer, viewport) : null;
+    const overlay = viewer.querySelector("canvas[data-heatmap-layer]") ? new HeatmapOverlay(viewer, viewport) : null;
     wireControls(viewer, viewport, imageId, overlay);
     viewer.dataset.mounted = "ready";
     if (status) status.textContent = "";
@@ -96,18 +96,15 @@ async function mount(viewer) {
 // Keep the canvases the size of their boxes (the page is resized, a card's details opens).
 const resizes = new ResizeObserver(() => { if (engine) engine.resize(true, false); });
 
-function mountWhenShown(viewer) {
+// A viewer in a closed <details> (a card of the patient page) starts when it is opened; cards added
+// later (uploads, live updates) are found the same way. "toggle" does not bubble: capture it.
+document.addEventListener("toggle", (event) => {
+  if (event.target.open) event.target.querySelectorAll("[data-viewer]").forEach(startViewer);
+}, true);
+document.querySelectorAll("[data-viewer]").forEach((viewer) => { if (!viewer.closest("details:not([open])")) startViewer(viewer); });
+
+function startViewer(viewer) {
+  if (viewer.dataset.mounted) return;
   resizes.observe(viewer.querySelector("[data-viewport]"));
-  const folded = viewer.closest("details");
-  if (!folded || folded.open) { mount(viewer); return; }
-  folded.addEventListener("toggle", () => { if (folded.open) mount(viewer); });
+  mount(viewer);
 }
-
-function mountAll(root) {
-  root.querySelectorAll("[data-viewer]").forEach((viewer) => { if (!viewer.dataset.watched) { viewer.dataset.watched = "1"; mountWhenShown(viewer); } });
-}
-
-mountAll(document);
-// Cards replaced by live updates (htmx) bring their own viewers.
-document.addEventListener("htmx:afterSettle", (event) => mountAll(event.target));
-
