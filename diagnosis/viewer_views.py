@@ -13,15 +13,15 @@ from django.shortcuts import render
 from . import ai_visibility, selectors, viewer_files
 from .auditing import audit, audit_image
 from .models import AuditEvent
-from .scan_views import _scan_or_404, _stored
+from .scan_views import scan_or_404, stored_or_404
 
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def scan_dicom(request, scan_id):
     """The film as the viewer reads it: the stored DICOM as it came, or a PNG or JPEG upload's own
     pixels in a DICOM wrapper (diagnosis.viewer_files)."""
-    scan = _scan_or_404(request, scan_id)
-    data = _stored(scan, lambda: viewer_files.viewer_dicom(scan))
+    scan = scan_or_404(request, scan_id)
+    data = stored_or_404(scan, lambda: viewer_files.viewer_dicom(scan))
     audit_image(request, AuditEvent.Action.SCAN_IMAGE_VIEWED, scan)
     response = HttpResponse(data, content_type="application/dicom")
     response["Cache-Control"] = "private, no-store"
@@ -55,7 +55,7 @@ def _pane(user, scan, role):
 def scan_viewer(request, scan_id):
     """The film in the viewer, and beside it, when asked, an earlier film of the patient: their
     zoom and pan move together, each with its AI result and reviews. One row per film shown."""
-    scan = _scan_or_404(request, scan_id)
+    scan = scan_or_404(request, scan_id)
     priors = selectors.taken_before(scan)
     prior = _prior(request, scan, priors)
     seen = audit(request, AuditEvent.Action.SCAN_VIEWED, patient=scan.patient, scan=scan,
