@@ -94,7 +94,7 @@ async function mount(viewer) {
 }
 
 // Keep the canvases the size of their boxes (the page is resized, a card's details opens).
-const resizes = new ResizeObserver(() => { if (engine) engine.resize(true, false); });
+const resizes = new ResizeObserver(() => { if (engine) engine.resize(true, true); });
 
 // A viewer in a closed <details> (a card of the patient page) starts when it is opened; cards added
 // later (uploads, live updates) are found the same way. "toggle" does not bubble: capture it.
