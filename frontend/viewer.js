@@ -88,8 +88,9 @@ async function mount(viewer) {
     if (status) status.textContent = "";
   } catch (error) {
     viewer.dataset.mounted = "failed";
-    if (status) status.textContent = "The film could not be opened in the viewer. " + (error && error.message ? error.message : "");
-    throw error;
+    // A sentence for the reader; the details (a missing file, an undecodable frame) go to the console.
+    if (status) status.textContent = "The film could not be opened in the viewer: it could not be read from the portal's storage, or it holds no image the viewer can decode. The thumbnail and the printed report still show it.";
+    console.error("The viewer could not open", viewer.dataset.imageUrl, error);
   }
 }
 

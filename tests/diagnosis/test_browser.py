@@ -274,7 +274,7 @@ def test_the_pages_fit_1280_and_768_px_with_long_names_and_work_from_the_keyboar
         "worklist": "/", "patients": "/patients/", "patient": f"/patients/{patient.pk}/", "report": f"/scans/{result.pk}/report/",
         "comparison": "/models/", "jobs": "/models/jobs/", "job": f"/models/jobs/{job.pk}/", "users": "/users/",
         "new-user": "/users/new/", "tokens": "/accounts/tokens/", "audit": "/audit/", "sites": "/sites/", "version": f"/models/versions/{versions[0].pk}/",
-        "viewer": f"/scans/{result.pk}/viewer/",
+        "scan-viewer": f"/scans/{result.pk}/viewer/",
     }
     for width in (1280, 768):
         page.set_viewport_size({"width": width, "height": 1024})
