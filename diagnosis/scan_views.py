@@ -36,7 +36,7 @@ def _visible_or_404(select, request, object_id, missing):
         raise Http404(missing)
 
 
-def _scan_or_404(request, scan_id):
+def scan_or_404(request, scan_id):
     return _visible_or_404(selectors.scan_for, request, scan_id, "No such scan.")
 
 
@@ -56,7 +56,7 @@ def worklist_row(request, scan_id):
 @permission_required("diagnosis.view_scan", raise_exception=True)
 def scan_card(request, scan_id):
     """One result card of the patient page; a pending card polls here and is replaced alone."""
-    scan = _scan_or_404(request, scan_id)
+    scan = scan_or_404(request, scan_id)
     if _unchanged(request, scan):
         return HttpResponse(status=204)
     # Only a card that changed shows something new: that is a read (a 204 shows nothing).
@@ -117,7 +117,7 @@ def scan_upload(request, patient_id):
 @permission_required("diagnosis.add_scan", raise_exception=True)
 def scan_move(request, scan_id):
     """File a scan under the patient it belongs to; the reason and both patients go in the audit trail."""
-    scan = _scan_or_404(request, scan_id)
+    scan = scan_or_404(request, scan_id)
     form = ScanMoveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give the right patient's medical record number and the reason for moving the scan.")
@@ -140,7 +140,7 @@ def scan_move(request, scan_id):
 def scan_report(request, scan_id):
     """One printable page: the patient, the film and its heatmap, the result with its model's
     figures, the current reviews and the disclaimer. Reading it is recorded like any record view."""
-    scan = _scan_or_404(request, scan_id)
+    scan = scan_or_404(request, scan_id)
     # The report is the read; the images it embeds carry its row (diagnosis.auditing).
     seen = audit(request, AuditEvent.Action.REPORT_VIEWED, patient=scan.patient, scan=scan)
     prediction = scan.latest_prediction
@@ -163,7 +163,7 @@ def _private_png(data):
     return response
 
 
-def _stored(scan, read):
+def stored_or_404(scan, read):
     """A file of the scan from storage; one that has gone missing is a 404 for the reader (nothing was
     shown, so nothing is audited) and an error in the log for hospital IT, never a 500."""
     try:
@@ -177,22 +177,22 @@ def _stored(scan, read):
 def scan_image(request, scan_id):
     """The X-ray as PNG (DICOM is converted for the browser); never cached, and audited unless the
     page that embeds it already was (diagnosis.auditing)."""
-    scan = _scan_or_404(request, scan_id)
+    scan = scan_or_404(request, scan_id)
     buffer = io.BytesIO()
-    Image.fromarray(_stored(scan, lambda: load_image_file(storage.path_of(scan.stored_name)))).save(buffer, format="PNG")
+    Image.fromarray(stored_or_404(scan, lambda: load_image_file(storage.path_of(scan.stored_name)))).save(buffer, format="PNG")
     audit_image(request, AuditEvent.Action.SCAN_IMAGE_VIEWED, scan)
     return _private_png(buffer.getvalue())
 
 
 @permission_required("diagnosis.view_prediction", raise_exception=True)
 def scan_heatmap(request, scan_id, prediction_id):
-    scan = _scan_or_404(request, scan_id)
+    scan = scan_or_404(request, scan_id)
     if not ai_visibility.ai_result_shown(request.user, scan):
         raise PermissionDenied(ai_visibility.withheld_sentence(scan.patient.site))
     prediction = get_object_or_404(Prediction, pk=prediction_id, scan=scan)
     if not prediction.heatmap_name:
         raise Http404("This result has no heatmap.")
-    data = _stored(scan, lambda: storage.read(prediction.heatmap_name))
+    data = stored_or_404(scan, lambda: storage.read(prediction.heatmap_name))
     audit_image(request, AuditEvent.Action.HEATMAP_VIEWED, scan)
     return _private_png(data)
 

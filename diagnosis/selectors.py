@@ -74,6 +74,16 @@ def patient_history(patient):
     return _with_results(patient.scans.all()).order_by("-uploaded_at", "pk")
 
 
+def taken_before(scan):
+    """The patient's films taken before `scan`, newest first, with their results: the priors the viewer
+    sets beside it. When a film was taken is its header's study date where it has a real one (a prior
+    may be uploaded after the current film), else when it was uploaded."""
+    def taken(each):
+        return (each.study_date_known or timezone.localdate(each.uploaded_at), each.uploaded_at)
+    others = _with_results(scan.patient.scans.exclude(pk=scan.pk))
+    return sorted((other for other in others if taken(other) < taken(scan)), key=taken, reverse=True)
+
+
 def newer_scans_in_history(patient, scan_id):
     """How many of the patient's scans come before this one in their history (to open the page
     that holds it); None for a scan that is not the patient's."""

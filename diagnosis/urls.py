@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account_views, audit_views, scan_views, site_threshold_views, site_validation_views, views
+from . import account_views, audit_views, scan_views, site_threshold_views, site_validation_views, viewer_views, views
 
 app_name = "diagnosis"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("scans/<uuid:scan_id>/card/", scan_views.scan_card, name="scan_card"),
     path("scans/<uuid:scan_id>/report/", scan_views.scan_report, name="scan_report"),
     path("scans/<uuid:scan_id>/image.png", scan_views.scan_image, name="scan_image"),
+    path("scans/<uuid:scan_id>/dicom", viewer_views.scan_dicom, name="scan_dicom"),
+    path("scans/<uuid:scan_id>/viewer/", viewer_views.scan_viewer, name="scan_viewer"),
     path("scans/<uuid:scan_id>/heatmaps/<int:prediction_id>.png", scan_views.scan_heatmap, name="scan_heatmap"),
     path("audit/", audit_views.audit_trail, name="audit_trail"),
     path("audit/export.csv", audit_views.audit_trail_export, name="audit_trail_export"),

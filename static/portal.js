@@ -13,7 +13,7 @@
     }
   });
 
-  // The result viewer. Listeners sit on the document, so cards swapped in later work too.
+  // The heatmaps: the film viewer itself is static/viewer/viewer.js (Cornerstone3D, built from frontend/).
 
   // matplotlib's "jet" (the legend's colours), for a grey value 0..255.
   function jet(value) {
@@ -57,35 +57,4 @@
     event.target.querySelectorAll("canvas.overlay[data-heatmap]").forEach(colourHeatmap);
   }, true);
 
-  document.addEventListener("input", function (event) {
-    const slider = event.target.closest(".viewer input[type=range]");
-    if (!slider) return;
-    const viewer = slider.closest(".viewer");
-    slider.nextElementSibling.textContent = slider.value + "%";
-    if (slider.matches(".opacity")) {
-      viewer.querySelector(".overlay").style.opacity = String(slider.value / 100);
-      return;
-    }
-    // Window and level: the film's contrast and brightness, both sliders applied together.
-    viewer.querySelector(".film").style.filter = Array.from(viewer.querySelectorAll("input[data-film-filter]"), function (each) {
-      return each.dataset.filmFilter + "(" + each.value + "%)";
-    }).join(" ");
-  });
-
-  document.addEventListener("click", function (event) {
-    const button = event.target.closest(".viewer [data-zoom-to]");
-    if (!button) return;
-    const viewer = button.closest(".viewer");
-    const film = viewer.querySelector(".film");
-    const overlay = viewer.querySelector(".overlay");
-    const actual = button.dataset.zoomTo === "actual";
-    viewer.querySelector(".viewer-stage").classList.toggle("actual", actual);
-    // The heatmap may be stored smaller than the film: at 100% it is stretched to the film's own pixels.
-    film.style.width = actual ? film.naturalWidth + "px" : "";
-    overlay.style.width = actual ? film.naturalWidth + "px" : "";
-    overlay.style.height = actual ? film.naturalHeight + "px" : "";
-    viewer.querySelectorAll("[data-zoom-to]").forEach(function (each) {
-      each.setAttribute("aria-pressed", String(each === button));
-    });
-  });
 })();

@@ -36,10 +36,15 @@ AXES_CLIENT_IP_CALLABLE = "ml.audit.client_ip"
 
 # Content-Security-Policy (django-csp): scripts and styles only from the portal's own static files,
 # never inline; images may also be data: and blob: URLs (previews of a chosen file).
+# The film viewer (static/viewer/, Cornerstone3D) decodes DICOM in a web worker served from the same
+# static folder (worker-src 'self', no blob: workers), and its JPEG 2000, JPEG-LS and other codecs are
+# WebAssembly, which may only be compiled under 'wasm-unsafe-eval': that allows WebAssembly and
+# nothing else, not JavaScript's eval() nor inline script.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'"],
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
+        "worker-src": ["'self'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "blob:"],
         "object-src": ["'none'"],
