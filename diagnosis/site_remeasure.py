@@ -23,7 +23,7 @@ from django.utils import timezone
 from jobs import lifecycle
 from ml import services as ml_services
 
-from . import services, site_going_live, site_validation, storage
+from . import services, site_going_live, site_thresholds, site_validation, storage
 from .models import AuditEvent, Review, Site, SiteRemeasure
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def blind_films(site):
     reviews = Review.objects.filter(superseded_at__isnull=True, ai_result_visible=False, prediction__scan__patient__site=site).select_related(
         "prediction__scan", "prediction__model_version").order_by("prediction__scan_id", "-created_at", "-id")
     films, indeterminate = [], 0
-    for review, says_positive in site_validation.newest_reads(reviews, key=lambda review: review.prediction.scan_id):
+    for review, says_positive in site_thresholds.newest_reads(reviews, key=lambda review: review.prediction.scan_id):
         if says_positive is None:
             indeterminate += 1
         else:
