@@ -26,8 +26,8 @@ from ml.engine.model.temperature import apply_temperature, one_vs_rest
 
 from ml import trust
 
-from . import selectors, site_thresholds, storage
-from .models import Prediction, Review, Site
+from . import site_thresholds, storage
+from .models import Prediction, Site
 
 
 def _metrics():

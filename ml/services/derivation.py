@@ -56,16 +56,10 @@ def start_derivation(parent, actor=None, *, enqueue=True, via=None, ip_address=N
 
 def execute_derivation(run_id):
     """Run one queued derivation in this process; the run as it ended, or None when it was not queued."""
-    run = lifecycle.claim(DerivationRun, run_id)
+    run = lifecycle.run_to_end(DerivationRun, run_id, lambda run: {"derived": derive_int8(run.version, actor=run.created_by, via="worker")},
+                               refusals=DerivationRefused, unexpected_fails=False)
     if run is None:
         return None
-    with lifecycle.heartbeat(run):
-        try:
-            derived = derive_int8(run.version, actor=run.created_by, via="worker")
-        except DerivationRefused as refusal:
-            lifecycle.finish(run, DerivationRun.Status.FAILED, failure_reason=str(refusal))
-        else:
-            lifecycle.finish(run, DerivationRun.Status.SUCCEEDED, derived=derived)
     return DerivationRun.objects.select_related("derived").get(pk=run.pk)
 
 
