@@ -2,6 +2,7 @@
 
     nice .venv/bin/python bench/inference.py            # Xception 299 px, medians of 5
     nice .venv/bin/python bench/inference.py --quick    # 71 px, medians of 2: a smoke run
+    nice .venv/bin/python bench/inference.py --artifact /work/runs/cxr-128/model.keras --no-portal   # and a trained model's table
 
 In one run, on this machine: the CPU model and flags; the fp32, bf16 and int8 matrix-product
 ceilings (NumPy and OpenVINO MatMul, GFLOP/s; int8 through FakeQuantize as NNCF places it); the
@@ -84,6 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, help="default 299 (71 with --quick)")
     parser.add_argument("--repeats", type=int, help="default 5 (2 with --quick)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--artifact", type=Path, help="a trained model.keras (bench/train_cxr.py's): the same table for it, beside the "
+                        "random-weights one, with which precision its check accepted and why (bench/trained_model.py)")
     parser.add_argument("--no-portal", action="store_true", help="skip the portal end to end (needs PostgreSQL and Redis)")
     parser.add_argument("--portal-args", default="", help="passed to bench/portal_e2e.py, e.g. "
                         "'--database NAME --redis-db N --port PORT' so that two runs can share the machine")
@@ -155,6 +158,10 @@ def main(argv=None) -> int:
     report["harmonised"] = harmonised_preparation(runtimes[best], films, repeats)
     report["worker_start"] = worker_start(folder / "export", runtimes[best].precision)
     del runtimes, model  # the portal's processes need the cores and the memory
+    if args.artifact:
+        from bench.trained_model import measure
+
+        report["trained"] = measure(args.artifact, repeats)
     if not args.no_portal:
         report["portal"] = portal_end_to_end(size, args.quick, folder, args.portal_args.split())
     report["load_average_after"] = os.getloadavg()[0]  # the machine is shared: how busy it was
@@ -231,6 +238,10 @@ def print_report(report: dict) -> None:
           f"max RSS {start['max_rss_mb']:.0f} MB, TensorFlow imported: {start['tensorflow_imported']}")
     if "portal" in report:
         print_portal(report)
+    if "trained" in report:
+        from bench.trained_model import print_trained
+
+        print_trained(report["trained"])
 
 
 if __name__ == "__main__":

@@ -46,3 +46,31 @@ def site_validation_line(site):
     if site.mode_decision_id:
         return f"{site.mode_decision.validated_on}."
     return f"Not validated on this site's films: {site.name} was live before local validation was recorded."
+
+
+# Colleagues' findings on a blind reader's film. A finding tells nothing of the AI result, but the
+# site's validation takes each film's newest blind read as its truth: a second clinician who sees the
+# first one's finding before reading is anchored by it, and the anchored read would then replace the
+# first as the truth of that film, two correlated reads counted as one independent one. So on a film
+# whose AI result a reader may not see, other people's findings (and notes, which may state them)
+# stay hidden until the reader has saved their own; they then see them, as at a consensus read.
+def sees_colleagues_findings(user, scan, prediction):
+    """May this user read other people's reviews of this prediction (of `scan`)? Uses the prefetched reviews."""
+    if ai_result_shown(user, scan):
+        return True
+    return any(review.reviewer_id == user.pk for review in prediction.reviews.all())
+
+
+def reviews_shown(user, scan, prediction, reviews):
+    """(the reviews among `reviews` this user may read, how many other readers' are held back from them)."""
+    reviews = list(reviews)
+    if sees_colleagues_findings(user, scan, prediction):
+        return reviews, 0
+    own = [review for review in reviews if review.reviewer_id == user.pk]
+    return own, len({review.reviewer_id for review in reviews if review.reviewer_id != user.pk})
+
+
+def held_back_sentence(count):
+    """What a blind reader is told of the findings held back from them."""
+    people = "a colleague has" if count == 1 else f"{count} colleagues have"
+    return f"Read blind: {people} read this film; their findings are shown once you have saved yours."

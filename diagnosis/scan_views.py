@@ -151,10 +151,18 @@ def scan_report(request, scan_id):
         "patient": scan.patient,
         "prediction": prediction if shown else None,
         "withheld": ai_visibility.withheld_sentence(scan.patient.site) if prediction and not shown else "",
-        "reviews": [review for review in prediction.reviews.all() if review.is_current] if prediction else [],
+        **_report_reviews(request.user, scan, prediction),
         "printed_at": timezone.now(),
     }
     return render(request, "diagnosis/scan_report.html", context)
+
+
+def _report_reviews(user, scan, prediction):
+    """The current reviews the reader may read (ai_visibility.reviews_shown), and what is held back."""
+    if prediction is None:
+        return {"reviews": [], "held_back": ""}
+    shown, held_back = ai_visibility.reviews_shown(user, scan, prediction, prediction.reviews.all())
+    return {"reviews": [review for review in shown if review.is_current], "held_back": ai_visibility.held_back_sentence(held_back) if held_back else ""}
 
 
 def _private_png(data):

@@ -13,9 +13,6 @@ report and switches it live. One active version serves every site (workers load 
 keeping a site on its older version is not offered. Sites live from before local validation was
 recorded have no blind reads to measure on and are left as they are.
 """
-import logging
-import traceback
-
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
@@ -23,10 +20,8 @@ from django.utils import timezone
 from jobs import lifecycle
 from ml import services as ml_services
 
-from . import services, site_going_live, site_validation, storage
+from . import services, site_going_live, site_thresholds, site_validation, storage
 from .models import AuditEvent, Review, Site, SiteRemeasure
-
-logger = logging.getLogger(__name__)
 
 
 def live_sites_with_blind_reads():
@@ -40,7 +35,7 @@ def blind_films(site):
     reviews = Review.objects.filter(superseded_at__isnull=True, ai_result_visible=False, prediction__scan__patient__site=site).select_related(
         "prediction__scan", "prediction__model_version").order_by("prediction__scan_id", "-created_at", "-id")
     films, indeterminate = [], 0
-    for review, says_positive in site_validation.newest_reads(reviews, key=lambda review: review.prediction.scan_id):
+    for review, says_positive in site_thresholds.newest_reads(reviews, key=lambda review: review.prediction.scan_id):
         if says_positive is None:
             indeterminate += 1
         else:
@@ -63,17 +58,9 @@ def start_remeasures(version, *, actor=None, via="web", ip_address=None, enqueue
 
 def execute_remeasure(job_id):
     """Run one queued re-measure to its end in this process; the job as it ended, or None when it was not queued."""
-    job = lifecycle.claim(SiteRemeasure, job_id)
+    job = lifecycle.run_to_end(SiteRemeasure, job_id, lambda job: {"report": _measure(job.version, job.site)})
     if job is None:
         return None
-    with lifecycle.heartbeat(job):
-        try:
-            report = _measure(job.version, job.site)
-        except Exception as error:
-            logger.error("Re-measure %s failed:\n%s", job.pk, traceback.format_exc())
-            lifecycle.finish(job, SiteRemeasure.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
-        else:
-            lifecycle.finish(job, SiteRemeasure.Status.SUCCEEDED, report=report)
     return SiteRemeasure.objects.get(pk=job.pk)
 
 

@@ -5,8 +5,11 @@ version's threshold and at the new one) is shown first; only a confirmation reco
 SiteThreshold, which inference then applies to that site's scans: the site's temperature, then its
 threshold. Reads and writes of this one workflow, kept together.
 
-Truth is the newest current review of each scan, by the rule training on reviewed scans uses
-(selectors.review_says_positive): the clinician's finding; indeterminate ones are left out.
+Truth is the newest current blind read of each scan (made while the site was silent, the AI result
+hidden from the reader), by the rule training on reviewed scans uses (selectors.review_says_positive):
+the clinician's finding; indeterminate ones are left out. Reads made with the AI result visible are
+counted apart and never used: a threshold fitted on findings swayed by the very result it decides
+would only confirm the version's own. So a site fits its threshold on its silent period's reads.
 
 Calibration is one temperature T on the logit of the version's stored positive probability,
 sigmoid(logit(p) / T), fitted by ml.engine.model.temperature (maximum likelihood). With a few dozen scans
@@ -55,25 +58,36 @@ def version_probability(prediction):
     return float(apply_temperature(one_vs_rest([prediction.positive_probability]), 1.0 / applied)[0, 1])
 
 
-def reviewed_outcomes(version, site):
-    """(is positive, the version's positive probability, how many were left out) over the scans of
-    the site this version read and a clinician reviewed, each by its newest current review; left
-    out are those whose review does not say positive or negative (indeterminate)."""
-    reviews = Review.objects.filter(
-        superseded_at__isnull=True, prediction__model_version=version, prediction__scan__patient__site=site,
-    ).select_related("prediction__model_version", "prediction__site_threshold").order_by("prediction_id", "-created_at", "-id")
-    truths, probabilities, left_out, seen = [], [], 0, set()
+def newest_reads(reviews, key):
+    """(review, what it says: selectors.review_says_positive) for the newest review of each film,
+    `reviews` being ordered by `key` (a film's prediction or scan) and newest first."""
+    seen = set()
     for review in reviews:
-        if review.prediction_id in seen:
-            continue
-        seen.add(review.prediction_id)
-        says_positive = selectors.review_says_positive(review)
+        if key(review) not in seen:
+            seen.add(key(review))
+            yield review, selectors.review_says_positive(review)
+
+
+def blind_reads(version, site):
+    """(is positive, the version's positive probability, counts) over the films of the site this
+    version read: each film's newest current blind read (ai_result_visible false). Counts say how many
+    blind reads were indeterminate (left out) and how many films were read only with the AI result
+    visible: those reads may have been swayed by the result they would judge, so they are counted
+    apart and never used, for a fit as for the site's validation report."""
+    reviews = Review.objects.filter(superseded_at__isnull=True, prediction__model_version=version, prediction__scan__patient__site=site)
+    unblinded = set(reviews.filter(ai_result_visible=True).values_list("prediction_id", flat=True))
+    blind = reviews.filter(ai_result_visible=False).select_related("prediction__model_version", "prediction__site_threshold").order_by(
+        "prediction_id", "-created_at", "-id")
+    truths, probabilities, read, indeterminate = [], [], set(), 0
+    for review, says_positive in newest_reads(blind, key=lambda review: review.prediction_id):
+        read.add(review.prediction_id)
         if says_positive is None:
-            left_out += 1
+            indeterminate += 1
             continue
         truths.append(says_positive)
         probabilities.append(version_probability(review.prediction))
-    return np.array(truths, dtype=bool), np.array(probabilities, dtype=np.float64), left_out
+    counts = {"indeterminate": indeterminate, "unblinded_only": len(unblinded - read)}
+    return np.array(truths, dtype=bool), np.array(probabilities, dtype=np.float64), counts
 
 
 def _figures_at(is_positive, probability, threshold):
@@ -127,22 +141,33 @@ def _fit_calibration(is_positive, probability):
     return fitted, recalibrated, {**figures, "temperature": fitted, "note": note}
 
 
+def _left_out(counts):
+    """The reads a fit leaves out, in words ("" when none)."""
+    parts = []
+    if counts["indeterminate"]:
+        parts.append(f"{counts['indeterminate']} more left out: their blind read's finding is indeterminate")
+    if counts["unblinded_only"]:
+        parts.append(f"{counts['unblinded_only']} read only with the AI result visible, never used")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def propose(version, site):
     """The fit an administrator is asked to confirm; refused below the minimum of each class."""
-    is_positive, probability, left_out = reviewed_outcomes(version, site)
+    is_positive, probability, counts = blind_reads(version, site)
     needed = settings.ML_SITE_THRESHOLD_MIN_PER_CLASS
     positives, negatives = int(is_positive.sum()), int((~is_positive).sum())
     if positives < needed or negatives < needed:
         raise SiteThresholdRefused(
-            f"A threshold for {site.name} needs at least {needed} reviewed scans of each class read by {version.label}; "
-            f"it has {positives} {version.positive_class} and {negatives} other"
-            + (f" ({left_out} more left out: their review's finding is indeterminate)." if left_out else ".")
+            f"A threshold for {site.name} needs at least {needed} scans of each class read blind, whose AI result {version.label} made; "
+            f"it has {positives} {version.positive_class} and {negatives} other{_left_out(counts)}. Blind reads are made while the site "
+            "is in its silent period."
         )
     temperature, recalibrated, calibration_figures = _fit_calibration(is_positive, probability)
     target = float(version.training_params.get("target_sensitivity") or DEFAULT_TARGET_SENSITIVITY)
     threshold = float(select_threshold(is_positive, recalibrated, target)["threshold"])
     figures = {
-        "n_positive": positives, "n_negative": negatives, "n_left_out": left_out, "target_sensitivity": target,
+        "n_positive": positives, "n_negative": negatives, "n_left_out": counts["indeterminate"],
+        "n_unblinded_only": counts["unblinded_only"], "target_sensitivity": target,
         "version_threshold": _figures_at(is_positive, probability, version.threshold),
         "site_threshold": _figures_at(is_positive, recalibrated, threshold),
         "calibration": calibration_figures,

@@ -26,8 +26,8 @@ from ml.engine.model.temperature import apply_temperature, one_vs_rest
 
 from ml import trust
 
-from . import selectors, site_thresholds, storage
-from .models import Prediction, Review, Site
+from . import site_thresholds, storage
+from .models import Prediction, Site
 
 
 def _metrics():
@@ -36,34 +36,7 @@ def _metrics():
     return metrics
 
 
-def newest_reads(reviews, key):
-    """(review, what it says: selectors.review_says_positive) for the newest review of each film,
-    `reviews` being ordered by `key` (a film's prediction or scan) and newest first."""
-    seen = set()
-    for review in reviews:
-        if key(review) not in seen:
-            seen.add(key(review))
-            yield review, selectors.review_says_positive(review)
-
-
-def blind_reads(version, site):
-    """(is positive, the version's positive probability, counts) over the films of the site this
-    version read: each film's newest current blind read; counts say how many reads were
-    indeterminate and how many films were read only with the AI result visible."""
-    reviews = Review.objects.filter(superseded_at__isnull=True, prediction__model_version=version, prediction__scan__patient__site=site)
-    unblinded = set(reviews.filter(ai_result_visible=True).values_list("prediction_id", flat=True))
-    blind = reviews.filter(ai_result_visible=False).select_related("prediction__model_version", "prediction__site_threshold").order_by(
-        "prediction_id", "-created_at", "-id")
-    truths, probabilities, read, indeterminate = [], [], set(), 0
-    for review, says_positive in newest_reads(blind, key=lambda review: review.prediction_id):
-        read.add(review.prediction_id)
-        if says_positive is None:
-            indeterminate += 1
-            continue
-        truths.append(says_positive)
-        probabilities.append(site_thresholds.version_probability(review.prediction))
-    counts = {"indeterminate": indeterminate, "unblinded_only": len(unblinded - read)}
-    return np.array(truths, dtype=bool), np.array(probabilities, dtype=np.float64), counts
+blind_reads = site_thresholds.blind_reads  # the same films and truth as a site's threshold fit
 
 
 def _in_force(version, site, is_positive, probability):

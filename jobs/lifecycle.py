@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -77,6 +78,30 @@ def finish(job, status, **fields):
     """End the attempt this process claimed. False when the row moved on meanwhile (cancelled, or
     the sweep gave it to another worker), so two endings never overwrite each other."""
     return bool(finish_all([job], status, **fields))
+
+
+def run_to_end(model, job_id, work, *, refusals=(), unexpected_fails=True):
+    """Claim a queued job, run `work(job)` under its heartbeat and finish it: succeeded with the
+    fields `work` returns, failed with the sentence of an expected refusal (`refusals`), or with
+    the type and message of anything else (its traceback in the log; with `unexpected_fails`
+    False it is raised instead, for the sweep to retry). The claimed job, or None when it was not
+    queued (a duplicate delivery). Evaluations, derivations and site re-measures end this way."""
+    job = claim(model, job_id)
+    if job is None:
+        return None
+    with heartbeat(job):
+        try:
+            fields = work(job)
+        except refusals as refusal:
+            finish(job, Job.Status.FAILED, failure_reason=str(refusal))
+        except Exception as error:
+            if not unexpected_fails:
+                raise
+            logger.error("%s %s failed:\n%s", model.__name__, job.pk, traceback.format_exc())
+            finish(job, Job.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
+        else:
+            finish(job, Job.Status.SUCCEEDED, **fields)
+    return job
 
 
 def finish_all(jobs, status, **fields):

@@ -39,7 +39,8 @@ class PredictionDetail(ApiViewMixin, generics.RetrieveAPIView):
 
 class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
     """Reviews of one AI result, newest first (`current` false for revised ones). POST records your
-    review, or revises it if you reviewed this result before."""
+    review, or revises it if you reviewed this result before. On a film you read blind (a silent
+    site), only your own until you have saved one (ai_visibility.reviews_shown)."""
 
     serializer_class = ReviewSerializer
     permission_required = {"GET": "diagnosis.view_prediction", "POST": "diagnosis.add_review"}
@@ -51,7 +52,11 @@ class PredictionReviews(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView
         return self._prediction
 
     def get_queryset(self):
-        return selectors.reviews_of(self.prediction())
+        prediction = self.prediction()
+        reviews = selectors.reviews_of(prediction)
+        if not ai_visibility.sees_colleagues_findings(self.request.user, prediction.scan, prediction):
+            return reviews.filter(reviewer=self.request.user)  # on a film read blind, others' findings wait for yours
+        return reviews
 
     def get_serializer_context(self):
         withheld = not ai_visibility.ai_result_shown(self.request.user, self.prediction().scan)

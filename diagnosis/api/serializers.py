@@ -222,7 +222,8 @@ class WorklistScanSerializer(ScanSerializer):
     likely_positive = serializers.SerializerMethodField(help_text="Whether the latest result is likely positive; null while none is shown.")
     reviewed = serializers.BooleanField(read_only=True)
     clinician_findings = serializers.SerializerMethodField(
-        help_text="Each clinician's current review of the latest result: their finding, and whether they agree with it (null when the result is withheld from you or they read blind).",
+        help_text="Each clinician's current review of the latest result: their finding, and whether they agree with it (null when the result is withheld from you or they read blind). "
+                  "On a film you read blind, only your own until you have saved it: others' findings would anchor your read.",
     )
 
     def get_likely_positive(self, scan) -> bool | None:
@@ -234,7 +235,8 @@ class WorklistScanSerializer(ScanSerializer):
         if latest is None:
             return []
         context = {**self.context, "ai_result_withheld": not self._shown(scan)}
-        return ReviewSerializer(latest.current_reviews, many=True, context=context).data
+        shown, _ = ai_visibility.reviews_shown(self.context["request"].user, scan, latest, latest.current_reviews)
+        return ReviewSerializer(shown, many=True, context=context).data
 
     class Meta(ScanSerializer.Meta):
         fields = ScanSerializer.Meta.fields + ["patient_name", "site", "likely_positive", "reviewed", "clinician_findings"]

@@ -64,19 +64,10 @@ def start_evaluation(version, actor=None, *, data_dir=None, enqueue=True, allow_
 def execute_evaluation(run_id):
     """Run one queued evaluation to its end in this process; the run as it ended, or None when it
     was not queued (a duplicate delivery)."""
-    run = lifecycle.claim(EvaluationRun, run_id)
+    run = lifecycle.run_to_end(EvaluationRun, run_id, lambda run: {"evaluation": _measure(run.version, run.dataset_path, run.created_by)},
+                               refusals=EvaluationError)
     if run is None:
         return None
-    with lifecycle.heartbeat(run):
-        try:
-            evaluation = _measure(run.version, run.dataset_path, run.created_by)
-        except EvaluationError as error:
-            lifecycle.finish(run, EvaluationRun.Status.FAILED, failure_reason=str(error))
-        except Exception as error:
-            logger.error("Evaluation run %s failed:\n%s", run.pk, traceback.format_exc())
-            lifecycle.finish(run, EvaluationRun.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
-        else:
-            lifecycle.finish(run, EvaluationRun.Status.SUCCEEDED, evaluation=evaluation)
     return EvaluationRun.objects.select_related("evaluation", "version").get(pk=run.pk)
 
 

@@ -20,33 +20,44 @@ logger = logging.getLogger(__name__)
 
 MAX_VALIDATION_IMAGES = 64
 GENERATED_IMAGES = 16
+STYLE_FILMS = 60  # training films per source an acquisition style is measured on (the shortcut report's number)
 
 
 def export_dir_of(version):
     return Path(settings.MODEL_STORE_DIR) / "serving" / f"{version.label}-{version.sha256[:12]}"
 
 
-def split_images(version, split, limit):
-    """(images, labels or None, what they are) of one split of the version's training data, read
-    from the `.splits.json` training wrote beside the artifact; None when it cannot be read. At most
-    `limit` images, spread evenly over the split (its list runs class by class)."""
+def _listing(version, split, limit):
+    """(dataset folder, relative paths) of one split of the version's training data, from the
+    `.splits.json` training wrote beside the artifact, at most `limit` spread evenly over the split
+    (its list runs class by class); None when it cannot be read."""
     splits_file = runtime.artifact_path(version).with_suffix(".splits.json")
     data = Path(version.record.get("dataset", {}).get("path", ""))
     if not (splits_file.is_file() and data.is_dir()):
         return None
-    relpaths = json.loads(splits_file.read_text()).get(split, [])
+    relpaths = json.loads(splits_file.read_text()).get(split) or []
     if len(relpaths) > limit:
         relpaths = [relpaths[int(i)] for i in np.linspace(0, len(relpaths) - 1, limit)]
+    return (data, relpaths) if relpaths else None
+
+
+def _labels(version, relpaths):
+    """The class is the folder the film sits in; a label that is not a class leaves the AUC unmeasured."""
+    names = [Path(relpath).parent.name for relpath in relpaths]
+    return [int(name == version.positive_class) for name in names] if set(names) <= set(version.class_names) else None
+
+
+def split_images(version, split, limit):
+    """(images, labels or None, what they are) of one split of the version's training data (_listing); None when it cannot be read."""
+    listing = _listing(version, split, limit)
+    if listing is None:
+        return None
+    data, relpaths = listing
     try:
         images = [load_image_file(data / relpath) for relpath in relpaths]
     except (ImageDecodeError, OSError):
         return None
-    if not images:
-        return None
-    # The class is the folder the film sits in; a label that is not a class leaves the AUC unmeasured.
-    names = [Path(relpath).parent.name for relpath in relpaths]
-    labels = [int(name == version.positive_class) for name in names] if set(names) <= set(version.class_names) else None
-    return images, labels, f"{len(images)} images of the {split} split of {data}"
+    return images, _labels(version, relpaths), f"{len(images)} images of the {split} split of {data}"
 
 
 def validation_images(version):
@@ -61,6 +72,32 @@ def validation_images(version):
     size = version.input_size
     images = [rng.integers(0, 256, (size, size), dtype=np.uint8) for _ in range(GENERATED_IMAGES)]
     return images, None, f"{GENERATED_IMAGES} generated images (the version's own images were not found)"
+
+
+def shifted_validation_parts(version, images, labels):
+    """The films unlike the training set that a reduced precision must also hold on
+    (ml.engine.serve.shifted): the source-held-out films where the version has them, and the
+    validation films in each other source's acquisition style (measured on up to STYLE_FILMS
+    training films per source) and at harmonisation's extremes. {part: (images, labels)}."""
+    from ml.engine.serve.shifted import shifted_parts, sources_of, training_styles
+
+    parts = {}
+    held_out = split_images(version, "held_out", MAX_VALIDATION_IMAGES)
+    if held_out is not None:
+        parts["source-held-out films"] = held_out[:2]
+    styles, sources = None, None
+    training = _listing(version, "train", 100_000)
+    if training is not None:
+        try:
+            styles = training_styles(*training, per_source=STYLE_FILMS)
+        except (ImageDecodeError, OSError):
+            styles = None
+    for split in ("test", "val"):  # the validation films' own sources, so none is re-rendered in its own style
+        listing = _listing(version, split, MAX_VALIDATION_IMAGES)
+        if listing is not None:
+            sources = sources_of(*listing) if len(listing[1]) == len(images) else None
+            break
+    return {**parts, **shifted_parts(images, labels, styles, sources)}
 
 
 def prepare_serving(version, *, force=False):
@@ -107,12 +144,16 @@ def check_serving(version):
 
     out_dir = export_dir_of(version)
     images, labels, described = validation_images(version)
+    from ml.engine.serve.serving import bf16_supported
+
+    # Only a reduced precision is held to the films off the training distribution; fp32 must match Keras within 1e-4.
+    shifted = shifted_validation_parts(version, images, labels) if version.precision == "int8" or bf16_supported() else None
     record = json.loads((out_dir / EXPORT_RECORD).read_text())
     if version.precision == "int8":
         validation = validate_int8(out_dir, export_dir_of(version.derived_from), runtime.artifact_path(version), images, labels,
-                                   expected_sha256=version.sha256)
+                                   expected_sha256=version.sha256, shifted=shifted)
     else:
-        validation = validate_export(out_dir, runtime.artifact_path(version), images, labels, expected_sha256=version.sha256)
+        validation = validate_export(out_dir, runtime.artifact_path(version), images, labels, expected_sha256=version.sha256, shifted=shifted)
     return _record(version, export_path=_stored_path(out_dir), record=record, validation=validation, validated_on=described[:200])
 
 

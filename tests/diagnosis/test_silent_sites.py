@@ -173,3 +173,53 @@ def test_the_sites_report_says_what_the_model_looks_at_on_its_films(silent_resul
     looks_at = token_client(administrator).get(reverse("api:site_validation", args=[silent_site.code])).json()["looks_at"]
     assert looks_at["n"] == 2 and 0 <= looks_at["mean_share_outside"] <= 1 and 0 < looks_at["mean_area_outside"] < 1
     assert looks_at["sentences"][0].startswith("On 2 of Hillside Infirmary's films:") and "falls outside the lung fields" in looks_at["sentences"][0]
+
+
+def test_a_blind_reader_sees_colleagues_findings_only_after_saving_their_own(silent_results, silent_clinician, silent_site, administrator):
+    """The site's validation takes each film's newest blind read as its truth: a second reader who saw
+    the first one's finding would be anchored by it. So on a silent film other people's findings and
+    notes wait until the reader has saved theirs; administrators and live sites see them all."""
+    patient, predictions = silent_results
+    first, _ = predictions
+    token_client(silent_clinician).post(reverse("api:prediction_reviews", args=[first.pk]),
+                                        {"finding": "positive", "note": "Patchy bilateral opacities."}, format="json")
+    token_client(administrator).post(reverse("api:prediction_reviews", args=[first.pk]), {"finding": "positive", "agrees": True}, format="json")
+    colleague = make_user("dr_hill2", roles.CLINICIANS, silent_site)
+    colleagues_findings = ["<strong>COVID-19 positive</strong>", 'class="finding">COVID-19 positive', "Patchy bilateral opacities",
+                           "read blind", "read the film", '"finding":"positive"', "admin_a"]
+
+    def what_the_colleague_reads():
+        client, token = signed_in(colleague), token_client(colleague)
+        return {
+            "card": client.get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode(),
+            "worklist": client.get(reverse("diagnosis:home")).content.decode(),
+            "worklist row": client.get(reverse("diagnosis:worklist_row", args=[first.scan_id])).content.decode(),
+            "report": client.get(reverse("diagnosis:scan_report", args=[first.scan_id])).content.decode(),
+            "api reviews": token.get(reverse("api:prediction_reviews", args=[first.pk])).content.decode(),
+            "api worklist": token.get(reverse("api:worklist")).content.decode(),
+        }
+
+    before = what_the_colleague_reads()
+    for name, text in before.items():
+        assert [finding for finding in colleagues_findings if finding in text] == [], name
+    for name in ("card", "report"):
+        assert "2 colleagues have read this film; their findings are shown once you have saved yours" in before[name], name
+    assert "Read by 2 others: shown after yours" in before["worklist row"]
+    assert token_client(colleague).get(reverse("api:prediction_reviews", args=[first.pk])).json()["results"] == []
+
+    signed_in(colleague).post(reverse("diagnosis:prediction_review", args=[first.pk]), {"finding": "negative"})
+    after = what_the_colleague_reads()
+    for name, finding in (("card", "<strong>COVID-19 positive</strong>"), ("worklist row", 'class="finding">COVID-19 positive'),
+                          ("report", "<strong>COVID-19 positive</strong>")):
+        assert finding in after[name] and "shown once you have saved" not in after[name], name
+    assert "Patchy bilateral opacities" in after["card"] and "Patchy bilateral opacities" in after["report"]
+    listed = token_client(colleague).get(reverse("api:prediction_reviews", args=[first.pk])).json()["results"]
+    assert {(row["reviewer"], row["finding"], row["agrees"]) for row in listed} == {
+        ("dr_hill", "positive", None), ("admin_a", "positive", None), ("dr_hill2", "negative", None)}, "the result stays withheld"
+
+    administrator_view = token_client(administrator).get(reverse("api:prediction_reviews", args=[first.pk])).json()["results"]
+    assert len(administrator_view) == 3
+    Site.objects.filter(pk=silent_site.pk).update(mode=Site.Mode.LIVE)
+    newcomer = make_user("dr_hill3", roles.CLINICIANS, silent_site)
+    assert "Patchy bilateral opacities" in signed_in(newcomer).get(reverse("diagnosis:scan_card", args=[first.scan_id])).content.decode(), \
+        "at a live site findings are shown beside the result"

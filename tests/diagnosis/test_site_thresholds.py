@@ -1,5 +1,5 @@
 """Local validation: an administrator re-fits a version's threshold and calibration on one site's
-reviewed scans, sees the figures (calibration error before and after, sensitivity and specificity
+blind reads (made in its silent period; reads made with the AI result visible are never used), sees the figures (calibration error before and after, sensitivity and specificity
 at the old and the new threshold) first, confirms, and from then on that site's scans are
 recalibrated and decided by the fit; each prediction records which threshold and calibration made it.
 
@@ -7,6 +7,7 @@ Expected figures are computed here from the probabilities and findings the tests
 file's own arithmetic (sigmoid, bins, log-loss), not with the code under test."""
 import math
 import re
+from contextlib import contextmanager
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,7 +18,7 @@ from rest_framework.test import APIClient
 
 from diagnosis import roles, scan_intake, services
 from diagnosis.inference import analyse_scan
-from diagnosis.models import AuditEvent, Patient, Review, SiteThreshold
+from diagnosis.models import AuditEvent, Patient, Review, Site, SiteThreshold
 from tests.conftest import make_user
 from tests.images import png_bytes
 
@@ -73,35 +74,61 @@ def design_pairs():
 
 # --- scans, results and reviews, through the services ----------------------------------------
 
-def reviewed_with_findings(add_result, patient, version, clinician, found_positive, found_negative):
-    """A result per scan with the given probability, each reviewed with a finding (services.review_prediction)."""
+@contextmanager
+def silent_period(site):
+    """The site silent while the block runs, so its clinicians' reads are blind (ai_visibility), then as it was."""
+    mode, site.mode = site.mode, Site.Mode.SILENT
+    site.save(update_fields=["mode"])
+    try:
+        yield
+    finally:
+        site.mode = mode
+        site.save(update_fields=["mode"])
+
+
+def read(clinician, prediction, finding):
+    """A blind read when the clinician's site is silent, else a review beside the shown result."""
+    blind = prediction.scan.patient.site.mode == Site.Mode.SILENT
+    said_positive = prediction.label == prediction.model_version.positive_class
+    agrees = None if blind else (finding == "positive") == said_positive
+    services.review_prediction(actor=clinician, prediction=prediction, finding=finding, agrees=agrees)
+
+
+def reviewed_with_findings(add_result, patient, version, clinician, found_positive, found_negative, blind=True):
+    """A result per scan with the given probability, each read by the clinician with a finding
+    (services.review_prediction): blind, in a silent period of the site, unless `blind` is False."""
     predictions = []
-    for finding, counts in (("positive", found_positive), ("negative", found_negative)):
-        for probability, n in counts.items():
-            for _ in range(n):
-                label = version.positive_class if probability >= 0.5 else "normal"
-                prediction = add_result(patient, version, label, probability).latest_prediction
-                services.review_prediction(actor=clinician, prediction=prediction, finding=finding,
-                                           agrees=(finding == "positive") == (label == version.positive_class))
-                predictions.append(prediction)
+    with silent_period(patient.site) if blind else _as_it_is():
+        for finding, counts in (("positive", found_positive), ("negative", found_negative)):
+            for probability, n in counts.items():
+                for _ in range(n):
+                    label = version.positive_class if probability >= 0.5 else "normal"
+                    prediction = add_result(patient, version, label, probability).latest_prediction
+                    read(clinician, prediction, finding)
+                    predictions.append(prediction)
     return predictions
 
 
+@contextmanager
+def _as_it_is():
+    yield
+
+
 def indeterminate_and_revised_reviews(add_result, patient, version, clinician, site):
-    """Three scans the version called positive at 0.97 whose finding is indeterminate (left out;
-    counted as positives they would change every figure), one whose reviewer revised 'positive' to
+    """Three scans the version called positive at 0.97 whose blind read is indeterminate (left out;
+    counted as positives they would change every figure), one whose reader revised 'positive' to
     'indeterminate', and one a second clinician later found negative after the first said positive
-    (truth: the newest review, negative; it is one of FOUND_NEGATIVE's, so the caller leaves one out)."""
+    (truth: the newest read, negative; it is one of FOUND_NEGATIVE's, so the caller leaves one out)."""
     second = make_user("dr_a2", roles.CLINICIANS, site)
-    for _ in range(3):
-        prediction = add_result(patient, version, version.positive_class, 0.97).latest_prediction
-        services.review_prediction(actor=clinician, prediction=prediction, finding="indeterminate", agrees=False)
-    revised = add_result(patient, version, version.positive_class, 0.97).latest_prediction
-    services.review_prediction(actor=clinician, prediction=revised, finding="positive", agrees=True)
-    services.review_prediction(actor=clinician, prediction=revised, finding="indeterminate", agrees=False)
-    overruled = add_result(patient, version, "normal", 0.03).latest_prediction
-    services.review_prediction(actor=clinician, prediction=overruled, finding="positive", agrees=False)
-    services.review_prediction(actor=second, prediction=overruled, finding="negative", agrees=True)
+    with silent_period(site):
+        for _ in range(3):
+            read(clinician, add_result(patient, version, version.positive_class, 0.97).latest_prediction, "indeterminate")
+        revised = add_result(patient, version, version.positive_class, 0.97).latest_prediction
+        read(clinician, revised, "positive")
+        read(clinician, revised, "indeterminate")
+        overruled = add_result(patient, version, "normal", 0.03).latest_prediction
+        read(clinician, overruled, "positive")
+        read(second, overruled, "negative")
 
 
 def upload(actor, patient):
@@ -137,7 +164,8 @@ def test_the_figures_are_shown_before_the_fit_takes_effect_then_the_sites_scans_
     response = admin_web.get(fit_url(version, site_a))
     page = response.content.decode()
     assert response.status_code == 200 and not SiteThreshold.objects.exists(), "looking at the figures changes nothing"
-    assert "On 20 covid and 20 other scans" in page and "4 more reviewed scans left out: the finding was indeterminate" in page
+    assert "On 20 covid and 20 other scans of St Elsewhere that clinicians read blind" in page
+    assert "4 more reviewed scans left out: the finding was indeterminate" in page
 
     pairs = design_pairs()
     (t_before, ece_before, loss_before), (temperature, ece_after, loss_after) = calibration_rows(page)
@@ -205,8 +233,8 @@ def test_a_refit_starts_from_the_versions_probabilities_not_the_site_calibrated_
         prediction.positive_probability = with_temperature(prediction.positive_probability, 2.0)
         prediction.site_threshold = earlier_fit
         prediction.save()
-    is_positive, probability, left_out = site_thresholds.reviewed_outcomes(version, site_a)
-    assert sorted(zip(probability.round(5), is_positive)) == sorted(design_pairs()) and left_out == 0
+    is_positive, probability, counts = site_thresholds.blind_reads(version, site_a)
+    assert sorted(zip(probability.round(5), is_positive)) == sorted(design_pairs()) and counts == {"indeterminate": 0, "unblinded_only": 0}
 
 
 def test_a_temperature_that_does_not_help_is_not_applied_and_the_page_says_why(admin_web, add_result, patient, clinician, site_a, make_version):
@@ -239,26 +267,51 @@ def test_a_version_that_ranks_a_sites_scans_backwards_gets_no_temperature(admin_
 def test_too_few_reviewed_scans_of_a_class_are_refused_with_the_minimum_in_the_sentence(admin_web, add_result, patient, clinician, site_a, make_version):
     version = make_version()
     reviewed_with_findings(add_result, patient, version, clinician, {0.9: 19}, {0.1: 20})
-    for _ in range(2):
-        prediction = add_result(patient, version, version.positive_class, 0.9).latest_prediction
-        services.review_prediction(actor=clinician, prediction=prediction, finding="indeterminate", agrees=False)
-    sentence = (f"A threshold for St Elsewhere needs at least 20 reviewed scans of each class read by {version.label}; "
-                "it has 19 covid and 20 other (2 more left out: their review&#x27;s finding is indeterminate).")
+    with silent_period(site_a):
+        for _ in range(2):
+            read(clinician, add_result(patient, version, version.positive_class, 0.9).latest_prediction, "indeterminate")
+    sentence = (f"A threshold for St Elsewhere needs at least 20 scans of each class read blind, whose AI result {version.label} made; "
+                "it has 19 covid and 20 other (2 more left out: their blind read&#x27;s finding is indeterminate).")
     assert sentence in admin_web.get(fit_url(version, site_a)).content.decode()
     response = admin_web.post(fit_url(version, site_a), {"threshold": "0.5", "temperature": ""})
     assert response.status_code == 400 and sentence in response.content.decode()
     assert not SiteThreshold.objects.exists() and not AuditEvent.objects.filter(action=AuditEvent.Action.SITE_THRESHOLD_SET).exists()
 
 
-def test_reviews_from_before_findings_keep_the_agree_rule(admin_web, add_result, patient, clinician, site_a, make_version):
-    """Reviews without a finding: agreeing keeps the AI's label, disagreeing gives the other class."""
+def test_reads_made_with_the_ai_result_visible_are_counted_apart_and_never_used(admin_web, add_result, patient, clinician, site_a, make_version):
+    """The design's blind reads, and as many scans again reviewed at the live site beside the shown
+    result, every one contradicting the version: the fit and its figures are the blind reads' alone."""
     version = make_version()
-    for i in range(12):
-        add_result(patient, version, version.positive_class, 0.55 + 0.03 * i, reviewed_by=clinician)
-        add_result(patient, version, "normal", 0.05 + 0.02 * i, reviewed_by=clinician)
-    Review.objects.filter(prediction__positive_probability__lt=0.6, prediction__label=version.positive_class).update(agrees=False)
+    reviewed_with_findings(add_result, patient, version, clinician, FOUND_POSITIVE, FOUND_NEGATIVE)
+    reviewed_with_findings(add_result, patient, version, clinician, {0.05: 20}, {0.95: 20}, blind=False)
+    assert Review.objects.filter(ai_result_visible=True).count() == 40 and Review.objects.filter(ai_result_visible=False).count() == 40
+
     page = admin_web.get(fit_url(version, site_a)).content.decode()
-    assert "it has 10 covid and 14 other." in page
+    assert "On 20 covid and 20 other scans of St Elsewhere that clinicians read blind" in page
+    assert "40 scans read only with the AI result visible are not used" in page
+    pairs = design_pairs()
+    (_, ece_before, loss_before), _ = calibration_rows(page)
+    assert ece_before == pytest.approx(expected_calibration_error(pairs), abs=6e-4) and loss_before == pytest.approx(log_loss(pairs), abs=6e-4)
+    temperature = float(hidden(page, "temperature"))
+    assert threshold_midway(page, temperature), "the threshold the blind reads alone give"
+    assert admin_web.post(fit_url(version, site_a), {"threshold": hidden(page, "threshold"), "temperature": hidden(page, "temperature")}).status_code == 302
+    fitted = SiteThreshold.objects.get()
+    assert (fitted.figures["n_positive"], fitted.figures["n_negative"], fitted.figures["n_unblinded_only"]) == (20, 20, 40)
+
+
+def threshold_midway(page, temperature):
+    """Whether the page's threshold sits midway between the recalibrated 0.35 and 0.15 (design_pairs at 95% sensitivity)."""
+    expected = (with_temperature(0.35, temperature) + with_temperature(0.15, temperature)) / 2
+    return float(hidden(page, "threshold")) == pytest.approx(expected, abs=1e-6)
+
+
+def test_reviews_made_beside_the_result_before_blind_reads_existed_are_not_used(admin_web, add_result, patient, clinician, site_a, make_version):
+    """Reviews from before findings were asked (agree or disagree only) were all made with the AI result in view."""
+    version = make_version()
+    for i in range(24):
+        add_result(patient, version, version.positive_class, 0.55 + 0.01 * i, reviewed_by=clinician)
+    page = admin_web.get(fit_url(version, site_a)).content.decode()
+    assert "it has 0 covid and 0 other (24 read only with the AI result visible, never used)." in page
 
 
 def test_another_sites_scans_keep_the_versions_threshold(site_a, site_b, active_model_version, other_site_clinician):

@@ -23,6 +23,7 @@ from ..model.artifact import file_sha256, load_artifact, verify_artifact
 from ..model.network import backbone_of
 from ..prepare.preprocessing import PreprocessingSpec, resize_images
 from .graph import head_cam_weights, serving_function
+from .shifted import add_shifted_parts, judge_part
 from .serving import EXPORT_FORMAT, EXPORT_RECORD, ServingPredictor, bf16_supported, classifier_record, cpu_description
 
 FP32_TOLERANCE = 1e-4
@@ -78,21 +79,24 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def reduced_precision_check(reference: np.ndarray, candidate: np.ndarray, labels, positive: int, threshold: float,
-                            precision: str) -> dict:
+                            precision: str, *, auc_required: bool = True) -> dict:
     """The rule every reduced precision (bf16, int8) must pass against the Keras reference on the
     same images: the AUC may fall by at most MAX_AUC_DROP and at most MAX_FLIP_FRACTION of the
-    labels may change at the threshold. No labels, or one class only, means no AUC: refused."""
+    labels may change at the threshold. No labels, or one class only, means no AUC: refused, unless
+    `auc_required` is False (a shifted part of one class: its labels and films are still held)."""
     flips = float(np.mean((reference[:, positive] >= threshold) != (candidate[:, positive] >= threshold)))
     check = {"flip_fraction": flips, "max_abs_difference": float(np.abs(reference - candidate).max())}
     reasons = []
     if labels is None:
-        reasons.append("no labelled images to measure the AUC on")
+        if auc_required:
+            reasons.append("no labelled images to measure the AUC on")
     else:
         labels = np.asarray(labels).astype(int)
         auc_keras, auc_candidate = _auc(labels, reference[:, positive]), _auc(labels, candidate[:, positive])
         check["auc_keras"], check[f"auc_{precision}"] = auc_keras, auc_candidate
         if auc_keras is None:
-            reasons.append("the images hold only one class, so no AUC")
+            if auc_required:
+                reasons.append("the images hold only one class, so no AUC")
         elif auc_keras - auc_candidate > MAX_AUC_DROP:
             reasons.append(f"AUC fell from {auc_keras:.4f} to {auc_candidate:.4f} (allowed drop {MAX_AUC_DROP})")
     if flips > MAX_FLIP_FRACTION:
@@ -125,14 +129,15 @@ def _best_time(predictor, batch, repeats: int = 3) -> float:
 
 
 def validate_export(export_dir, artifact_path, images: list[np.ndarray], labels=None, *,
-                    expected_sha256: str | None = None, try_bf16: bool = True) -> dict:
+                    expected_sha256: str | None = None, try_bf16: bool = True, shifted: dict | None = None) -> dict:
     """Compare the OpenVINO export with Keras on `images` (uint8 grey arrays; `labels`: 1 = the
     positive class, 0 = not) and choose the precision the worker may use.
 
     fp32 must agree within 1e-4 in every probability, else the export is refused (runtime
     "keras"). bf16, only where the CPU computes it natively, must keep the AUC within 0.005,
-    flip at most 0.5% of labels at the threshold and be faster than fp32 on these images, else
-    fp32. Every refusal says why."""
+    flip at most 0.5% of labels at the threshold, move at most 1% of films by more than 0.05, hold
+    the same on every `shifted` part (shifted.shifted_parts: {name: (images, labels)}) and be
+    faster than fp32 on these images, else fp32. Every refusal says why, and which part failed."""
     verify_artifact(artifact_path, expected_sha256)
     reference = ServingPredictor.keras(artifact_path, expected_sha256=expected_sha256)
     resized = resize_images(images, reference.spec)
@@ -162,13 +167,14 @@ def validate_export(export_dir, artifact_path, images: list[np.ndarray], labels=
         bf16 = ServingPredictor.openvino(export_dir, precision="bf16")
         candidate, _ = bf16.forward(resized)
         positive = reference.class_names.index(reference.positive_class)
-        check = reduced_precision_check(expected, candidate, labels, positive, reference.threshold, "bf16")
+        check = judge_part(expected, candidate, labels, positive, reference.threshold, "bf16", auc_required=True)
+        add_shifted_parts(check, reference, bf16, shifted, reference.spec, positive, reference.threshold, "bf16")
         if check["passed"]:
             # Without AMX, bf16 convolutions can be slower than fp32 (measured: 3x on AVX512-BF16 alone).
             faster_or_refused(check, bf16, fp32, resized, "bf16")
         result["checks"]["bf16"] = check
         if check["passed"]:
-            precision, reason = "bf16", reason + " bf16 kept the AUC and the labels and is faster: bf16 accepted."
+            precision, reason = "bf16", reason + " bf16 kept the AUC, the labels and every film's probability, also off the training distribution, and is faster: bf16 accepted."
         else:
             reason += f" bf16 refused: {check['reason']}; fp32 used."
     return {**result, "accepted": True, "runtime": "openvino", "precision": precision, "reason": reason}
