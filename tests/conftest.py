@@ -37,6 +37,35 @@ def private_storage(tmp_path_factory):
     return root
 
 
+OBJECT_STORE = os.environ.get("PORTAL_TEST_OBJECT_STORE", "filesystem")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def object_store(tmp_path_factory):
+    """With PORTAL_TEST_OBJECT_STORE=seaweedfs (CI's PostgreSQL pass) every file of the session, the
+    test process's and its worker processes', lives in a real SeaweedFS bucket (tests/seaweedfs.py);
+    otherwise in the session's folders. Yields the SeaweedFS, or None."""
+    if OBJECT_STORE != "seaweedfs":
+        yield None
+        return
+    from django.test.utils import override_settings
+
+    from tests.seaweedfs import WEED_ABSENT, SeaweedFS, weed_binary
+
+    if weed_binary() is None:
+        pytest.exit(f"PORTAL_TEST_OBJECT_STORE=seaweedfs, but {WEED_ABSENT}.", returncode=4)
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    pointed = override_settings(**store.settings())
+    pointed.enable()
+    # The worker processes the tests start read the same variables as a deployment (worker_environment copies them).
+    os.environ.update(store.environment())
+    yield store
+    for name in store.environment():
+        os.environ.pop(name, None)
+    pointed.disable()
+    store.stop()
+
+
 def stored_files():
     return sorted(path for path in Path(settings.SCAN_STORAGE_DIR).rglob("*") if path.is_file())
 
