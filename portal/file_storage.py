@@ -82,3 +82,27 @@ def answering(what):
             if _is_server_error(error):
                 raise StoreUnavailable(f"The file store failed while {what}: {error}") from error
         raise
+
+
+def ensure_buckets():
+    """Create the configured bucket when it is missing (a new SeaweedFS or MinIO); `bin/portal
+    setup` calls it. Returns the buckets created. An AWS bucket is usually made by its owner, with
+    its policy; creating one here is only the fallback, and it is private (no ACL, no policy)."""
+    created = []
+    for alias in ("scans", "models"):
+        storage = storages[alias]
+        if isinstance(storage, FileSystemStorage) or storage.bucket_name in created:
+            continue
+        client = storage.connection.meta.client
+        with answering(f"checking the bucket {storage.bucket_name}"):
+            try:
+                client.head_bucket(Bucket=storage.bucket_name)
+                continue
+            except Exception as error:
+                if getattr(error, "response", {}).get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+            region = storage.region_name
+            where = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region and region != "us-east-1" else {}
+            client.create_bucket(Bucket=storage.bucket_name, **where)
+            created.append(storage.bucket_name)
+    return created

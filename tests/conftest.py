@@ -66,6 +66,11 @@ def object_store(tmp_path_factory):
     store.stop()
 
 
+# Tests of the local scan folder itself (file modes, the decoded copies web and worker share there,
+# links into it) run only when the session keeps its files in folders.
+local_folders_only = pytest.mark.skipif(OBJECT_STORE == "seaweedfs", reason="checks the local scan folder itself; this session keeps its files in SeaweedFS")
+
+
 def stored_files():
     return sorted(path for path in Path(settings.SCAN_STORAGE_DIR).rglob("*") if path.is_file())
 

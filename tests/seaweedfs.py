@@ -98,10 +98,10 @@ class SeaweedFS:
         return {"AWS_STORAGE_BUCKET_NAME": self.bucket, "AWS_S3_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
                 "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_S3_REGION_NAME": "us-east-1"}
 
-    def settings(self):
+    def settings(self, bucket=None):
         from portal.settings.storage import object_store_settings
 
-        return object_store_settings(bucket=self.bucket, endpoint_url=self.endpoint_url, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region="us-east-1")
+        return object_store_settings(bucket=bucket or self.bucket, endpoint_url=self.endpoint_url, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region="us-east-1")
 
     def keys(self, prefix=""):
         listed = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)

@@ -121,3 +121,15 @@ def test_a_model_artifact_is_fetched_into_a_cache_keyed_by_its_sha256_and_checke
     with pytest.raises(model_store.ModelFileMismatch, match="not the recorded"):
         runtime.artifact_path(active_model_version)
     assert not path.exists()
+
+
+def test_setup_creates_a_missing_bucket_once(own_store):
+    from django.test.utils import override_settings
+
+    from tests.seaweedfs import unique_bucket
+
+    bucket = unique_bucket()
+    with override_settings(**own_store.settings(bucket=bucket)):
+        assert f"Created the private bucket {bucket} in the object store." in call_command_output("setup_portal", "--no-demo-model")
+        assert "Created the private bucket" not in call_command_output("setup_portal", "--no-demo-model")
+    assert bucket in [each["Name"] for each in own_store.client().list_buckets()["Buckets"]]
