@@ -152,7 +152,7 @@ def worker_environment():
     """What a worker subprocess needs to share the test database and storage with the tests."""
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],  # None while override_settings is on
         DATABASE_URL=database_url(),
         PORTAL_SCAN_DIR=str(settings.SCAN_STORAGE_DIR),
         PORTAL_MODEL_DIR=str(settings.MODEL_STORE_DIR),

@@ -62,16 +62,17 @@ def bucket(object_store, tmp_path, settings):
 class Host:
     """One process on a 'host' of its own: its data folder, and what it sees of the disk."""
 
-    def __init__(self, name, command, hidden, store, extra_env=None):
+    def __init__(self, name, command, hidden, store, logs):
         self.name = name
         self.data = hidden / "hosts" / name  # inside the hidden folder: only this process sees it
         env = {
             **{key: value for key, value in os.environ.items() if not key.startswith(("PORTAL_", "AWS_"))},
             **store.environment(),
-            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "PORTAL_DATA_DIR": str(self.data), "PYTHONUNBUFFERED": "1", **(extra_env or {}),
+            "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"], "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "PORTAL_DATA_DIR": str(self.data), "PYTHONUNBUFFERED": "1",
         }
-        self.log_path = hidden.parent / f"{name}.log"  # the log file is opened here, before the namespace hides the folder
+        # Opened here, before the namespace hides the folder: the process writes through this descriptor.
+        self.log_path = logs / f"{name}.log"
         if _unshare_works():
             # A tmpfs over the session's folders: the scans, the model the fixtures trained, the other hosts.
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -112,17 +113,18 @@ def _free_port():
 
 
 def test_web_and_two_workers_sharing_no_disk_answer_every_upload_once_and_survive_a_killed_worker(
-        bucket, clinician, patient, active_model_version, tmp_path_factory):
+        bucket, clinician, patient, active_model_version, tmp_path_factory, tmp_path):
     hidden = tmp_path_factory.getbasetemp()  # every folder of this test session
     subprocess.run([*CELERY, "purge", "-f", "-Q", "inference"], env={**os.environ, "DATABASE_URL": database_url()}, cwd=PROJECT_ROOT,
                    capture_output=True, timeout=60)
     port = _free_port()
     hosts = []
     try:
-        web = Host("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"], hidden, bucket)
+        web = Host("web", [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"], hidden, bucket, tmp_path)
         hosts.append(web)
         workers = [Host(f"worker-{i}", [*CELERY, "worker", "--queues", "inference", "--concurrency", "1", "--without-mingle", "--without-gossip",
-                                        "--loglevel", "INFO", "--hostname", f"no-shared-disk-{i}@%h"], hidden, bucket) for i in (1, 2)]
+                                        "--loglevel", "INFO", "--hostname", f"no-shared-disk-{i}@%h"], hidden, bucket, tmp_path)
+                   for i in (1, 2)]
         hosts += workers
         web.wait_for_line("Listening at")
         for worker in workers:
