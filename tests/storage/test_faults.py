@@ -3,7 +3,6 @@ sentence and leaves no scan row; a stored file without a row is swept; a worker 
 film tries the scan again, then fails it with a sentence; a film gone from the store fails its scan
 with a reason and its page still answers."""
 import io
-from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile

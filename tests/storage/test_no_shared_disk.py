@@ -21,7 +21,7 @@ from django.test import Client
 
 from diagnosis.models import Scan
 from jobs import lifecycle
-from tests.conftest import CELERY, PROJECT_ROOT, database_url, wait_for
+from tests.conftest import CELERY, PROJECT_ROOT, database_url, stop_celery_worker, wait_for
 from tests.images import png_bytes
 from tests.seaweedfs import WEED_ABSENT, SeaweedFS, weed_binary
 
@@ -96,14 +96,10 @@ class Host:
         found = subprocess.run(["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True).stdout.split()
         return {int(pid) for pid in found}
 
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+    def kill(self):
+        """As a host lost: the process and its children, without any cleanup."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def _free_port():
@@ -147,7 +143,7 @@ def test_web_and_two_workers_sharing_no_disk_answer_every_upload_once_and_surviv
         running_on_doomed = wait_for(lambda: Scan.objects.filter(status=Scan.Status.RUNNING, worker__regex=r":(%s)$" % "|".join(map(str, doomed.pids()))).first(),
                                      timeout=120, interval=0.05, message="the first worker to start a scan")
         doomed_pids = doomed.pids()
-        doomed.stop(signal.SIGKILL)
+        doomed.kill()
         killed_at = time.monotonic()
 
         settings.JOB_HEARTBEAT_TIMEOUT = timedelta(seconds=5)  # beat's sweep, run here: a silent worker is noticed sooner
@@ -177,4 +173,4 @@ def test_web_and_two_workers_sharing_no_disk_answer_every_upload_once_and_surviv
             assert not (hidden / "hosts").exists(), "each host's folder lived on its own tmpfs, seen by no other process"
     finally:
         for host in hosts:
-            host.stop()
+            stop_celery_worker(host.process)  # SIGTERM to its process group, then SIGKILL
