@@ -17,7 +17,7 @@ from django.dispatch import Signal
 
 from jobs import lifecycle
 from ml import runtime
-from ml.engine import ImageDecodeError, load_image_file
+from ml.engine import ImageDecodeError
 from ml.selectors import NoActiveModelVersion, active_version_or_none
 from portal import metrics
 
@@ -62,6 +62,10 @@ def analyse_scan(scan_id):
             version, predictor = runtime.active_predictor()
         except NoActiveModelVersion as error:
             _fail_all(batch, str(error))
+            return None
+        except storage.StoreUnavailable:
+            logger.warning("The model could not be fetched for scans %s; they are tried again later", [each.pk for each in batch], exc_info=True)
+            _retry_all(batch)
             return None
         except Exception:
             logger.exception("Loading the model failed for scans %s", [each.pk for each in batch])
@@ -113,10 +117,13 @@ def _prepare(scans, predictor):
 
 
 def _readable(scans, films):
-    """Fail the scans whose film could not be read; (the others, their prepared films)."""
+    """Fail the scans whose film could not be read, give back those the store did not hand over;
+    (the others, their prepared films)."""
     readable, prepared = [], []
     for each, film in zip(scans, films):
-        if isinstance(film, str):
+        if isinstance(film, StoreDown):
+            _retry_all([each])
+        elif isinstance(film, str):
             _fail(each, film)
         else:
             readable.append(each)
@@ -146,6 +153,9 @@ def _record(version, predictor, scans, films, outputs, inference_ms):
     try:
         decisions = _decide(version, scans, predictor.interpret(films, outputs))
         heatmap_names = list(_writing().map(_store_heatmap, [result for result, _ in decisions]))
+    except storage.StoreUnavailable:
+        logger.warning("The heatmaps of scans %s were not stored; they are tried again later", [each.pk for each in scans], exc_info=True)
+        return _retry_all(scans)
     except Exception:
         logger.exception("Inference failed for scans %s", [each.pk for each in scans])
         return _fail_all(scans, INTERNAL_ERROR)
@@ -190,9 +200,15 @@ def _read_and_prepare(scan, predictor):
     pixels = storage.take_decoded(scan.stored_name)  # the film as the upload was decoded, if it waited for us
     if pixels is None:
         try:
-            pixels = load_image_file(storage.path_of(scan.stored_name))
+            pixels = storage.load_pixels(scan.stored_name)
         except ImageDecodeError as error:
             return f"The stored image could not be read: {error}"
+        except FileNotFoundError:
+            logger.error("The film of scan %s (%s) is not in the image store.", scan.pk, scan.stored_name)
+            return FILM_GONE
+        except storage.StoreUnavailable as error:
+            logger.warning("Scan %s waits for the image store: %s", scan.pk, error)
+            return StoreDown()
     try:
         return predictor.prepare(pixels)
     except Exception:
@@ -205,6 +221,19 @@ def _store_heatmap(result):
 
 
 INTERNAL_ERROR = "The analysis failed because of an internal error; IT has the details in the worker log."
+FILM_GONE = "The film of this scan is no longer in the image store, so it cannot be analysed; upload it again if you still have it."
+STORE_DOWN = "The image store did not answer when the worker read the film or wrote its heatmap, so the scan could not be analysed."
+
+
+class StoreDown:
+    """What _read_and_prepare gives for a film the store did not hand over: its scan is tried again later."""
+
+
+def _retry_all(scans):
+    for each in scans:
+        storage.discard_decoded(each.stored_name)
+        lifecycle.retry_later(each, STORE_DOWN)
+    return {}
 
 
 def _fail_all(scans, reason):

@@ -6,6 +6,7 @@ Three entry points, one per kind of caller: submit_scans (all or none: the API),
 (keep the valid files, name each refused one: the upload page) and submit_scans_once (submit_scans
 with an Idempotency-Key: the API's retries)."""
 import hashlib
+import logging
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -18,6 +19,8 @@ from ml.engine import ImageDecodeError, chest_radiograph_refusal, decode_image_b
 from . import identity, storage
 from .models import AuditEvent, Scan, UploadKey
 from .services import record_audit
+
+logger = logging.getLogger(__name__)
 
 
 class ScanRejected(Exception):
@@ -163,12 +166,33 @@ def _store_scans(*, actor, patient, images, via, ip_address):
                 })
                 scans.append(scan)
             lifecycle.enqueue_on_commit(*scans)
+    except storage.StoreUnavailable as error:
+        _remove_stored(stored_names)
+        logger.error("An upload for patient %s was not stored: %s", patient.pk, error)
+        raise UploadNotStored(UPLOAD_NOT_STORED) from error
     except BaseException:
-        for name in stored_names:
-            storage.delete(name)
-            storage.discard_decoded(name)
+        _remove_stored(stored_names)
         raise
     return scans
+
+
+UPLOAD_NOT_STORED = ("The image store did not answer, so nothing was uploaded and no scan was recorded; "
+                     "send the images again in a minute. If this goes on, tell IT that the object store is down.")
+
+
+class UploadNotStored(Exception):
+    """The file store did not answer: nothing of the upload was kept (a 503 with a sentence)."""
+
+
+def _remove_stored(stored_names):
+    """The files of a rolled-back upload. A store that does not answer keeps them: without a scan
+    row they are swept later (manage.py sweep_stored_files), never shown to anyone."""
+    for name in stored_names:
+        try:
+            storage.delete(name)
+        except storage.StoreUnavailable:
+            logger.warning("%s stays in the store without a scan row until the sweep removes it.", name)
+        storage.discard_decoded(name)
 
 
 class UploadKeyConflict(Exception):

@@ -2,6 +2,7 @@
 patient, its report, its image and heatmaps, and the review of its result. Like every view here they
 parse the request, call one selector or service, and render (the patient and worklist pages are in
 diagnosis.views)."""
+import functools
 import io
 import logging
 
@@ -15,8 +16,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-
-from ml.engine import load_image_file
 
 from . import ai_visibility, scan_intake, selectors, services, storage
 from .auditing import audit, audit_image, client_ip
@@ -93,19 +92,22 @@ def scan_upload(request, patient_id):
     form = ScanUploadForm(request.POST, request.FILES)
     files = form.cleaned_data["images"] if form.is_valid() else []
     confirmation = {name: form.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
-    scans, rejections, mismatched = [], {}, set()
+    scans, rejections, mismatched, refused_status = [], {}, set(), 400
     try:
         scans, rejections, mismatched = scan_intake.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files,
                                                                         ip_address=client_ip(request), **confirmation)
     except scan_intake.ScanRejected as refusal:
         rejections = refusal.rejections or {0: str(refusal)}
         mismatched = refusal.mismatched
+    except scan_intake.UploadNotStored as unavailable:
+        # Every file was sent and none kept: each says why, and the page says it once.
+        rejections, refused_status = dict.fromkeys(range(1, len(files) + 1), str(unavailable)), 503
     if _wants_json(request):
-        return JsonResponse(_upload_outcome(files, scans, rejections, mismatched), status=200 if scans else 400)
-    for reason in rejections.values():
+        return JsonResponse(_upload_outcome(files, scans, rejections, mismatched), status=200 if scans else refused_status)
+    for reason in dict.fromkeys(rejections.values()):
         form.add_error("images", reason)
     if not scans:
-        return patient_page(request, patient, form, status=400, identity_refused=bool(mismatched))
+        return patient_page(request, patient, form, status=refused_status, identity_refused=bool(mismatched))
     count = len(scans)
     messages.success(request, f"{count} image{'s' if count > 1 else ''} received; the AI result will appear below when ready.")
     for reason in rejections.values():
@@ -179,20 +181,43 @@ def stored_or_404(scan, read):
     except FileNotFoundError:
         logger.error("A stored file of scan %s is missing from the scan storage.", scan.pk)
         raise Http404("The image of this scan is missing from storage.") from None
+    except storage.StoreUnavailable as error:
+        logger.error("A stored file of scan %s could not be read: %s", scan.pk, error)
+        raise StoreNotAnswering from None
+
+
+class StoreNotAnswering(Exception):
+    """The image store did not answer: the image view says so with a 503 (_store_answering)."""
+
+
+STORE_NOT_ANSWERING = "The image store did not answer; reload the page in a minute. If this goes on, tell IT that the object store is down."
+
+
+def _store_answering(view):
+    """A 503 with a sentence, not a 500, while the image store is down."""
+    @functools.wraps(view)
+    def answered(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except StoreNotAnswering:
+            return HttpResponse(STORE_NOT_ANSWERING, status=503, content_type="text/plain; charset=utf-8", headers={"Retry-After": "60"})
+    return answered
 
 
 @permission_required("diagnosis.view_scan", raise_exception=True)
+@_store_answering
 def scan_image(request, scan_id):
     """The X-ray as PNG (DICOM is converted for the browser); never cached, and audited unless the
     page that embeds it already was (diagnosis.auditing)."""
     scan = scan_or_404(request, scan_id)
     buffer = io.BytesIO()
-    Image.fromarray(stored_or_404(scan, lambda: load_image_file(storage.path_of(scan.stored_name)))).save(buffer, format="PNG")
+    Image.fromarray(stored_or_404(scan, lambda: storage.load_pixels(scan.stored_name))).save(buffer, format="PNG")
     audit_image(request, AuditEvent.Action.SCAN_IMAGE_VIEWED, scan)
     return _private_png(buffer.getvalue())
 
 
 @permission_required("diagnosis.view_prediction", raise_exception=True)
+@_store_answering
 def scan_heatmap(request, scan_id, prediction_id):
     scan = scan_or_404(request, scan_id)
     if not ai_visibility.ai_result_shown(request.user, scan):

@@ -207,7 +207,7 @@ def reviewed_scans_for_training():
         seen.add(scan.pk)
         label = training_label(review)
         if label is not None:
-            yield str(storage.path_of(scan.stored_name)), label, str(scan.patient_id), scan.patient.site.code
+            yield str(storage.local_path(scan.stored_name)), label, str(scan.patient_id), scan.patient.site.code
 
 
 def prediction_with_reviews_for(user, prediction_id):

@@ -39,7 +39,7 @@ def blind_films(site):
         if says_positive is None:
             indeterminate += 1
         else:
-            films.append((storage.path_of(review.prediction.scan.stored_name), says_positive))
+            films.append((storage.local_path(review.prediction.scan.stored_name), says_positive))
     return films, {"indeterminate": indeterminate, "unblinded_only": 0}
 
 

@@ -129,7 +129,7 @@ def looks_at(version, site):
     """What the model looks at on the site's films, the part of the shortcut report that needs no
     labels: the share of each stored heatmap (the version's, on the site's newest films) that falls
     outside the lung fields the engine finds on the film itself. Plain data and ml.trust's sentence."""
-    from ml.engine import decode_image_bytes, load_image_file, lung_fields
+    from ml.engine import decode_image_bytes, lung_fields
 
     predictions = (Prediction.objects.filter(model_version=version, scan__patient__site=site, heatmap_is_map=True).exclude(heatmap_name="")
                    .select_related("scan").order_by("-created_at")[:settings.ML_SHORTCUT_GRADCAM])
@@ -137,8 +137,8 @@ def looks_at(version, site):
     for prediction in predictions:
         try:
             heat = decode_image_bytes(storage.read(prediction.heatmap_name), min_side=1).pixels.astype(np.float64)
-            outside = ~lung_fields(load_image_file(storage.path_of(prediction.scan.stored_name)), size=heat.shape).mask
-        except (OSError, ValueError):  # a film or map gone from storage, or unreadable: left out of the figure
+            outside = ~lung_fields(storage.load_pixels(prediction.scan.stored_name), size=heat.shape).mask
+        except (OSError, ValueError, storage.StoreUnavailable):  # a film or map gone from storage, or unreadable: left out of the figure
             continue
         if heat.sum() > 0:
             shares.append(float(heat[outside].sum() / heat.sum()))

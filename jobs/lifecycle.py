@@ -127,6 +127,19 @@ def finish_all(jobs, status, **fields):
     return owned
 
 
+def retry_later(job, reason):
+    """Give back the attempt this process claimed when something outside the job failed it (the
+    file store did not answer): queued again without enqueued_at, so the next sweep (every 30 s)
+    sends it to any worker; after JOB_MAX_ATTEMPTS it fails with the reason instead of looping.
+    True when it was queued again."""
+    model = type(job)
+    if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        finish(job, model.Status.FAILED, failure_reason=f"{reason} It was tried {job.attempts} times.")
+        return False
+    this_attempt = model.objects.filter(pk=job.pk, status=model.Status.RUNNING, attempts=job.attempts)
+    return bool(this_attempt.update(status=model.Status.QUEUED, enqueued_at=None))
+
+
 def send(model, job_ids):
     """Hand queued jobs to the broker now; returns the ids it accepted. A job the broker refused
     stays queued without enqueued_at, and the sweep tries again."""

@@ -5,10 +5,10 @@ import re
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
-from . import runtime, trust
+from . import model_store, runtime, trust
 from .models import Evaluation
 from .services.generalisation import report_dir
 from .views import version_or_404
@@ -45,11 +45,8 @@ def version_report(request, version_id):
 
 
 def _png(path):
-    if not path.is_file():
-        raise Http404("This plot was not drawn.")
-    response = FileResponse(open(path, "rb"), content_type="image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    """A plot from the model store (the local folder, or the bucket every host publishes to)."""
+    return model_store.png_response(model_store.key_of(path) or path, missing="This plot was not drawn.")
 
 
 @login_required
@@ -67,4 +64,4 @@ def internal_plot(request, version_id, name):
     version = _readable_version(request, version_id)
     if name not in (version.metrics.get("plots") or {}).values():
         raise Http404("No such plot.")
-    return _png(runtime.artifact_path(version).parent / name)
+    return _png(runtime.stored_path(version.artifact_path).parent / name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import selectors
+from . import model_store, selectors
 from .models import ServingExport
 
 logger = logging.getLogger(__name__)
@@ -34,13 +34,13 @@ def cores_per_process():
 
 
 def stored_path(path):
-    """A path kept relative to the model store (so the store can move), made absolute."""
-    path = Path(path)
-    return path if path.is_absolute() else settings.MODEL_STORE_DIR / path
+    """A path kept relative to the model store (so the store can move), made absolute on this host."""
+    return model_store.local(path)
 
 
 def artifact_path(version):
-    return stored_path(version.artifact_path)
+    """The version's artifact on this host (fetched from the model store into the sha256-keyed cache when it lives in a bucket)."""
+    return model_store.artifact_file(version.artifact_path, version.sha256)
 
 
 def compiled_cache_dir():
@@ -52,7 +52,7 @@ def load_predictor(version, serving):
     """The serving predictor of one version: its accepted export, else Keras (saying why)."""
     from ml.engine import load_serving_predictor
 
-    export_dir = stored_path(serving.export_path) if serving and serving.export_path else None
+    export_dir = model_store.export_folder(serving.export_path, serving.record.get("files")) if serving and serving.export_path else None
     cache_dir = compiled_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     predictor = load_serving_predictor(

@@ -6,14 +6,14 @@ Every view here is for administrators only; anyone else gets 403 before the requ
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from jobs import lifecycle
 
-from . import datasets, selectors, services, trust
+from . import datasets, model_store, selectors, services, trust
 from .audit import client_ip
 from .forms import PromoteForm, TrainingJobForm
 from .models import ModelVersion, TrainingJob
@@ -67,12 +67,10 @@ def roc_plot(request):
     """The ROC curves of every version measured on the current evaluation set: the PNG drawn when
     the last of those measurements finished."""
     _name, fingerprint = _evaluation_set()
-    path = services.comparison_plot_path(fingerprint) if fingerprint else None
-    if path is None or not path.is_file():
+    if not fingerprint:
         raise Http404("No version has been measured on the evaluation set yet.")
-    response = FileResponse(open(path, "rb"), content_type="image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return model_store.png_response(model_store.key_of(services.comparison_plot_path(fingerprint)),
+                                    missing="No version has been measured on the evaluation set yet.")
 
 
 @administrators_only

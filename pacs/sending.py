@@ -11,6 +11,7 @@ same instance again, which a PACS keeps once.
 
 A silent site's results are never sent (diagnosis.ai_visibility): none is queued for it, and one
 queued before its site went back to silent is not sent."""
+import io
 import logging
 from datetime import timedelta
 
@@ -27,7 +28,6 @@ from diagnosis.models import AuditEvent, Prediction, Site
 from diagnosis.services import record_audit
 from jobs import lifecycle
 from ml import trust
-from ml.engine import load_image_file
 from portal import metrics
 
 from . import results, transport
@@ -74,13 +74,14 @@ def _send(send):
         raise NotToBeSent(f"The DICOM node {send.ae_title} was removed before the results were sent.")
     if not node.receives_results:
         raise NotToBeSent(f"The DICOM node {send.ae_title} no longer takes results.")
-    header = pydicom.dcmread(storage.path_of(scan.stored_name), stop_before_pixels=True)
+    # Through the storage API: the film may be in a bucket, not on this host's disk.
+    header = pydicom.dcmread(io.BytesIO(storage.read(scan.stored_name)), stop_before_pixels=True)
     if not header.get("StudyInstanceUID"):
         raise transport.ObjectRefused("The film's header has no Study Instance UID: there is no study to put the results in.")
     facts, uids = result_facts(prediction), results.ObjectUids(send.series_instance_uid, send.sc_instance_uid, send.sr_instance_uid)
     objects = []
     if send.sc_sent_at is None:
-        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, load_image_file(storage.path_of(scan.stored_name)), _heatmap(prediction), facts, uids)))
+        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, storage.load_pixels(scan.stored_name), _heatmap(prediction), facts, uids)))
     if send.sr_sent_at is None:
         objects.append((STRUCTURED_REPORT, results.structured_report(header, facts, uids)))
     transport.store(node, objects, lambda name, dataset: _stored(send, scan, node, name, dataset))
@@ -105,7 +106,7 @@ def _heatmap(prediction):
     """The stored grey map (uint8), or None for a result without one (or an old blended overlay)."""
     if not (prediction.heatmap_name and prediction.heatmap_is_map):
         return None
-    return load_image_file(storage.path_of(prediction.heatmap_name))
+    return storage.load_pixels(prediction.heatmap_name)
 
 
 def _stored(send, scan, node, name, dataset):

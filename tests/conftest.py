@@ -38,7 +38,47 @@ def private_storage(tmp_path_factory):
     return root
 
 
+OBJECT_STORE = os.environ.get("PORTAL_TEST_OBJECT_STORE", "filesystem")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def object_store(tmp_path_factory):
+    """With PORTAL_TEST_OBJECT_STORE=seaweedfs (CI's PostgreSQL pass) every file of the session, the
+    test process's and its worker processes', lives in a real SeaweedFS bucket (tests/seaweedfs.py);
+    otherwise in the session's folders. Yields the SeaweedFS, or None."""
+    if OBJECT_STORE != "seaweedfs":
+        yield None
+        return
+    from django.test.utils import override_settings
+
+    from tests.seaweedfs import WEED_ABSENT, SeaweedFS, weed_binary
+
+    if weed_binary() is None:
+        pytest.exit(f"PORTAL_TEST_OBJECT_STORE=seaweedfs, but {WEED_ABSENT}.", returncode=4)
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    pointed = override_settings(**store.settings())
+    pointed.enable()
+    # The worker processes the tests start read the same variables as a deployment (worker_environment copies them).
+    os.environ.update(store.environment())
+    yield store
+    for name in store.environment():
+        os.environ.pop(name, None)
+    pointed.disable()
+    store.stop()
+
+
+# Tests of the local scan folder itself (file modes, the decoded copies web and worker share there,
+# links into it) run only when the session keeps its files in folders.
+local_folders_only = pytest.mark.skipif(OBJECT_STORE == "seaweedfs", reason="checks the local scan folder itself; this session keeps its files in SeaweedFS")
+
+
 def stored_files():
+    """What the scan storage holds: the folder's files, or the bucket's keys (through the storage
+    API) when the session keeps its files in SeaweedFS, so "nothing was stored" holds on both."""
+    if OBJECT_STORE == "seaweedfs":
+        from diagnosis import storage
+
+        return sorted(Path(name) for name in storage.stored_names())
     return sorted(path for path in Path(settings.SCAN_STORAGE_DIR).rglob("*") if path.is_file())
 
 
@@ -119,7 +159,7 @@ def worker_environment():
     """What a worker subprocess needs to share the test database and storage with the tests."""
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],  # None while override_settings is on
         DATABASE_URL=database_url(),
         PORTAL_SCAN_DIR=str(settings.SCAN_STORAGE_DIR),
         PORTAL_MODEL_DIR=str(settings.MODEL_STORE_DIR),

@@ -132,6 +132,8 @@ class PatientScans(AuditedApiList, ApiViewMixin, generics.ListCreateAPIView):
             return errors.refusal(str(error))
         except scan_intake.UploadKeyConflict as conflict:
             return errors.refusal(str(conflict), code="idempotency_key_reused", status_code=status.HTTP_409_CONFLICT)
+        except scan_intake.UploadNotStored as unavailable:
+            return errors.refusal(str(unavailable), code="store_unavailable", status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
         data = ScanSerializer(selectors.scan_for(request.user, scans[0].pk), context={"request": request}).data
         headers = {"Location": data["status_url"], **({"Idempotent-Replayed": "true"} if replayed else {})}
         return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import lifecycle
-from ml import audit, runtime
+from ml import audit, model_store, runtime
 from ml.models import DerivationRun, ModelVersion, ServingExport
 
 from .serving import export_dir_of, shifted_validation_parts, split_images, validation_images, warm_compiled_cache
@@ -95,7 +95,7 @@ def _derive_int8(parent, actor, via):
                                 "missing), and int8 is calibrated only on training images.")
     calibration_images, _labels, calibrated_on = calibration
     images, labels, validated_on = validation_images(parent)
-    fp32_dir = runtime.stored_path(serving.export_path)
+    fp32_dir = model_store.export_folder(serving.export_path, serving.record.get("files"))
     # Made in a folder of its own, renamed to the new version's folder once it is registered.
     work_dir = Path(settings.MODEL_STORE_DIR) / "serving" / f"{parent.label}-int8-{uuid.uuid4().hex[:8]}"
     try:
@@ -134,6 +134,7 @@ def _register(parent, actor, via, work_dir, export_record, validation, calibrate
         out_dir = export_dir_of(version)
         shutil.rmtree(out_dir, ignore_errors=True)
         work_dir.rename(out_dir)
+        model_store.publish(out_dir)
         ServingExport.objects.create(version=version, export_path=_stored_path(out_dir), record=export_record,
                                      validation=validation, validated_on=validated_on[:200])
         audit.record(actor, "model.derived", via=via, version=version.pk, derived_from=parent.pk, precision="int8",

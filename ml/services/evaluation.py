@@ -11,7 +11,7 @@ from django.utils import timezone
 from jobs import lifecycle
 from ml import audit
 from ml import datasets as folders
-from ml import runtime
+from ml import model_store, runtime
 from ml.models import Evaluation, EvaluationRun, ModelVersion
 
 from .datasets import TrainingRefused, check_evaluation_folder
@@ -130,4 +130,6 @@ def draw_comparison_plot(fingerprint):
     ]
     if not curves:
         return None
-    return save_roc_comparison_png(curves, comparison_plot_path(fingerprint), title=f"ROC on {evaluations[0].dataset_path} (dots: each version's threshold)")
+    path = save_roc_comparison_png(curves, comparison_plot_path(fingerprint), title=f"ROC on {evaluations[0].dataset_path} (dots: each version's threshold)")
+    model_store.publish(path)
+    return path

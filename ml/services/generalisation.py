@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from ml import model_store
+
 logger = logging.getLogger(__name__)
 
 EXAMPLES_PER_CLASS = 2
@@ -54,6 +56,7 @@ def measure_shortcuts(version, artifact_path, data_dir, metrics, fingerprint):
             examples.append({"file": name, "true": label, "said": result["label"],
                              "probability": float(result["positive_probability"]), "source": source_name(samples[i].origin)})
     files["examples"] = examples
+    model_store.publish(folder)
     metrics["shortcuts"] = report
     metrics["report_files"] = files
     return metrics

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from ml import runtime
+from ml import model_store, runtime
 from ml.engine import ImageDecodeError, load_image_file
 from ml.models import ServingExport
 
@@ -159,5 +159,7 @@ def check_serving(version):
 
 def _record(version, **fields):
     logger.info("Serving model of %s: %s", version.label, fields["validation"]["reason"])
+    if fields["export_path"]:
+        model_store.publish(runtime.stored_path(fields["export_path"]))
     serving, _ = ServingExport.objects.update_or_create(version=version, defaults=fields)
     return serving

@@ -1,13 +1,15 @@
 """Model versions: register what training produced, verify its file, make one active, use one."""
 import logging
+import shutil
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
-from ml import audit, runtime, selectors, trust
+from ml import audit, model_store, runtime, selectors, trust
 from ml.engine import ImageDecodeError, load_image_file
 from ml.models import ModelVersion, Promotion
+from portal.file_storage import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +27,29 @@ def _stored_path(path):
         return str(path)
 
 
+def publish_artifact(artifact_path, record):
+    """Put the artifact, its record, splits and training plots into the model store for every host;
+    returns the path to record. With a bucket, an artifact made outside the model store (the
+    command line's, a test's) is published under `artifacts/<sha256>/`, where every host finds it."""
+    artifact_path = Path(artifact_path)
+    stem = artifact_path.with_suffix("")
+    companions = [Path(f"{stem}.json"), Path(f"{stem}.splits.json")]
+    plots = [artifact_path.parent / name for name in (record.get("metrics", {}).get("plots") or {}).values()]
+    files = [artifact_path, *(path for path in companions + plots if path.is_file())]
+    if model_store.is_bucket() and model_store.key_of(artifact_path) is None:
+        folder = Path(settings.MODEL_STORE_DIR) / "artifacts" / record["sha256"]
+        folder.mkdir(parents=True, exist_ok=True)
+        files = [Path(shutil.copy2(path, folder / path.name)) for path in files]
+    model_store.publish(*files)
+    return files[0]
+
+
 def register_version(*, artifact_path, record, created_by=None, training_job=None):
     """Record a trained artifact as a new candidate version; its fields are copied from the engine's record."""
     preprocessing = record["preprocessing"]
     dataset = record.get("dataset", {})
     return ModelVersion.objects.create(
-        artifact_path=_stored_path(artifact_path),
+        artifact_path=_stored_path(publish_artifact(artifact_path, record)),
         sha256=record["sha256"],
         backbone=record["backbone"],
         input_size=preprocessing["image_size"],
@@ -55,12 +74,15 @@ def verify_artifact(version):
     """The artifact a version points at must be there, byte for byte, before it may serve anyone."""
     from ml.engine.model.artifact import ArtifactIntegrityError, verify_artifact as verify
 
-    path = runtime.artifact_path(version)
+    path = version.artifact_path
     try:
+        path = runtime.artifact_path(version)
         verify(path, expected_sha256=version.sha256)
     except FileNotFoundError:
         raise PromotionError(f"The model file of {version.label} is missing ({path}); it cannot be made active.") from None
-    except ArtifactIntegrityError as error:
+    except StoreUnavailable as error:
+        raise PromotionError(f"The model store did not answer, so the model file of {version.label} could not be checked; try again later. ({error})") from None
+    except (ArtifactIntegrityError, model_store.ModelFileMismatch) as error:
         raise PromotionError(f"The model file of {version.label} does not match its recorded sha256; it cannot be made active. ({error})") from error
 
 

@@ -133,7 +133,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", d
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Uploaded X-rays are PHI: they live outside STATIC_ROOT and any media URL, served only by views.
+# Uploaded X-rays are PHI: outside STATIC_ROOT and any media URL, served only by views (or an S3 bucket: storage.py).
 SCAN_STORAGE_DIR = Path(env.str("PORTAL_SCAN_DIR", default=str(DATA_DIR / "scans")))
 MODEL_STORE_DIR = Path(env.str("PORTAL_MODEL_DIR", default=str(DATA_DIR / "models")))
 DATASETS_ROOT = Path(env.str("PORTAL_DATASETS_ROOT", default=str(DATA_DIR / "datasets")))
@@ -287,8 +287,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-# Caches, API tokens, sign-in lockout, the Content-Security-Policy; the DICOM listener; logging,
-# metrics and readiness (portal/settings/observability.py).
+# Caches, API tokens, sign-in lockout, the Content-Security-Policy; the DICOM listener; STORAGES;
+# logging, metrics and readiness (portal/settings/observability.py).
 from .security import *  # noqa: E402, F403
 from .dicom import *  # noqa: E402, F403
+from .storage import *  # noqa: E402, F403
 from .observability import *  # noqa: E402, F403

@@ -87,7 +87,7 @@ def test_viewing_a_scan_image_is_authorised_and_logged(clinician_client, clinici
 def test_a_scan_whose_file_went_missing_is_a_404_not_a_500(clinician_client, clinician_scan, caplog):
     from diagnosis import storage
 
-    storage.path_of(clinician_scan.stored_name).unlink()
+    storage.delete(clinician_scan.stored_name)
     response = clinician_client.get(reverse("diagnosis:scan_image", args=[clinician_scan.pk]))
     assert response.status_code == 404
     assert f"A stored file of scan {clinician_scan.pk} is missing" in caplog.text, "hospital IT learns of it from the log"

@@ -43,7 +43,7 @@ def test_upload_is_answered_by_a_real_worker(client, clinician, patient, active_
         assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
         assert prediction.positive_probability == pytest.approx(prediction.probabilities[active_model_version.positive_class])
         assert prediction.inference_ms > 0 and prediction.queue_to_result_ms >= prediction.inference_ms
-        assert (settings.SCAN_STORAGE_DIR / prediction.heatmap_name).exists()
+        assert storage.read(prediction.heatmap_name).startswith(b"\x89PNG")
     assert "diagnosis.tasks.run_inference" in celery_worker_process.log_path.read_text()
 
     history = client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()

@@ -15,7 +15,7 @@ from diagnosis import storage
 from diagnosis.models import Scan
 from ml import runtime, services
 from ml.services.serving import export_dir_of
-from tests.conftest import PROJECT_ROOT, wait_for, worker_environment
+from tests.conftest import PROJECT_ROOT, local_folders_only, wait_for, worker_environment
 from tests.images import png_bytes
 from tests.ml.engine.exports import corrupt_export
 
@@ -165,18 +165,18 @@ def test_a_scan_the_sweep_gave_to_another_worker_during_a_batch_keeps_that_worke
     monkeypatch.setattr(inference, "_record", taken_over_then_recorded)
     # The sweep sends nothing: in the PostgreSQL + Redis pass a worker of another test took the scan first (seen in CI).
     monkeypatch.setattr(lifecycle, "send", lambda model, job_ids: [])
-    folder = storage.path_of(scans[0].stored_name).parents[1]  # stored files sit in subfolders by name
-    files_before = set(folder.rglob("*.png"))
+    files_before = set(storage.stored_names())
     inference.analyse_scan(scans[0].pk)
     answered = [Scan.objects.get(pk=scan.pk) for scan in scans]
     assert [scan.status for scan in answered] == [Scan.Status.DONE, Scan.Status.FAILED, Scan.Status.DONE]
     assert answered[1].failure_reason == "the other worker's ending" and answered[1].attempts == 2
     assert [scan.predictions.count() for scan in answered] == [1, 0, 1]
-    heatmaps = {storage.path_of(scan.predictions.get().heatmap_name) for scan in (answered[0], answered[2])}
-    new_files = set(folder.rglob("*.png")) - files_before
+    heatmaps = {scan.predictions.get().heatmap_name for scan in (answered[0], answered[2])}
+    new_files = set(storage.stored_names()) - files_before
     assert new_files == heatmaps, "the heatmap of the answer not recorded is removed"
 
 
+@local_folders_only
 def test_the_worker_reads_the_film_the_upload_decoded_and_decodes_the_original_when_that_copy_is_missing_or_cut_short(
         exported_version, queued_scans):
     """The web process keeps each upload's decoded film beside it; the worker reads it once instead of

@@ -340,11 +340,10 @@ def test_when_the_sites_threshold_changes_the_label_the_heatmap_shown_is_the_map
 
     from diagnosis import storage
     from ml import runtime
-    from ml.engine import load_image_file
 
     scan = upload(clinician, patient)
     _, predictor = runtime.active_predictor()
-    (version_answer,) = predictor.predict_batch([load_image_file(storage.path_of(scan.stored_name))])
+    (version_answer,) = predictor.predict_batch([storage.load_pixels(scan.stored_name)])
     p = version_answer["positive_probability"]
     # A threshold on the other side of this scan's probability: the site's rule flips the version's label.
     flipped_threshold = (1 + p) / 2 if p >= active_model_version.threshold else p / 2
@@ -352,7 +351,7 @@ def test_when_the_sites_threshold_changes_the_label_the_heatmap_shown_is_the_map
 
     prediction = analyse_scan(scan.pk)
     assert prediction.threshold_source == "site" and prediction.label != version_answer["label"]
-    stored = np.asarray(Image.open(io.BytesIO(storage.path_of(prediction.heatmap_name).read_bytes())))
+    stored = np.asarray(Image.open(io.BytesIO(storage.read(prediction.heatmap_name))))
     own_map, version_labels_map = version_answer["heatmaps"][prediction.label], version_answer["heatmaps"][version_answer["label"]]
     assert np.abs(stored.astype(int) - own_map).max() <= 1
     assert np.abs(stored.astype(int) - version_labels_map).max() > 10, "the two classes' maps differ, so the test can tell them apart"

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from diagnosis import scan_intake, storage
 from diagnosis.models import AuditEvent, Scan
-from tests.conftest import stored_files
+from tests.conftest import local_folders_only, stored_files
 from tests.images import chest_like, dicom_bytes, jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -19,6 +19,7 @@ def upload(client, patient, *files):
     return client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": list(files)})
 
 
+@local_folders_only  # the bucket's keys: tests/storage/test_faults.py
 def test_png_upload_is_stored_privately_under_a_generated_name(clinician_client, clinician, patient):
     files_before = stored_files()
     response = upload(clinician_client, patient, SimpleUploadedFile("Okafor_Ada_chest.png", png_bytes(), content_type="image/png"))
@@ -39,6 +40,7 @@ def test_a_stored_name_never_leads_out_of_the_scan_folder(name):
         storage.path_of(name)
 
 
+@local_folders_only
 def test_no_decoded_copy_is_kept_when_the_disk_is_nearly_full_and_the_upload_is_stored_all_the_same(clinician_client, patient, monkeypatch):
     total = 100 * 2**30
     nearly_full = SimpleNamespace(total=total, used=total - 2**30, free=2**30)  # 1% free

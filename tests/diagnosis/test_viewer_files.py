@@ -87,7 +87,7 @@ def _png16(pixels):
 
 def test_a_missing_file_is_a_404_not_a_500(clinician_client, upload):
     scan = upload("film.dcm", dicom_bytes(chest_like(96, 4)))
-    storage.path_of(scan.stored_name).unlink()
+    storage.delete(scan.stored_name)
     assert film(clinician_client, scan).status_code == 404
 
 

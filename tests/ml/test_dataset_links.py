@@ -21,7 +21,7 @@ TRAINING = {"source": "folder", "backbone": "xception", "epochs": 2, "image_size
 @pytest.fixture
 def scan_file():
     name = storage.write(png_bytes(96, seed=7), "png")
-    yield storage.path_of(name)
+    yield storage.local_path(name)  # the scan folder, or this host's cache of the bucket: no link may lead into either
     storage.delete(name)
 
 

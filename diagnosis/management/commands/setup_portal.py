@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from diagnosis import roles
 from diagnosis.models import Site, StaffProfile
 from ml.demo import ensure_demo_model
+from portal.file_storage import ensure_buckets
 
 
 class Command(BaseCommand):
@@ -17,6 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo-model", action="store_true", help="Do not train the demo model.")
 
     def handle(self, *args, no_demo_model=False, **options):
+        for bucket in ensure_buckets():  # before the demo model, whose files go there
+            self.stdout.write(f"Created the private bucket {bucket} in the object store.")
         roles.ensure_role_groups()
         site = Site.objects.first()
         if site is None:
