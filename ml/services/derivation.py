@@ -63,21 +63,22 @@ def execute_derivation(run_id):
     return DerivationRun.objects.select_related("derived").get(pk=run.pk)
 
 
-def derive_int8(parent, *, actor=None, via=None):
+def derive_int8(parent, *, actor=None, via=None, keep_fp32=()):
     """Quantise `parent`'s validated OpenVINO export to int8 on its training images, check it
     against Keras on its evaluation images and on films unlike them (held-out sources, other
     sources' styles, harmonisation's extremes: AUC within 0.005, at most 0.5% labels flipped, at
     most 1% of films moved by more than 0.05, faster than fp32) and, if it passes, register it as a new candidate version with that int8 export.
     A refusal is recorded in the audit trail and raised as DerivationRefused (one sentence)."""
     try:
-        return _derive_int8(parent, actor, via)
+        return _derive_int8(parent, actor, via, tuple(keep_fp32))
     except DerivationRefused as refusal:
         audit.record(actor, "model.derivation_refused", via=via, version=parent.pk, precision="int8", reason=str(refusal))
         logger.warning("%s", refusal)
         raise
 
 
-def _derive_int8(parent, actor, via):
+def _derive_int8(parent, actor, via, keep_fp32):
+    from ml.engine.serve.blocks import block_operations
     from ml.engine.serve.int8 import INT8_CALIBRATION_IMAGES, quantise_int8, validate_int8
 
     if parent.precision != "fp32":
@@ -100,13 +101,21 @@ def _derive_int8(parent, actor, via):
     work_dir = Path(settings.MODEL_STORE_DIR) / "serving" / f"{parent.label}-int8-{uuid.uuid4().hex[:8]}"
     try:
         try:
+            blocks = block_operations(fp32_dir / "serving.xml") if keep_fp32 else {}
+            unknown = [block for block in keep_fp32 if block not in blocks]
+            if unknown:
+                raise DerivationRefused(f"{parent.label}'s serving model has no block {', '.join(unknown)}; its blocks are "
+                                        f"{', '.join(blocks)}.")
             record = quantise_int8(fp32_dir, work_dir, calibration_images, expected_files=serving.record.get("files"),
-                                   calibrated_on=calibrated_on)
+                                   calibrated_on=calibrated_on, keep_fp32=tuple(name for block in keep_fp32 for name in blocks[block]))
             validation = validate_int8(work_dir, fp32_dir, runtime.artifact_path(parent), images, labels, expected_sha256=parent.sha256,
                                        shifted=shifted_validation_parts(parent, images, labels))
+        except DerivationRefused:
+            raise
         except Exception as error:  # NNCF or OpenVINO failed: say so in one sentence, details in the log
             logger.exception("Quantising %s to int8 failed", parent.label)
             raise DerivationRefused(f"The serving model of {parent.label} could not be quantised to int8: {type(error).__name__}: {error}") from error
+        validation["kept_fp32"] = list(keep_fp32)
         if not validation["accepted"]:
             raise DerivationRefused(f"The int8 version of {parent.label} was refused on {validated_on}: {validation['checks']['int8']['reason']}.")
         version = _register(parent, actor, via, work_dir, record, validation, calibrated_on, validated_on)
@@ -127,7 +136,7 @@ def _register(parent, actor, via, work_dir, export_record, validation, calibrate
         **parent.record, "metrics": metrics,
         "derived_from": parent.label, "precision": "int8",
         "calibrated_on": f"{calibrated_on} (training images; NNCF post-training quantisation)",
-        "int8_check": {**check, "validated_on": validated_on},
+        "int8_check": {**check, "validated_on": validated_on, "kept_fp32": list(validation.get("kept_fp32", []))},
     }
     with transaction.atomic():
         version = register_version(artifact_path=runtime.artifact_path(parent), record=record, created_by=actor)

@@ -12,14 +12,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("version", help="The model version, as its label (v3) or id (3).")
+        parser.add_argument("--keep-fp32", default="", help="Backbone blocks to keep in fp32, comma-separated (e.g. block2,block14): "
+                            "the ones bench/precision_blocks.py found to move the probability most.")
 
-    def handle(self, *args, version, **options):
+    def handle(self, *args, version, keep_fp32="", **options):
         number = version.lower().removeprefix("v")
         parent = ModelVersion.objects.filter(pk=int(number)).first() if number.isdigit() else None
         if parent is None:
             raise CommandError(f"Model version {version} does not exist.")
         try:
-            derived = services.derive_int8(parent)
+            derived = services.derive_int8(parent, keep_fp32=[block.strip() for block in keep_fp32.split(",") if block.strip()])
         except services.DerivationRefused as refusal:
             raise CommandError(str(refusal)) from None
         check = derived.record["int8_check"]
