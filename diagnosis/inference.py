@@ -284,19 +284,11 @@ def record_predictions(model_version, answers, inference_ms):
             continue
         scan.likely_positive = scan.pk in positive
         predictions.append(Prediction(
-            scan=scan,
-            model_version=model_version,
-            label=result["label"],
-            probabilities=result["probabilities"],
-            positive_probability=result["positive_probability"],
-            threshold=result["threshold"],
-            threshold_source="site" if site_threshold else "version",
-            site_threshold=site_threshold,
-            heatmap_name=heatmap_name,
-            heatmap_is_map=bool(heatmap_name),
-            runtime=result.get("runtime", ""),
-            precision=result.get("precision", ""),
-            inference_ms=inference_ms,
+            scan=scan, model_version=model_version, label=result["label"], probabilities=result["probabilities"],
+            positive_probability=result["positive_probability"], threshold=result["threshold"],
+            threshold_source="site" if site_threshold else "version", site_threshold=site_threshold,
+            heatmap_name=heatmap_name, heatmap_is_map=bool(heatmap_name),
+            runtime=result.get("runtime", ""), precision=result.get("precision", ""), inference_ms=inference_ms,
             queue_to_result_ms=(scan.finished_at - scan.uploaded_at).total_seconds() * 1000,
         ))
     recorded = Prediction.objects.bulk_create(predictions)

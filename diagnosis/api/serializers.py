@@ -122,13 +122,10 @@ class PredictionSerializer(VersionTrustMixin, serializers.ModelSerializer):
                                       help_text="Its Secondary Capture and SR sent back to the PACS the film came from; empty for other films.")
     disclaimer = serializers.SerializerMethodField()
     threshold_source = serializers.CharField(read_only=True, help_text="\"version\" or \"site\": whose threshold made the label.")
-    threshold_origin = serializers.CharField(
-        read_only=True, help_text="In words: \"version threshold\", or e.g. \"threshold and calibration fitted for <site> on 44 reviewed scans (1 Dec 2026)\".",
-    )
-    site_temperature = serializers.FloatField(
-        read_only=True, allow_null=True,
-        help_text="The site's temperature applied to the logit of the version's probability before it was stored (null: none, the version's own).",
-    )
+    threshold_origin = serializers.CharField(read_only=True, help_text=(
+        "In words: \"version threshold\", or e.g. \"threshold and calibration fitted for <site> on 44 reviewed scans (1 Dec 2026)\"."))
+    site_temperature = serializers.FloatField(read_only=True, allow_null=True, help_text=(
+        "The site's temperature applied to the logit of the version's probability before it was stored (null: none, the version's own)."))
 
     class Meta:
         model = Prediction
@@ -148,10 +145,8 @@ class DicomHeaderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Scan
-        fields = [
-            "study_date", "study_time", "accession_number", "study_instance_uid", "view_position", "modality", "body_part",
-            "patient_id", "patient_name", "patient_birth_date", "patient_sex",
-        ]
+        fields = ["study_date", "study_time", "accession_number", "study_instance_uid", "view_position", "modality", "body_part",
+                  "patient_id", "patient_name", "patient_birth_date", "patient_sex"]
         read_only_fields = fields
 
 
