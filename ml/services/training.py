@@ -149,9 +149,17 @@ def execute_training_job(job_id, *, on_progress=None):
     log_tail = _LogTail(settings.ML_TRAINING_LOG_LINES)
     job_logger = logging.getLogger("ml")
     job_logger.addHandler(log_tail)
-    previous_level = job_logger.level
+    previous_level, previous_propagate = job_logger.level, job_logger.propagate
     if job_logger.getEffectiveLevel() > logging.INFO:
         job_logger.setLevel(logging.INFO)
+    warnings_only = logging.StreamHandler()
+    warnings_only.setLevel(logging.WARNING)
+    if on_progress:
+        # The caller prints each epoch itself (setup or `manage.py train` in a terminal): the engine's
+        # own INFO lines would say every epoch twice there, so only its warnings reach the console.
+        # The job's log tail still gets every line.
+        job_logger.propagate = False
+        job_logger.addHandler(warnings_only)
     stop_training = threading.Event()
 
     def on_beat(still_running):
@@ -173,7 +181,9 @@ def execute_training_job(job_id, *, on_progress=None):
                 _evaluate(version, job.created_by, data_dir)
     finally:
         job_logger.removeHandler(log_tail)
+        job_logger.removeHandler(warnings_only)
         job_logger.setLevel(previous_level)
+        job_logger.propagate = previous_propagate
         TrainingJob.objects.filter(pk=job.pk).update(log_tail=log_tail.text())
     return TrainingJob.objects.get(pk=job.pk)
 
