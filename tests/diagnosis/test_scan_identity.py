@@ -161,7 +161,7 @@ def test_the_api_refuses_a_mismatch_with_a_stable_code_and_accepts_a_confirmed_o
     assert body["identity_mismatch_reason"] == "Temporary ED number." and "Covid0000" in body["identity_mismatch"]
     assert body["original_filename"] == "study.dcm"
     assert body["dicom"] == {
-        "study_date": "2026-01-02", "study_time": None, "accession_number": "", "view_position": "AP", "modality": "DX", "body_part": "",
+        "study_date": "2026-01-02", "study_time": None, "accession_number": "", "study_instance_uid": "", "view_position": "AP", "modality": "DX", "body_part": "",
         "patient_id": "Covid0000", "patient_name": "", "patient_birth_date": None, "patient_sex": "",
     }
     assert AuditEvent.objects.get(action=AuditEvent.Action.SCAN_UPLOADED).details["identity_mismatch_reason"] == "Temporary ED number."
