@@ -139,7 +139,9 @@ def _register(parent, actor, via, work_dir, export_record, validation, calibrate
         "int8_check": {**check, "validated_on": validated_on, "kept_fp32": list(validation.get("kept_fp32", []))},
     }
     with transaction.atomic():
-        version = register_version(artifact_path=runtime.artifact_path(parent), record=record, created_by=actor)
+        # The parent's own artifact, by the path it is stored under: with a bucket, runtime.artifact_path
+        # is this host's cached copy, which would be published again under a cache/ key.
+        version = register_version(artifact_path=model_store.local(parent.artifact_path), record=record, created_by=actor)
         out_dir = export_dir_of(version)
         shutil.rmtree(out_dir, ignore_errors=True)
         work_dir.rename(out_dir)
