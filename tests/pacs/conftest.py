@@ -53,16 +53,20 @@ def stop(process):
 @pytest.fixture(scope="session")
 def dicom_listener(django_db_setup, django_db_blocker, private_storage):
     """`manage.py dicom_listener` (what `bin/portal dicom-listener` runs), on a free loopback port."""
-    port = free_port()
-    log_path = private_storage / "dicom-listener.log"
     with django_db_blocker.unblock():
-        env = {**worker_environment(), "PORTAL_DICOM_PORT": str(port), "PORTAL_DICOM_AE_TITLE": PORTAL_AET, "PORTAL_DICOM_HOST": "127.0.0.1"}
+        process = start_dicom_listener(free_port(), private_storage / "dicom-listener.log")
+    yield process
+    stop(process)
+
+
+def start_dicom_listener(port, log_path):
+    """`manage.py dicom_listener` on `port`, against the test database, once it says it is ready."""
+    env = {**worker_environment(), "PORTAL_DICOM_PORT": str(port), "PORTAL_DICOM_AE_TITLE": PORTAL_AET, "PORTAL_DICOM_HOST": "127.0.0.1"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "manage.py", "dicom_listener"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     wait_until(lambda: b"DICOM listener ready" in log_path.read_bytes(), process, log_path, "The DICOM listener")
     process.port, process.log_path = port, log_path
-    yield process
-    stop(process)
+    return process
 
 
 class Orthanc:

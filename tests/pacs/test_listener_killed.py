@@ -5,8 +5,6 @@ listener is back, and a resend of what was kept makes no second scan. A real lis
 SIGKILLed; the test is the sending modality (pynetdicom)."""
 import io
 import signal
-import subprocess
-import sys
 
 import pydicom
 import pytest
@@ -16,8 +14,8 @@ from pynetdicom import AE
 from diagnosis import storage
 from diagnosis.models import Scan
 from pacs.models import ReceivedInstance
-from tests.conftest import PROJECT_ROOT, free_port, worker_environment
-from tests.pacs.conftest import PORTAL_AET, SCU_AET, radiograph, stop, wait_until
+from tests.conftest import free_port
+from tests.pacs.conftest import PORTAL_AET, SCU_AET, radiograph, start_dicom_listener, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SUCCESS = 0x0000
@@ -30,12 +28,8 @@ def start_listener(private_storage):
     started = []
 
     def start(port):
-        log_path = private_storage / f"killed-listener-{port}-{len(started)}.log"
-        env = {**worker_environment(), "PORTAL_DICOM_PORT": str(port), "PORTAL_DICOM_AE_TITLE": PORTAL_AET, "PORTAL_DICOM_HOST": "127.0.0.1"}
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "manage.py", "dicom_listener"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = start_dicom_listener(port, private_storage / f"killed-listener-{port}-{len(started)}.log")
         started.append(process)
-        wait_until(lambda: b"DICOM listener ready" in log_path.read_bytes(), process, log_path, "The DICOM listener")
         return process
 
     yield start
