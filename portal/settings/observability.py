@@ -33,5 +33,6 @@ METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 # A worker or the DICOM listener has no web server: set host:port (e.g. 0.0.0.0:9100) and it serves
 # its own metrics there, behind the same token. Empty: it serves none.
 METRICS_BIND = env.str("PORTAL_METRICS_BIND", default="")
-# The storages (aliases of STORAGES) whose answer /readyz needs, besides the database and the broker.
-READINESS_STORAGES = env.list("PORTAL_READINESS_STORAGES", default=["default"])
+# The storages (aliases of STORAGES) whose answer /readyz needs, besides the database and the broker:
+# the ones that hold films, heatmaps and models ("default" holds nothing the portal reads).
+READINESS_STORAGES = env.list("PORTAL_READINESS_STORAGES", default=["scans", "models"])
