@@ -57,9 +57,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.portal_results import call_sizes, last_result, percentile, predict_ms_per_scan, wait_until_finished, worker_calls  # noqa: E402
-from bench.portal_setup import (FORCED_BF16, FORCED_INT8, Client, Services, clinician_and_patient, environment,  # noqa: E402
-                                fresh_database_and_queue, register_version, scan_files, start, stop)
+from bench.portal_results import call_sizes, counted_after, last_result, percentile, predict_ms_per_scan, wait_until_finished, worker_calls  # noqa: E402
+from bench.portal_setup import (FORCED_BF16, FORCED_INT8, Client, Services, add_service_arguments, clinician_and_patient,  # noqa: E402
+                                environment, fresh_database_and_queue, register_version, scan_files, services_from, start, stop)
 
 # A backlog's times come from the database's finished_at stamps, so its end need not be seen at
 # once: polling a 200-scan query every 10 ms took about a fifth of a core (2.4 ms of Python a poll).
@@ -99,9 +99,7 @@ def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes
     calls = worker_calls(ids)
     if len(calls) < 2:
         raise SystemExit(f"The backlog of {len(files)} was drained in one call: give a backlog larger than the batch size")
-    first_call_done = calls[0][-1][0]
-    counted = [pk for call in calls[1:] for _, pk in call]
-    seconds = (last_result(ids) - first_call_done).total_seconds()
+    counted, seconds, first_call_done = counted_after(ids, 1, calls)
     predict_ms = predict_ms_per_scan(counted)
     return {"scans_per_s": len(counted) / seconds, "seconds": seconds, "counted": len(counted), "upload_s": upload_s,
             "first_call_scans": len(calls[0]), "first_call_done_s": first_call_done.timestamp() - spawned,
@@ -219,9 +217,7 @@ def main(argv=None) -> int:
     precision.add_argument("--int8", action="store_true", help=f"serve the int8 version derived from it ({FORCED_INT8})")
     parser.add_argument("--harmonised", action="store_true", help="the version harmonises its films as the cpu-scratch preset trains it "
                                                                   "(body crop, equalisation): default, a plain resize")
-    parser.add_argument("--database", default=defaults.database, help=f"PostgreSQL database, dropped and recreated (default {defaults.database})")
-    parser.add_argument("--redis-db", type=int, default=defaults.redis_db, help=f"Redis database number, flushed (default {defaults.redis_db})")
-    parser.add_argument("--port", type=int, default=defaults.port, help=f"the web server's port (default {defaults.port})")
+    add_service_arguments(parser, defaults)
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "bench-e2e-logs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -231,7 +227,7 @@ def main(argv=None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     report = run(args.image_size or (71 if args.quick else 299), backlog,
                  args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised, args.int8,
-                 Services(args.database, args.redis_db, args.port))
+                 services_from(args))
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

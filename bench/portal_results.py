@@ -37,6 +37,16 @@ def worker_calls(ids) -> list[list]:
     return sorted((sorted(rows) for rows in calls.values()), key=lambda rows: rows[-1][0])
 
 
+def counted_after(ids, skipped: int, calls=None):
+    """A drain's rate leaves out its first `skipped` model calls to finish (each worker's start-up and
+    first call): the scans of the later calls, the seconds from the end of the last skipped call to
+    the last result, and that end."""
+    calls = worker_calls(ids) if calls is None else calls
+    counted_from = calls[skipped - 1][-1][0]
+    counted = [pk for call in calls[skipped:] for _, pk in call]
+    return counted, (last_result(ids) - counted_from).total_seconds(), counted_from
+
+
 def last_result(ids):
     """The finished_at stamp of the last of these scans: a batch's results are committed together
     a few milliseconds after their stamps."""

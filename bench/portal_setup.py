@@ -32,6 +32,17 @@ class Services:
     port: int = 8765
 
 
+def add_service_arguments(parser, defaults: Services) -> None:
+    """--database, --redis-db and --port, with `defaults`: read back by services_from(args)."""
+    parser.add_argument("--database", default=defaults.database, help=f"PostgreSQL database, dropped and recreated (default {defaults.database})")
+    parser.add_argument("--redis-db", type=int, default=defaults.redis_db, help=f"Redis database number, flushed (default {defaults.redis_db})")
+    parser.add_argument("--port", type=int, default=defaults.port, help=f"the web server's port (default {defaults.port})")
+
+
+def services_from(args) -> Services:
+    return Services(args.database, args.redis_db, args.port)
+
+
 def environment(data_dir: Path, batch_size: int, services: Services) -> dict:
     return {
         "DJANGO_SETTINGS_MODULE": "portal.settings.local",
@@ -150,8 +161,10 @@ def scan_files(n: int) -> list[bytes]:
     return out
 
 
-def start(command: str, env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(["bin/portal", command], cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
+def start(command: str, env: dict, log: Path, cores: str | None = None) -> subprocess.Popen:
+    """`bin/portal <command>` in its own session; on `cores` only (taskset's list, e.g. "1") when given."""
+    pinned = ["taskset", "-c", cores] if cores else []
+    return subprocess.Popen([*pinned, "bin/portal", command], cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
