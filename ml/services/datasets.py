@@ -1,6 +1,7 @@
 """Dataset folders before training or evaluation uses them: checked so a refusal names what to
 fix, and the reviewed scans exported as a snapshot folder."""
 import csv
+import logging
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from django.utils.module_loading import import_string
 
 from ml import datasets as folders
 from ml.engine.decode.images import ImageDecodeError, detect_format, load_image_file
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_FIELDS = ["filename", "label", "patient_id", "origin"]
 
@@ -166,7 +169,12 @@ def export_dataset_snapshot(rows):
     if not rows:
         raise TrainingRefused("No scans have been reviewed yet: clinicians must agree or disagree with AI results before those scans can be used for training.")
     folder = folders.snapshots_dir() / f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except OSError as error:  # e.g. docker-compose mounts the datasets read-only on the web server
+        logger.warning("The reviewed-scans snapshot %s could not be made: %s", folder, error)
+        raise TrainingRefused("The reviewed scans cannot be exported on this server: its datasets folder cannot be written. "
+                              "Ask the operator to give this server write access to PORTAL_DATASETS_ROOT, or train on a dataset folder.") from error
     warnings = []
     try:
         with open(folder / "manifest.csv", "w", newline="") as handle:

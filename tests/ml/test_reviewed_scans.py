@@ -159,3 +159,16 @@ def test_when_every_reviewed_image_is_gone_the_job_is_refused_in_a_sentence(admi
     assert response.status_code == 400
     assert "The reviewed scans cannot be used for training yet." in response.content.decode()
     assert not TrainingJob.objects.exists() and snapshot_folders() == snapshots_before
+
+
+def test_a_datasets_folder_this_server_cannot_write_is_a_sentence_not_a_500(admin_client, clinician, site_a, make_version, settings, tmp_path):
+    # docker-compose mounts the datasets read-only on the web server; the test server runs as root,
+    # so the folder is made unwritable the way root also finds it: a file where the folder should be.
+    scan, _ = scan_with_result(clinician, site_a, 1, "covid", True)
+    review(clinician, scan, make_version(), "covid", True)
+    settings.DATASETS_ROOT = tmp_path / "a-file"
+    settings.DATASETS_ROOT.write_text("not a folder")
+    response = admin_client.post(reverse("ml:job_create"), FORM)
+    assert response.status_code == 400
+    assert "The reviewed scans cannot be exported on this server: its datasets folder cannot be written." in response.content.decode()
+    assert not TrainingJob.objects.exists()
