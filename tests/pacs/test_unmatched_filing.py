@@ -169,3 +169,41 @@ def test_bad_input_gets_a_sentence_never_a_500(held, clinician, other_site_clini
     assert page.status_code == 400 and "nothing was filed" in text(page)
     assert client.post(f"/unmatched-dicom/{instance.pk}/register/", {"family_name": "Mbeki"}).status_code == 400
     assert not Scan.objects.exists() and ReceivedInstance.objects.get().outcome == "unmatched"
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_clinician_files_an_unmatched_image_from_the_top_bar_in_a_browser(live_server, held, clinician, monkeypatch):
+    from diagnosis import scan_intake
+    from tests.diagnosis.test_browser import expect, log_in, screenshot
+
+    from .browser import chromium_page
+
+    # The filed scan stays queued: no worker runs here, and none of another test should take it.
+    monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)
+    held()
+    with chromium_page() as page:
+        log_in(page, live_server.url, clinician.username)
+        expect(page.get_by_role("status").filter(has_text="waiting to be filed")).to_be_visible()
+        page.get_by_role("link", name="Unmatched DICOM").click()
+        expect(page.get_by_role("cell", name="No patient with record number MRN-4040 at St Elsewhere.")).to_be_visible()
+        screenshot(page, "unmatched-dicom-list")
+        page.get_by_role("link", name="File the image received").click()
+        expect(page.get_by_label("Family name")).to_have_value("Mbeki")
+        expect(page.get_by_label("Date of birth")).to_have_value("1970-03-12")
+        page.get_by_label("Sex").select_option(label="Male")
+        screenshot(page, "unmatched-dicom-detail")
+        page.get_by_role("button", name="Register, file and analyse").click()
+        expect(page.get_by_role("status").first).to_contain_text("was filed under MBEKI, Thabo")
+        expect(page.get_by_text("No image is waiting to be filed.")).to_be_visible()
+    assert Scan.objects.get().patient.medical_record_number == "MRN-4040"
+
+
+def test_the_sweep_of_unnamed_files_keeps_a_held_instance_s_file(held):
+    from datetime import timedelta
+
+    from diagnosis import stored_files
+
+    instance = held()
+    assert instance.stored_name not in stored_files.sweep_unreferenced(grace=timedelta(0))
+    assert receiving.storage.read(instance.stored_name)
