@@ -9,24 +9,9 @@ import pytest
 
 from diagnosis.models import AuditEvent, Patient, Scan
 from pacs import receiving
-from pacs.models import DicomNode, ReceivedInstance
+from pacs.models import ReceivedInstance
 from tests.conftest import signed_in, stored_files
 from tests.pacs.conftest import radiograph
-
-
-@pytest.fixture
-def node(site_a):
-    return DicomNode.objects.create(ae_title="ORTHANC", host="127.0.0.1", port=4242, site=site_a)
-
-
-@pytest.fixture
-def held(node, patient):
-    """An instance whose PatientID is unknown at the node's site, received as the listener receives one."""
-    def make(patient_id="MRN-4040", name="MBEKI^Thabo", birth_date="19700312", **header):
-        data = radiograph(patient_id=patient_id, name=name, birth_date=birth_date, StudyDate="20261201", **header)
-        assert receiving.receive(node, data, peer_ip="127.0.0.1") == receiving.SUCCESS
-        return ReceivedInstance.objects.get(sop_instance_uid=receiving.read_header(data)[1])
-    return make
 
 
 def text(page):
