@@ -192,3 +192,33 @@ def test_the_sweep_of_unnamed_files_keeps_a_held_instance_s_file(held):
     instance = held()
     assert instance.stored_name not in stored_files.sweep_unreferenced(grace=timedelta(0))
     assert receiving.storage.read(instance.stored_name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_filing_at_the_same_moment_make_one_scan(held, clinician, administrator, patient, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    from diagnosis import scan_intake
+
+    monkeypatch.setattr(scan_intake.lifecycle, "enqueue_on_commit", lambda *jobs: None)  # no worker here; nothing for another test's
+    instance = held()
+    form = {"patient": patient.pk, "confirm_identity_mismatch": "on", "identity_mismatch_reason": "Old clinic number"}
+    clients, answers, start = [signed_in(clinician), signed_in(administrator)], [], threading.Barrier(2)
+
+    def file(client):
+        start.wait()
+        try:
+            answers.append(client.post(f"/unmatched-dicom/{instance.pk}/file/", form))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=file, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer.status_code for answer in answers) == [302, 409]
+    assert f"This image was already filed under {patient} by" in text(next(answer for answer in answers if answer.status_code == 409))
+    assert Scan.objects.count() == 1 and len(trail(AuditEvent.Action.DICOM_FILED)) == 1
