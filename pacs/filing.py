@@ -32,6 +32,10 @@ class AlreadySettled(FilingRefused):
     """Someone filed or dismissed the instance first (a double click, two people)."""
 
 
+class IdentityRefused(FilingRefused):
+    """The header names someone other than the chosen patient; the confirmation with a reason settles it."""
+
+
 def settled_sentence(instance):
     """What became of an instance someone already settled."""
     who = instance.resolved_by.username if instance.resolved_by else "someone"
@@ -83,7 +87,7 @@ def _identity_refusal(data, patient, confirmed):
     differences = identity.mismatches(identity.header_patient_of_upload(read_identity(header)), patient)
     ask = "Write the reason for filing it under this patient anyway." if confirmed else (
         f"Choose the right patient, or confirm that it belongs to {patient.family_name.upper()}, {patient.given_name} and give a reason.")
-    return FilingRefused(f"{identity.mismatch_sentence(differences)} {ask}")
+    return IdentityRefused(f"{identity.mismatch_sentence(differences)} {ask}")
 
 
 def _file(actor, instance, patient, confirm_identity_mismatch, reason, via, ip_address):

@@ -67,8 +67,12 @@ def unmatched_list(request):
 def unmatched_detail(request, instance_id, forms_shown=None, error="", status=200):
     """One held instance: its header, why it was held, and the three ways to settle it."""
     instance = _instance_or_404(request, instance_id)
-    query = request.GET.get("q", instance.header_patient_id if request.method == "GET" else request.POST.get("q", ""))
+    query = request.GET.get("q", request.POST.get("q", instance.header_patient_id))
     candidates = list(selectors.patients_to_file_to(request.user, instance, query)[:20]) if instance.outcome == "unmatched" else []
+    chosen = getattr((forms_shown or {}).get("file_form"), "cleaned_data", {}).get("patient")
+    chosen = chosen and selectors.patient_to_file_to(request.user, instance, chosen)
+    if chosen and chosen not in candidates:  # a refused filing shows the patient chosen, whatever the search
+        candidates.insert(0, chosen)
     if request.method == "GET":
         audit(request, AuditEvent.Action.DICOM_UNMATCHED_VIEWED, details={"instance": instance.pk, "query": query, "patients": ids(candidates)})
     shown = {"file_form": FileToPatientForm(), "register_form": RegisterFromHeaderForm(initial=_register_initial(instance)), "dismiss_form": DismissForm(),
@@ -91,6 +95,7 @@ def _settle(request, instance_id, form, write, forms_key, done):
     except filing.AlreadySettled as refusal:
         return unmatched_detail(request, instance_id, {}, str(refusal), status=409)
     except filing.FilingRefused as refusal:
+        form.identity_refused = isinstance(refusal, filing.IdentityRefused)  # unfolds the confirmation, as the upload page does
         return unmatched_detail(request, instance_id, {forms_key: form}, str(refusal), status=400)
     messages.success(request, done(instance, outcome))
     return redirect("pacs:unmatched_list")

@@ -52,6 +52,8 @@ def test_filing_to_an_existing_patient_needs_a_reason_when_the_header_disagrees(
     refused = client.post(f"/unmatched-dicom/{instance.pk}/file/", {"patient": patient.pk})
     assert refused.status_code == 400
     assert "The DICOM header names someone else: its patient ID is “MRN-4040” but the record number is MRN-0001" in text(refused)
+    assert '<details class="identity-confirm" open>' in text(refused)  # unfolded, as on the upload page
+    assert f'value="{patient.pk}" required checked' in text(refused)  # the patient chosen stays chosen
     confirmed_without_reason = client.post(f"/unmatched-dicom/{instance.pk}/file/", {"patient": patient.pk, "confirm_identity_mismatch": "on", "identity_mismatch_reason": " "})
     assert confirmed_without_reason.status_code == 400 and "Write the reason for filing it under this patient anyway." in text(confirmed_without_reason)
     assert not Scan.objects.exists() and ReceivedInstance.objects.get().outcome == "unmatched"
