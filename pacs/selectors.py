@@ -5,9 +5,14 @@ Who sees an unmatched instance: whoever may upload a film for the patients of th
 that sent it (clinicians of that site, administrators everywhere). A clinician of another site sees
 neither the instances nor their count. An instance whose node was removed has no site any more:
 only those who see every site see it."""
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+import base64
+import io
 
-from diagnosis import selectors
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from PIL import Image
+
+from diagnosis import selectors, storage
+from ml.engine import ImageDecodeError
 
 from .models import ReceivedInstance
 
@@ -56,3 +61,21 @@ def patient_to_file_to(user, instance, patient_id):
         return patients_to_file_to(user, instance).get(pk=patient_id)
     except (ObjectDoesNotExist, ValidationError, ValueError):
         return None
+
+
+PREVIEW_SIDE = 512
+
+
+def film_preview(instance):
+    """The held film, at most PREVIEW_SIDE px on its longer side, as a data: URL for the page that
+    shows the instance (its one audited read); "" when its file is gone or the store does not answer."""
+    if not instance.stored_name:
+        return ""
+    try:
+        image = Image.fromarray(storage.load_pixels(instance.stored_name))
+    except (FileNotFoundError, ImageDecodeError, storage.StoreUnavailable):
+        return ""
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

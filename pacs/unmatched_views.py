@@ -77,7 +77,7 @@ def unmatched_detail(request, instance_id, forms_shown=None, error="", status=20
         audit(request, AuditEvent.Action.DICOM_UNMATCHED_VIEWED, details={"instance": instance.pk, "query": query, "patients": ids(candidates)})
     shown = {"file_form": FileToPatientForm(), "register_form": RegisterFromHeaderForm(initial=_register_initial(instance)), "dismiss_form": DismissForm(),
              **(forms_shown or {})}
-    context = {"instance": instance, "query": query, "candidates": candidates, "error": error,
+    context = {"instance": instance, "query": query, "candidates": candidates, "error": error, "preview": selectors.film_preview(instance),
                "settled": "" if instance.outcome == "unmatched" else filing.settled_sentence(instance),
                "may_register": request.user.has_perm("diagnosis.add_patient"), **shown}
     return render(request, "pacs/unmatched_detail.html", context, status=status)

@@ -47,6 +47,7 @@ def test_filing_to_an_existing_patient_needs_a_reason_when_the_header_disagrees(
     instance = held()
     client = signed_in(clinician)
     detail = text(client.get(f"/unmatched-dicom/{instance.pk}/?q=Okafor"))
+    assert 'class="held-film" src="data:image/png;base64,' in detail  # the film itself, to see what is being filed
     assert "OKAFOR, Ada" in detail and trail(AuditEvent.Action.DICOM_UNMATCHED_VIEWED)[-1].details["patients"] == [str(patient.pk)]
 
     refused = client.post(f"/unmatched-dicom/{instance.pk}/file/", {"patient": patient.pk})
