@@ -173,6 +173,7 @@ def test_a_clinician_files_an_unmatched_image_from_the_top_bar_in_a_browser(live
     with chromium_page() as page:
         log_in(page, live_server.url, clinician.username)
         expect(page.get_by_role("status").filter(has_text="waiting to be filed")).to_be_visible()
+        screenshot(page, "worklist-unmatched-notice")
         page.get_by_role("link", name="Unmatched DICOM").click()
         expect(page.get_by_role("cell", name="No patient with record number MRN-4040 at St Elsewhere.")).to_be_visible()
         screenshot(page, "unmatched-dicom-list")
