@@ -27,7 +27,8 @@ class PatientForm(forms.ModelForm):
     class Meta:
         model = Patient
         fields = ["medical_record_number", "family_name", "given_name", "date_of_birth", "sex"]
-        widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
+        # An <input type="date"> takes ISO dates only: a localised one would show an empty field.
+        widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
     def __init__(self, *args, chooses_site=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -35,17 +36,28 @@ class PatientForm(forms.ModelForm):
             del self.fields["site"]
 
 
-class ScanUploadForm(forms.Form):
+class IdentityConfirmationForm(forms.Form):
+    """A header naming someone other than the chosen patient is filed under them only when the
+    person confirms and writes why (scan_intake.validate_uploads): the upload page and the filing
+    of an unmatched DICOM instance (pacs) ask it the same way."""
+
+    confirm_identity_mismatch = forms.BooleanField(required=False, label="This X-ray belongs to this patient although its header names another person")
+    identity_mismatch_reason = forms.CharField(
+        required=False, max_length=500, label="Reason (kept in the audit trail)", widget=forms.TextInput(attrs={"size": 50}),
+    )
+
+    def confirmation(self):
+        return {name: self.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
+
+
+class ScanUploadForm(IdentityConfirmationForm):
     images = MultipleImageField(
         label="Chest X-ray images (PNG, JPEG or DICOM)",
         required=False,
         widget=MultipleImageInput(attrs={"accept": ".png,.jpg,.jpeg,.dcm,image/png,image/jpeg,application/dicom"}),
     )
-    # Shown only with an identity refusal: the uploader confirms a header naming someone else.
-    confirm_identity_mismatch = forms.BooleanField(required=False, label="This X-ray belongs to this patient although its header names another person")
-    identity_mismatch_reason = forms.CharField(
-        required=False, max_length=500, label="Reason (kept in the audit trail)", widget=forms.TextInput(attrs={"size": 50}),
-    )
+    # The confirmation fields are shown only with an identity refusal.
+    field_order = ["images"]
 
 
 class ReviewForm(forms.Form):

@@ -91,7 +91,7 @@ def scan_upload(request, patient_id):
     patient = get_object_or_404(selectors.patients_visible_to(request.user), pk=patient_id)
     form = ScanUploadForm(request.POST, request.FILES)
     files = form.cleaned_data["images"] if form.is_valid() else []
-    confirmation = {name: form.cleaned_data.get(name) for name in ("confirm_identity_mismatch", "identity_mismatch_reason")}
+    confirmation = form.confirmation()
     scans, rejections, mismatched, refused_status = [], {}, set(), 400
     try:
         scans, rejections, mismatched = scan_intake.submit_valid_scans(actor=request.user, patient=patient, uploaded_files=files,

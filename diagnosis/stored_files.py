@@ -17,9 +17,17 @@ logger = logging.getLogger(__name__)
 GRACE = timedelta(hours=1)
 
 
+# Other apps' rows that name stored files, each a function returning names: the apps register
+# here (pacs: an unmatched DICOM instance's film, waiting for a person to file it), so this module
+# need not import them (they depend on diagnosis, never the reverse).
+KEPT_BY_OTHER_APPS = []
+
+
 def _referenced():
     names = set(Scan.objects.values_list("stored_name", flat=True))
     names.update(Prediction.objects.exclude(heatmap_name="").values_list("heatmap_name", flat=True))
+    for kept in KEPT_BY_OTHER_APPS:
+        names.update(kept())
     return names
 
 

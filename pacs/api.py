@@ -1,4 +1,5 @@
-"""`/api/v1/dicom-nodes/`: the PACS and modalities that may send films, for administrators only."""
+"""`/api/v1/dicom-nodes/`: the PACS and modalities that may send films, for administrators only;
+and the routes of `/api/v1/unmatched-instances/` (pacs.unmatched_api)."""
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
@@ -9,7 +10,7 @@ from diagnosis.api.base import ApiViewMixin
 from diagnosis.auditing import client_ip
 from diagnosis.models import Site
 
-from . import services
+from . import services, unmatched_api
 from .models import DicomNode
 
 
@@ -75,4 +76,8 @@ urlpatterns = [
     # The API authenticates with tokens inside DRF, so the site-wide login redirect must not apply.
     path("dicom-nodes/", login_not_required(DicomNodeList.as_view()), name="dicom_node_list"),
     path("dicom-nodes/<int:node_id>/", login_not_required(DicomNodeDetail.as_view()), name="dicom_node_detail"),
+    path("unmatched-instances/", login_not_required(unmatched_api.UnmatchedInstanceList.as_view()), name="unmatched_instance_list"),
+    path("unmatched-instances/<int:instance_id>/file/", login_not_required(unmatched_api.FileInstance.as_view()), name="unmatched_instance_file"),
+    path("unmatched-instances/<int:instance_id>/register/", login_not_required(unmatched_api.RegisterAndFile.as_view()), name="unmatched_instance_register"),
+    path("unmatched-instances/<int:instance_id>/dismiss/", login_not_required(unmatched_api.DismissInstance.as_view()), name="unmatched_instance_dismiss"),
 ]

@@ -45,25 +45,36 @@ class DicomNode(models.Model):
 class ReceivedInstance(models.Model):
     """What became of one SOP instance a node sent: analysed (its scan), skipped (not a frontal
     chest radiograph; the reason) or unmatched (no patient, or a header that disagrees with the
-    record; the file is kept for a person to file). One row per SOPInstanceUID, so a resend is
+    record; the file is kept for a person to file). A person then files an unmatched one (its scan,
+    who, when, and the reason a disagreeing header was filed anyway) or dismisses it (who, when,
+    why; its file is deleted): pacs.filing. One row per SOPInstanceUID, so a resend is
     acknowledged without a second scan."""
 
     class Outcome(models.TextChoices):
         ANALYSED = "analysed", "Analysed"
         SKIPPED = "skipped", "Skipped"
         UNMATCHED = "unmatched", "Unmatched"
+        FILED = "filed", "Filed by a person"
+        DISMISSED = "dismissed", "Dismissed by a person"
 
     sop_instance_uid = models.CharField("SOP Instance UID", max_length=64, unique=True)
     study_instance_uid = models.CharField("Study Instance UID", max_length=64, blank=True)
     node = models.ForeignKey(DicomNode, null=True, on_delete=models.SET_NULL, related_name="received")
     ae_title = models.CharField("sender's AE title", max_length=16)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)  # the unmatched count is asked on every page
     reason = models.TextField(blank=True)
     scan = models.OneToOneField(Scan, null=True, blank=True, on_delete=models.PROTECT, related_name="received_instance")
     stored_name = models.CharField(max_length=200, blank=True, help_text="An unmatched instance's file, waiting to be filed.")
     header_patient_id = models.CharField(max_length=64, blank=True)
     header_patient_name = models.CharField(max_length=200, blank=True)
+    header_birth_date = models.DateField(null=True, blank=True)
+    study_date = models.DateField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Who filed or dismissed an unmatched instance, when, and why (a dismissal's reason, or the
+    # reason a header that disagrees with the chosen patient was filed under them anyway).
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-received_at"]

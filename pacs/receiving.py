@@ -5,7 +5,7 @@ status for the sender; success only once the rows are committed.
 Matching (docs/pacs.md): the patient is the one of the node's site whose medical record number is
 the header's PatientID (ignoring letter case). An unknown PatientID, or a header whose name or birth
 date disagrees with that record, is never filed by guess: the instance is kept as "unmatched", its
-file stored, for a person to file or to register the patient."""
+file stored, for a person to file or to register the patient (pacs.filing, the "Unmatched DICOM" page)."""
 import io
 import logging
 
@@ -63,7 +63,9 @@ def _match(node, header):
 def _instance(node, header, uids, outcome, reason=""):
     ident = read_identity(header)
     return ReceivedInstance.objects.create(node=node, ae_title=node.ae_title, outcome=outcome, reason=reason,
-                                           header_patient_id=ident.patient_id[:64], header_patient_name=ident.patient_name[:200], **uids)
+                                           header_patient_id=ident.patient_id[:64], header_patient_name=ident.patient_name[:200],
+                                           header_birth_date=identity.header_date(ident.patient_birth_date),
+                                           study_date=identity.header_date(ident.study_date), **uids)
 
 
 def refuse(node, reason, peer_ip=None, via="dicom"):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import node_views, views
+from . import node_views, unmatched_views, views
 
 app_name = "pacs"
 urlpatterns = [
@@ -9,4 +9,9 @@ urlpatterns = [
     path("dicom-nodes/new/", node_views.node_edit, name="node_create"),
     path("dicom-nodes/<int:node_id>/", node_views.node_edit, name="node_edit"),
     path("dicom-nodes/<int:node_id>/delete/", node_views.node_delete, name="node_delete"),
+    path("unmatched-dicom/", unmatched_views.unmatched_list, name="unmatched_list"),
+    path("unmatched-dicom/<int:instance_id>/", unmatched_views.unmatched_detail, name="unmatched_detail"),
+    path("unmatched-dicom/<int:instance_id>/file/", unmatched_views.unmatched_file, name="unmatched_file"),
+    path("unmatched-dicom/<int:instance_id>/register/", unmatched_views.unmatched_register, name="unmatched_register"),
+    path("unmatched-dicom/<int:instance_id>/dismiss/", unmatched_views.unmatched_dismiss, name="unmatched_dismiss"),
 ]

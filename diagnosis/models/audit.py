@@ -61,6 +61,9 @@ class AuditEvent(models.Model):
         DICOM_SENT = "dicom.sent", "Result sent to a DICOM node"
         DICOM_QUERIED = "dicom.queried", "PACS queried for a patient's studies"
         DICOM_RETRIEVED = "dicom.retrieved", "Study retrieved from a PACS"
+        DICOM_UNMATCHED_VIEWED = "dicom.unmatched_viewed", "Unmatched DICOM instances viewed"
+        DICOM_FILED = "dicom.filed", "Unmatched DICOM instance filed to a patient"
+        DICOM_DISMISSED = "dicom.dismissed", "Unmatched DICOM instance dismissed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

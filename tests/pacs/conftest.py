@@ -16,7 +16,7 @@ import pytest
 from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 
-from pacs.models import DicomNode
+from pacs.models import DicomNode, ReceivedInstance
 from tests.conftest import PROJECT_ROOT, free_port, worker_environment
 from tests.images import chest_like, dicom_bytes
 
@@ -210,3 +210,19 @@ def c_store(listener, dataset_or_path, calling_ae=SCU_AET, sop_class=ComputedRad
         return association.send_c_store(dataset_or_path).Status
     finally:
         association.release()
+
+
+@pytest.fixture
+def held(site_a, patient):
+    """make(**header): an instance whose PatientID is unknown at the site of its node (ORTHANC, of
+    site A), received by the listener's own intake (pacs.receiving.receive, as C-STORE and STOW-RS
+    call it) and held as unmatched with its file."""
+    from pacs import receiving
+
+    node = DicomNode.objects.create(ae_title="ORTHANC", host="127.0.0.1", port=4242, site=site_a)
+
+    def make(patient_id="MRN-4040", name="MBEKI^Thabo", birth_date="19700312", **header):
+        data = radiograph(patient_id=patient_id, name=name, birth_date=birth_date, StudyDate="20261201", **header)
+        assert receiving.receive(node, data, peer_ip="127.0.0.1") == receiving.SUCCESS
+        return ReceivedInstance.objects.get(sop_instance_uid=receiving.read_header(data)[1])
+    return make
