@@ -143,6 +143,15 @@ def predictors_for(version, predictor, scans, films):
     return groups
 
 
+def served_in(version, sites):
+    """{site id: the precision the version's scans of that site get}; {} without a reduced-precision version."""
+    reduced = reduced_precision(version) if version else None
+    if not reduced:
+        return {}
+    passed = passed_sites(version, reduced, [site.pk for site in sites])
+    return {site.pk: reduced if site.pk in passed else "fp32" for site in sites}
+
+
 FIGURES = ("precision", "runtime", "n_films", "n_moved", "moved_fraction", "n_flipped", "largest_move", "passed", "reason")
 
 
@@ -152,7 +161,7 @@ def summary(version, site):
     reduced = reduced_precision(version)
     check = latest_checks(version, [site]).get(site.pk)
     newest = SitePrecisionCheck.objects.filter(version=version, site=site).first()
-    served = reduced if reduced and check and check.passed and check.precision == reduced else "fp32"
+    served = served_in(version, [site]).get(site.pk, "fp32")
     figures = {name: getattr(check, name) for name in FIGURES} | {"checked_at": check.finished_at} if check else None
     if not reduced:
         sentence = f"{version.label} is served in fp32: there is no reduced precision to check on {site.name}'s films."

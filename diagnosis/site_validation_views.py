@@ -32,7 +32,9 @@ def _version_for(request):
 
 @administrators_only
 def site_overview(request):
-    sites = [(site, site_drift.watch(site)["alerts"]) for site in site_validation.sites_for_validation()]
+    sites = list(site_validation.sites_for_validation())
+    served = site_precision.served_in(ml_selectors.active_version_or_none(), sites)
+    sites = [(site, site_drift.watch(site)["alerts"], served.get(site.pk)) for site in sites]
     context = {"sites": sites, "versions": ModelVersion.objects.order_by("-id")[:50],
                "remeasures": SiteRemeasure.objects.select_related("site", "version")[:20]}
     return render(request, "diagnosis/site_overview.html", context)

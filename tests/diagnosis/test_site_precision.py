@@ -131,4 +131,6 @@ def test_a_site_is_served_int8_only_once_int8_held_on_its_own_films(settings, ti
 
     page = signed_in(administrator).get(reverse("diagnosis:site_validation", args=[glare.pk]), {"version": int8.pk}).content.decode()
     assert "Served in <strong>fp32</strong>" in page and f"{checks['glare'].n_moved} (" in page
+    overview = signed_in(administrator).get(reverse("diagnosis:site_overview")).content.decode()
+    assert overview.count("<td>int8</td>") == 1 and overview.count("fp32 <span class=\"muted\">(reduced precision not passed on its films)") == Site.objects.count() - 1
 
