@@ -21,7 +21,7 @@ from ml.engine import ImageDecodeError
 from ml.selectors import NoActiveModelVersion, active_version_or_none
 from portal import metrics
 
-from . import site_thresholds, storage
+from . import site_precision, site_thresholds, storage
 from .models import Prediction, Scan
 
 logger = logging.getLogger(__name__)
@@ -74,16 +74,32 @@ def analyse_scan(scan_id):
         preparing = _prepare(batch, predictor)
         while batch:
             scans, films = _readable(batch, [future.result() for future in preparing])
-            passed = _forward_pass(predictor, scans, films)
+            passes = [(chosen, *group, _forward_pass(chosen, *group)) for chosen, *group in _by_precision(version, predictor, scans, films)]
             go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
             following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
             following_beating = task.enter_context(_heartbeats(following))
             preparing = _prepare(following, predictor)  # read and prepared while this batch is recorded
-            if passed:
-                answered.update(_record(version, predictor, scans, films, *passed))
+            for chosen, scans, films, passed in passes:
+                if passed:
+                    answered.update(_record(version, chosen, scans, films, *passed))
             beating.close()  # this batch is finished: its heartbeats stop
             batch, beating = following, following_beating
     return answered.get(scan.pk)
+
+
+def _by_precision(version, predictor, scans, films):
+    """The batch split by the precision each site may be served in (site_precision: a reduced
+    precision only where it passed on the site's films); scans whose fp32 model cannot be loaded
+    wait (store down) or fail, never served in a precision not checked on their site."""
+    try:
+        return site_precision.predictors_for(version, predictor, scans, films)
+    except storage.StoreUnavailable:
+        logger.warning("The fp32 model could not be fetched for scans %s; they are tried again later", [each.pk for each in scans], exc_info=True)
+        _retry_all(scans)
+    except Exception:
+        logger.exception("Loading the fp32 model failed for scans %s", [each.pk for each in scans])
+        _fail_all(scans, INTERNAL_ERROR)
+    return []
 
 
 def _still_active(version):

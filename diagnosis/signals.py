@@ -34,11 +34,13 @@ def audit_lockout(sender, request, username, ip_address, **kwargs):
 @receiver(post_save, sender="ml.Promotion", dispatch_uid="sites_meet_a_new_version")
 def apply_the_site_rule_to_a_promotion(sender, instance, created=False, raw=False, **kwargs):
     """A live site whose blind-read films the newly active version missed goes back to silent, in
-    the promotion's transaction (diagnosis.site_remeasure)."""
+    the promotion's transaction (diagnosis.site_remeasure); a reduced-precision version is checked on
+    every silent site's films (diagnosis.site_precision)."""
     if created and not raw:
-        from .site_remeasure import after_promotion
+        from . import site_precision, site_remeasure
 
-        after_promotion(instance)
+        site_remeasure.after_promotion(instance)
+        site_precision.after_promotion(instance)
 
 
 def _via(request):

@@ -4,12 +4,13 @@ diagnosis.site_validation, the decisions from diagnosis.site_going_live."""
 from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from ml import selectors as ml_selectors
 from ml.models import ModelVersion
 
-from . import site_drift, site_going_live, site_remeasure, site_validation
+from . import site_drift, site_going_live, site_precision, site_remeasure, site_validation
 from .auditing import client_ip
 from .models import Site, SiteRemeasure
 from .site_threshold_views import administrators_only
@@ -31,7 +32,9 @@ def _version_for(request):
 
 @administrators_only
 def site_overview(request):
-    sites = [(site, site_drift.watch(site)["alerts"]) for site in site_validation.sites_for_validation()]
+    sites = list(site_validation.sites_for_validation())
+    served = site_precision.served_in(ml_selectors.active_version_or_none(), sites)
+    sites = [(site, site_drift.watch(site)["alerts"], served.get(site.pk)) for site in sites]
     context = {"sites": sites, "versions": ModelVersion.objects.order_by("-id")[:50],
                "remeasures": SiteRemeasure.objects.select_related("site", "version")[:20]}
     return render(request, "diagnosis/site_overview.html", context)
@@ -77,5 +80,21 @@ def site_validation_report(request, site_id):
         "decisions": site.mode_decisions.select_related("version", "decided_by")[:20],
         "remeasures": site.remeasures.filter(status=SiteRemeasure.Status.SUCCEEDED).select_related("version")[:10],
         "drift": site_drift.watch(site),
+        "precision": site_precision.summary(version, site) if version else None,
+        "precision_checks": site.precision_checks.filter(version=version).select_related("version")[:10] if version else [],
     }
     return render(request, "diagnosis/site_validation.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@administrators_only
+def site_precision_check_start(request, site_id):
+    """Compare the version's reduced precision with Keras on this site's silent-period films."""
+    site = get_object_or_404(Site, pk=site_id)
+    version = _version_for(request)
+    if version is None or not site_precision.reduced_precision(version):
+        messages.error(request, "This version is served in fp32: there is no reduced precision to check on the site's films.")
+    else:
+        site_precision.start_checks(version, sites=[site], actor=request.user, ip_address=client_ip(request))
+        messages.success(request, f"{version.label}'s {site_precision.reduced_precision(version)} is being compared with Keras on {site.name}'s films.")
+    return redirect(f"{reverse('diagnosis:site_validation', args=[site.pk])}?version={version.pk}" if version else reverse("diagnosis:site_validation", args=[site.pk]))

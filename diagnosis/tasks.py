@@ -25,3 +25,10 @@ def run_site_remeasure(job_id):
     from .site_remeasure import execute_remeasure  # loads ml's services; the inference worker never runs it
 
     execute_remeasure(int(job_id))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_site_precision_check(job_id):
+    from .site_precision import execute_check  # loads two models; the inference worker never runs it
+
+    execute_check(int(job_id))

@@ -30,5 +30,6 @@ urlpatterns = [
     path("sites/", site_validation_views.site_overview, name="site_overview"),
     path("sites/remeasure/", site_validation_views.site_remeasure_start, name="site_remeasure_start"),
     path("sites/<int:site_id>/validation/", site_validation_views.site_validation_report, name="site_validation"),
+    path("sites/<int:site_id>/precision-check/", site_validation_views.site_precision_check_start, name="site_precision_check_start"),
     path("results/<int:prediction_id>/review/", scan_views.prediction_review, name="prediction_review"),
 ]

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _loaded = {}  # (version id, its export verdict) -> ServingPredictor; one entry, the version last seen active
+_fp32 = {}  # the same key -> the version's fp32 predictor, loaded only once some site's scans need it
 _concurrency = 1  # processes of this worker predicting at once; set by the worker before it forks
 
 
@@ -67,16 +68,52 @@ def load_predictor(version, serving):
     return predictor
 
 
+def _key(version, serving):
+    # A version's export may be made or re-checked after a worker loaded it: its verdict is in the key.
+    return (version.pk, serving and (serving.export_path, serving.accepted, serving.precision, tuple(sorted(serving.record.get("files", {}).values()))))
+
+
 def active_predictor():
     """Return (version, predictor) for the version active now, reloading if it changed."""
     version = selectors.active_version()
     serving = ServingExport.objects.filter(version=version).first()
-    # A version's export may be made or re-checked after a worker loaded it: its verdict is in the key.
-    key = (version.pk, serving and (serving.export_path, serving.accepted, serving.precision, tuple(sorted(serving.record.get("files", {}).values()))))
+    key = _key(version, serving)
     with _lock:
         predictor = _loaded.get(key)
         if predictor is None:
             predictor = load_predictor(version, serving)
             _loaded.clear()
+            _fp32.clear()
             _loaded[key] = predictor
     return version, predictor
+
+
+def load_fp32_predictor(version):
+    """The version in fp32, for a site its reduced precision did not pass on (diagnosis.site_precision):
+    its own export compiled in fp32 (a bf16 export is an fp32 IR run in bf16), or for an int8 version
+    the export of the version it was derived from (same Keras model); Keras where neither was accepted."""
+    from ml.engine import load_serving_predictor
+
+    serving = ServingExport.objects.filter(version=version).first()
+    if version.precision == "int8":
+        parent = version.derived_from
+        serving = ServingExport.objects.filter(version=parent).first() if parent else None
+    export_dir = model_store.export_folder(serving.export_path, serving.record.get("files")) if serving and serving.export_path else None
+    validation = {**serving.validation, "precision": "fp32"} if serving and serving.accepted else None
+    predictor = load_serving_predictor(artifact_path(version), export_dir=export_dir, validation=validation, expected_sha256=version.sha256,
+                                       expected_files=serving.record.get("files") if serving else None, concurrency=_concurrency,
+                                       cache_dir=compiled_cache_dir())
+    logger.info("%s in fp32 (%s) for the sites its reduced precision did not pass on", version.label, predictor.runtime)
+    return predictor
+
+
+def fp32_predictor(version):
+    """load_fp32_predictor, kept beside the active predictor (loaded the first time a site needs it)."""
+    key = _key(version, ServingExport.objects.filter(version=version).first())
+    with _lock:
+        predictor = _fp32.get(key)
+        if predictor is None:
+            predictor = load_fp32_predictor(version)
+            _fp32.clear()
+            _fp32[key] = predictor
+    return predictor

@@ -8,7 +8,7 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from diagnosis import site_drift, site_going_live, site_remeasure, site_validation
+from diagnosis import site_drift, site_going_live, site_precision, site_remeasure, site_validation
 from diagnosis.auditing import client_ip
 from diagnosis.models import Site, SiteRemeasure
 from ml import selectors as ml_selectors
@@ -62,7 +62,8 @@ class SiteList(ApiViewMixin, generics.ListAPIView):
 class SiteValidationReport(ApiViewMixin, APIView):
     """The local validation report of a version at a site, from its blind reads only: n per finding,
     ROC AUC with CI, sensitivity and specificity at the version's, a fitted and the in-force threshold,
-    calibration before and after the site's temperature, the targets missed and what it means."""
+    calibration before and after the site's temperature, the targets missed and what it means; and
+    `precision_check`: whether the version's reduced precision serves this site (diagnosis.site_precision)."""
 
     permission_required = {"GET": MANAGE}
 
@@ -74,7 +75,7 @@ class SiteValidationReport(ApiViewMixin, APIView):
         version = get_object_or_404(ModelVersion, pk=int(chosen)) if chosen else ml_selectors.active_version_or_none()
         if version is None:
             return errors.refusal("No model version is active; name one with ?version=.")
-        return Response(site_validation.report(version, site))
+        return Response({**site_validation.report(version, site), "precision_check": site_precision.summary(version, site)})
 
 
 @extend_schema(responses={200: OpenApiTypes.OBJECT})

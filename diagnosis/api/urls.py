@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import auth, ml_views, reviews, site_views, views
+from . import auth, ml_views, reviews, site_precision_views, site_views, views
 
 app_name = "api"
 
@@ -26,6 +26,8 @@ urlpatterns = [
     path("sites/<slug:code>/drift/", token_view(site_views.SiteDrift), name="site_drift"),
     path("sites/<slug:code>/mode/", token_view(site_views.SiteMode), name="site_mode"),
     path("versions/<int:version_id>/site-remeasures/", token_view(site_views.VersionSiteRemeasures), name="version_site_remeasures"),
+    path("versions/<int:version_id>/site-precision-checks/", token_view(site_precision_views.VersionSitePrecisionChecks),
+         name="version_site_precision_checks"),
     path("versions/", token_view(ml_views.VersionList), name="version_list"),
     path("versions/<int:version_id>/", token_view(ml_views.VersionDetail), name="version_detail"),
     path("versions/<int:version_id>/promote/", token_view(ml_views.VersionPromote), name="version_promote"),

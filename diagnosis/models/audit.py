@@ -55,6 +55,7 @@ class AuditEvent(models.Model):
         SITE_THRESHOLD_SET = "site.threshold_set", "Site threshold fitted"
         SITE_MODE_CHANGED = "site.mode_changed", "Site switched live or back to silent"
         SITE_REMEASURE_STARTED = "site.remeasure_started", "Version re-measured on live sites' blind reads"
+        SITE_PRECISION_CHECK_STARTED = "site.precision_check_started", "Reduced precision checked on silent sites' films"
         DICOM_RECEIVED = "dicom.received", "DICOM instance received from a node"
         DICOM_REFUSED = "dicom.refused", "DICOM association refused"
         DICOM_NODE_CHANGED = "dicom.node_changed", "DICOM node registered, changed or removed"

@@ -1,5 +1,6 @@
 """The record of a site's going live or back to silent (diagnosis.site_going_live writes it), and the
-job that measures a new version on a live site's blind-read films (diagnosis.site_remeasure)."""
+job that measures a new version on a live site's blind-read films (diagnosis.site_remeasure), and the one
+that checks a reduced precision on a silent site's films (diagnosis.site_precision)."""
 from django.conf import settings
 from django.db import models
 from django.utils.timezone import localtime
@@ -55,6 +56,32 @@ class SiteRemeasure(Job):
     version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
     site = models.ForeignKey("Site", on_delete=models.PROTECT, related_name="remeasures")
     report = models.JSONField(null=True, blank=True)  # site_validation.report_on, with the candidate's probabilities
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class SitePrecisionCheck(Job):
+    """The job of comparing a version's reduced-precision serving model (bf16 or int8) with its Keras
+    fp32 reference on the films one site's model read in its silent period; a site whose check did
+    not pass is served in fp32 (diagnosis.site_precision)."""
+
+    task_name = "diagnosis.tasks.run_site_precision_check"
+    queue = "training"  # loads two models and reads many films: never in the way of scan inference
+
+    version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey("Site", on_delete=models.PROTECT, related_name="precision_checks")
+    precision = models.CharField(max_length=8, blank=True)  # the served variant's, as the worker loads it
+    runtime = models.CharField(max_length=16, blank=True)
+    n_films = models.PositiveIntegerField(null=True, blank=True)
+    n_moved = models.PositiveIntegerField(null=True, blank=True)  # films whose probability moved by more than shifted.MOVED_BY
+    moved_fraction = models.FloatField(null=True, blank=True)
+    n_flipped = models.PositiveIntegerField(null=True, blank=True)  # labels changed at the version's stored threshold
+    largest_move = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    reason = models.TextField(blank=True)  # the rule's sentence (shifted.judge_part)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

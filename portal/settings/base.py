@@ -189,6 +189,12 @@ ML_SITE_THRESHOLD_MIN_PER_CLASS = 20
 SITE_VALIDATION_MIN_PER_FINDING = env.int("PORTAL_SITE_VALIDATION_MIN_PER_FINDING", default=30)
 SITE_LIVE_MIN_AUC_LOWER_BOUND = env.float("PORTAL_SITE_LIVE_MIN_AUC_LOWER_BOUND", default=0.75)
 SITE_LIVE_MIN_SPECIFICITY = env.float("PORTAL_SITE_LIVE_MIN_SPECIFICITY", default=0.80)
+# A reduced-precision serving model (bf16, int8) is compared with Keras on a silent site's films
+# before it serves that site (diagnosis.site_precision): at least this many films, at most the
+# newest SITE_PRECISION_MAX_FILMS of its silent period. At 30 films one moved film already fails the
+# 1% per-film bound, so a check passes only with none moved and no label changed.
+SITE_PRECISION_MIN_FILMS = env.int("PORTAL_SITE_PRECISION_MIN_FILMS", default=30)
+SITE_PRECISION_MAX_FILMS = env.int("PORTAL_SITE_PRECISION_MAX_FILMS", default=500)
 # The seed that makes a job repeatable, how many images per class a dataset check decodes (the
 # rest are identified by their first bytes), and the log lines a job keeps.
 ML_TRAINING_SEED = 42
