@@ -111,7 +111,9 @@ class SeaweedFS:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                # weed's graceful stop takes about 25 s (its filer waits on peers); a test's store is
+                # thrown away, never started again on its folder, so a short grace then SIGKILL.
+                self.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
