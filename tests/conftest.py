@@ -276,6 +276,17 @@ def tiny_model_artifact(tmp_path_factory):
     return train(root / "data", root / "artifact", TrainConfig.demo(epochs=2))
 
 
+@pytest.fixture(scope="session")
+def tiny_model_export(tiny_model_artifact, tmp_path_factory):
+    """The tiny model's OpenVINO serving export, made once per session by the engine: the
+    SavedModel-to-IR conversion takes tens of seconds, the same files for every version of it."""
+    from ml.engine import export_serving_model
+
+    folder = tmp_path_factory.mktemp("tiny-model-export") / "export"
+    export_serving_model(tiny_model_artifact.artifact_path, folder, expected_sha256=tiny_model_artifact.record["sha256"])
+    return folder
+
+
 @pytest.fixture
 def active_model_version(db, tiny_model_artifact):
     from ml import services

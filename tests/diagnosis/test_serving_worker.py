@@ -2,6 +2,7 @@
 worker answering with it (one pass, a small grey heatmap), and Keras standing in, saying why,
 when the export disagrees with it."""
 import io
+import shutil
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from PIL import Image
 from diagnosis import storage
 from diagnosis.models import Scan
 from ml import runtime, services
-from ml.services.serving import export_dir_of
+from ml.services.serving import export_dir_of, warm_compiled_cache
 from tests.conftest import PROJECT_ROOT, local_folders_only, wait_for, worker_environment
 from tests.images import png_bytes
 from tests.ml.engine.exports import corrupt_export
@@ -23,10 +24,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 @pytest.fixture
-def exported_version(db, tiny_model_artifact):
-    """A version registered, its serving model exported and validated (as the training job does), and active."""
+def exported_version(db, tiny_model_artifact, tiny_model_export):
+    """A version registered, its serving model exported and validated (as the training job does), and active.
+    The export is the session's (prepare_serving would convert the same artifact again, tens of seconds
+    a test), put where prepare_serving writes it, then checked and compiled as prepare_serving does;
+    tests/ml/test_serving_export.py checks the export a training job makes itself."""
     version = services.register_version(artifact_path=tiny_model_artifact.artifact_path, record=tiny_model_artifact.record)
-    serving = services.prepare_serving(version)
+    shutil.copytree(tiny_model_export, export_dir_of(version))
+    serving = services.check_serving(version)
+    warm_compiled_cache(version, serving)
     services.promote_version(version.pk, reason="test fixture: a tiny model, never evaluated", override=True)
     version.refresh_from_db()
     return version, serving
