@@ -12,10 +12,6 @@ def datasets_root():
     return Path(settings.DATASETS_ROOT)
 
 
-def snapshots_dir():
-    return datasets_root() / "snapshots"
-
-
 def visible_entries(folder):
     return sorted(entry for entry in Path(folder).iterdir() if not entry.name.startswith("."))
 
@@ -61,14 +57,18 @@ def display_path(path):
 
 
 def dataset_folders():
-    """Folders an administrator may train on: those directly in the datasets folder, and snapshots."""
+    """Folders an administrator may train on: those directly in this host's datasets folder, and
+    the reviewed-scan snapshots of the datasets storage (ml.snapshot_store: a bucket when one is
+    configured, so a web server without the datasets folder still lists them)."""
+    from ml import snapshot_store
+    from portal.file_storage import StoreUnavailable
+
     root = datasets_root()
-    if not root.is_dir():
-        return []
-    folders = [entry.name for entry in visible_entries(root) if entry.is_dir() and entry.name != "snapshots"]
-    if snapshots_dir().is_dir():
-        folders += [f"snapshots/{entry.name}" for entry in visible_entries(snapshots_dir()) if entry.is_dir()]
-    return folders
+    folders = [entry.name for entry in visible_entries(root) if entry.is_dir() and entry.name != "snapshots"] if root.is_dir() else []
+    try:
+        return folders + [f"snapshots/{name}" for name in snapshot_store.names()]
+    except StoreUnavailable:  # the page still answers; the snapshots come back with the store
+        return folders
 
 
 def evaluation_set():

@@ -19,7 +19,9 @@ from ml import datasets as folders
 from ml.engine import BACKBONES
 from ml.models import TrainingJob
 
-from .datasets import TrainingRefused, check_dataset_folder, export_dataset_snapshot, resolve_dataset_path, reviewed_images
+from ml import snapshot_store
+
+from .datasets import TrainingRefused, check_dataset_folder, publish_reviewed_snapshot, resolve_dataset_path, snapshot_folder
 from .serving import prepare_serving
 from .versions import register_version
 from .weights import resolve_weights
@@ -50,8 +52,9 @@ def start_training_job(
     """Check everything a worker would need, then record the job and queue it once committed.
 
     Nothing is written when a check fails: the refusal names what to fix. For the reviewed-scans
-    source the scans are first exported into a snapshot folder, which is then checked like any
-    other dataset folder (and removed again if refused). `preset` names an engine preset
+    source the scans are first exported into a temporary snapshot folder, checked like any other
+    dataset folder, and published to the datasets storage (ml.snapshot_store) only once accepted;
+    the training worker fetches it from there. `preset` names an engine preset
     (TrainConfig.preset) whose other settings the job keeps; `held_out_sources` names sources of
     the folder's manifest kept out of training and measured apart (kept as their full names);
     `enqueue=False` is for a caller that runs the job itself with execute_training_job.
@@ -60,23 +63,14 @@ def start_training_job(
     if image_size is None and backbone in BACKBONES:
         image_size = BACKBONES[backbone].default_size
     resolved_weights = _check_parameters(backbone=backbone, epochs=epochs, image_size=image_size, weights=weights, batch_size=batch_size)
-    snapshot, export_warnings = None, []
-    if source == TrainingJob.Source.REVIEWED_SCANS:
-        snapshot, export_warnings = export_dataset_snapshot(reviewed_images())
-        dataset = str(snapshot)
-        allow_outside_root = False
-    elif source != TrainingJob.Source.FOLDER:
-        raise TrainingRefused(f"Unknown data source “{source}”.")
     seed = settings.ML_TRAINING_SEED if seed is None else int(seed)
-    try:
-        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=tuple(held_out_sources or ()))
-    except TrainingRefused as refusal:
-        if snapshot is not None:
-            shutil.rmtree(snapshot, ignore_errors=True)
-            raise TrainingRefused(f"The reviewed scans cannot be used for training yet. {refusal}") from refusal
-        raise
-    summary = check.summary()
-    summary["warnings"] = export_warnings + summary.get("warnings", [])
+    held_out_sources = tuple(held_out_sources or ())
+    if source == TrainingJob.Source.REVIEWED_SCANS:
+        dataset_path, summary = publish_reviewed_snapshot(seed=seed, held_out_sources=held_out_sources)
+    elif source == TrainingJob.Source.FOLDER:
+        dataset_path, summary = _checked_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=held_out_sources)
+    else:
+        raise TrainingRefused(f"Unknown data source “{source}”.")
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
         "weights": resolved_weights or "none", "seed": seed, **({"preset": preset} if preset else {}),
@@ -85,7 +79,7 @@ def start_training_job(
     with transaction.atomic():
         job = TrainingJob.objects.create(
             source=source,
-            dataset_path=folders.display_path(check.path),
+            dataset_path=dataset_path,
             parameters=parameters,
             dataset_summary=summary,
             # The log starts with what the data check warned about; the worker logs it again when it starts.
@@ -100,6 +94,28 @@ def start_training_job(
         audit.record(actor, "training.started", via=via, ip_address=ip_address, job=job.pk, source=source, dataset=job.dataset_path, parameters=parameters)
     logger.info("Training job %s queued by %s on %s", job.pk, actor or "command line", job.dataset_path)
     return job
+
+
+def _checked_folder(dataset, *, allow_outside_root, seed, held_out_sources):
+    """An administrator's folder, checked where it is; or an earlier snapshot (`snapshots/<name>`),
+    fetched from the datasets storage, checked against what its first job recorded, then checked."""
+    if snapshot_store.name_of(dataset) is None:
+        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=held_out_sources)
+        return folders.display_path(check.path), check.summary()
+    dataset = str(Path(dataset))
+    earlier = TrainingJob.objects.filter(dataset_path=dataset).order_by("pk").values_list("dataset_summary", flat=True)
+    recorded = next((summary["snapshot"] for summary in earlier if summary.get("snapshot")), {})
+    folder = snapshot_folder(dataset, recorded)
+    check = check_dataset_folder(folder, allow_outside_root=True, seed=seed, held_out_sources=held_out_sources, shown=dataset)
+    return dataset, {**check.summary(), "path": dataset, "snapshot": recorded or snapshot_store.record_of(folder)}
+
+
+def _dataset_dir(job):
+    """Where this host reads the job's data: a snapshot fetched from the datasets storage and
+    checked against the job's record, or the administrator's folder on this host."""
+    if snapshot_store.name_of(job.dataset_path) is not None:
+        return snapshot_folder(job.dataset_path, job.dataset_summary.get("snapshot", {}))
+    return resolve_dataset_path(job.dataset_path, allow_outside_root=True)
 
 
 def cancel_training_job(job_id, *, actor=None, via=None, ip_address=None):
@@ -237,7 +253,7 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
         from ml.engine import TrainingCancelled, train
 
         config = _config(job.parameters)
-        data_dir = resolve_dataset_path(job.dataset_path, allow_outside_root=True)
+        data_dir = _dataset_dir(job)
         logger.info("Training job %s: %s at %spx, %s epochs, weights %s, on %s %s", job.pk, config.backbone, config.image_size,
                     config.epochs, job.parameters["weights"], job.dataset_path, job.dataset_summary.get("classes", ""))
         for warning in job.dataset_summary.get("warnings", []):
