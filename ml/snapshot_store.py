@@ -63,24 +63,30 @@ def publish(folder, name):
 
 
 def remove(name):
-    """Delete a snapshot from the store (a refused or failed publication); never raises."""
+    """Delete a snapshot from the store (a refused or half-done publication, a test); never raises."""
+    storage = named(DATASETS)
     try:
         if is_local(DATASETS):
-            shutil.rmtree(Path(named(DATASETS).path(_key(name))), ignore_errors=True)
+            shutil.rmtree(Path(storage.path(_key(name))), ignore_errors=True)
             return
-        for relative in _listed(name):
-            named(DATASETS).delete(_key(name, relative))
-        named(DATASETS).delete(_key(name, SUMS))
-    except Exception as error:  # the store down while cleaning up: a sweep or an operator removes it
+        files, folders = _walk(_key(name))
+        for key in files:
+            storage.delete(key)
+        # A store with folders of its own (SeaweedFS's filer) keeps them, empty, until they are deleted too.
+        for folder in sorted(folders, key=len, reverse=True):
+            storage.delete(f"{folder}/")
+    except Exception as error:  # the store down while cleaning up: an operator removes it
         logger.warning("The snapshot %s could not be removed from the datasets storage: %s", name, error)
 
 
-def _listed(name):
-    try:
-        with answering(f"reading {_key(name, SUMS)}"), named(DATASETS).open(_key(name, SUMS), "rb") as handle:
-            return [line.split("  ", 1)[1] for line in handle.read().decode().splitlines() if "  " in line]
-    except FileNotFoundError:
-        return []
+def _walk(prefix):
+    """Every file key under `prefix`, and the folders, through the storage's listdir."""
+    folders, files = [prefix], []
+    for folder in folders:
+        subfolders, names_here = named(DATASETS).listdir(folder)
+        folders += [f"{folder}/{sub}" for sub in subfolders]
+        files += [f"{folder}/{file}" for file in names_here]
+    return files, folders
 
 
 def names():

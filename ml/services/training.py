@@ -280,7 +280,8 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
     except Exception as error:
         shutil.rmtree(output_dir, ignore_errors=True)
         logger.error("Training job %s failed:\n%s", job.pk, traceback.format_exc())
-        lifecycle.finish(job, TrainingJob.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
+        reason = str(error) if isinstance(error, TrainingRefused) else f"{type(error).__name__}: {error}"  # a refusal is already a sentence
+        lifecycle.finish(job, TrainingJob.Status.FAILED, failure_reason=reason[:2000])
         return None
     if on_progress:
         on_progress(f"registered candidate {version.label}")
