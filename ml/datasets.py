@@ -12,6 +12,12 @@ def datasets_root():
     return Path(settings.DATASETS_ROOT)
 
 
+def on_this_host():
+    """Whether this server has the datasets folder. A web server without it (docker-compose's)
+    leaves checking folders to the training worker and names the evaluation set by its setting."""
+    return datasets_root().is_dir()
+
+
 def visible_entries(folder):
     return sorted(entry for entry in Path(folder).iterdir() if not entry.name.startswith("."))
 
@@ -89,7 +95,10 @@ def external_evaluation_set():
 
 
 def configured_evaluation_sets():
-    """Every folder a version is measured on when it is registered or evaluated."""
+    """Every folder a version is measured on when it is registered or evaluated. On a server
+    without the datasets folder, the configured ones, as named: the training worker checks them."""
+    if not on_this_host():
+        return [dataset_path(name) for name in (settings.ML_EVALUATION_SET, settings.ML_EXTERNAL_EVALUATION_SET) if name]
     return [path for path in (evaluation_set(), external_evaluation_set()) if path is not None]
 
 

@@ -19,9 +19,8 @@ from ml import datasets as folders
 from ml.engine import BACKBONES
 from ml.models import TrainingJob
 
-from ml import snapshot_store
-
-from .datasets import TrainingRefused, check_dataset_folder, publish_reviewed_snapshot, resolve_dataset_path, snapshot_folder
+from .datasets import TrainingRefused, publish_reviewed_snapshot
+from .training_data import checked_folder, dataset_dir
 from .serving import prepare_serving
 from .versions import register_version
 from .weights import resolve_weights
@@ -68,13 +67,15 @@ def start_training_job(
     if source == TrainingJob.Source.REVIEWED_SCANS:
         dataset_path, summary = publish_reviewed_snapshot(seed=seed, held_out_sources=held_out_sources)
     elif source == TrainingJob.Source.FOLDER:
-        dataset_path, summary = _checked_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=held_out_sources)
+        dataset_path, summary = checked_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=held_out_sources)
     else:
         raise TrainingRefused(f"Unknown data source “{source}”.")
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
         "weights": resolved_weights or "none", "seed": seed, **({"preset": preset} if preset else {}),
         **({"held_out_sources": summary["held_out"]["sources"]} if summary.get("held_out") else {}),
+        # Named as given when the training worker checks the folder (it resolves them then).
+        **({"held_out_sources": list(held_out_sources)} if summary.get("checked_on_worker") and held_out_sources else {}),
     }
     with transaction.atomic():
         job = TrainingJob.objects.create(
@@ -94,28 +95,6 @@ def start_training_job(
         audit.record(actor, "training.started", via=via, ip_address=ip_address, job=job.pk, source=source, dataset=job.dataset_path, parameters=parameters)
     logger.info("Training job %s queued by %s on %s", job.pk, actor or "command line", job.dataset_path)
     return job
-
-
-def _checked_folder(dataset, *, allow_outside_root, seed, held_out_sources):
-    """An administrator's folder, checked where it is; or an earlier snapshot (`snapshots/<name>`),
-    fetched from the datasets storage, checked against what its first job recorded, then checked."""
-    if snapshot_store.name_of(dataset) is None:
-        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=held_out_sources)
-        return folders.display_path(check.path), check.summary()
-    dataset = str(Path(dataset))
-    earlier = TrainingJob.objects.filter(dataset_path=dataset).order_by("pk").values_list("dataset_summary", flat=True)
-    recorded = next((summary["snapshot"] for summary in earlier if summary.get("snapshot")), {})
-    folder = snapshot_folder(dataset, recorded)
-    check = check_dataset_folder(folder, allow_outside_root=True, seed=seed, held_out_sources=held_out_sources, shown=dataset)
-    return dataset, {**check.summary(), "path": dataset, "snapshot": recorded or snapshot_store.record_of(folder)}
-
-
-def _dataset_dir(job):
-    """Where this host reads the job's data: a snapshot fetched from the datasets storage and
-    checked against the job's record, or the administrator's folder on this host."""
-    if snapshot_store.name_of(job.dataset_path) is not None:
-        return snapshot_folder(job.dataset_path, job.dataset_summary.get("snapshot", {}))
-    return resolve_dataset_path(job.dataset_path, allow_outside_root=True)
 
 
 def cancel_training_job(job_id, *, actor=None, via=None, ip_address=None):
@@ -252,8 +231,8 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
     try:
         from ml.engine import TrainingCancelled, train
 
+        data_dir = dataset_dir(job)  # first: a folder checked here may resolve the held-out sources
         config = _config(job.parameters)
-        data_dir = _dataset_dir(job)
         logger.info("Training job %s: %s at %spx, %s epochs, weights %s, on %s %s", job.pk, config.backbone, config.image_size,
                     config.epochs, job.parameters["weights"], job.dataset_path, job.dataset_summary.get("classes", ""))
         for warning in job.dataset_summary.get("warnings", []):
