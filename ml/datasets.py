@@ -12,8 +12,10 @@ def datasets_root():
     return Path(settings.DATASETS_ROOT)
 
 
-def snapshots_dir():
-    return datasets_root() / "snapshots"
+def on_this_host():
+    """Whether this server has the datasets folder. A web server without it (docker-compose's)
+    leaves checking folders to the training worker and names the evaluation set by its setting."""
+    return datasets_root().is_dir()
 
 
 def visible_entries(folder):
@@ -61,14 +63,18 @@ def display_path(path):
 
 
 def dataset_folders():
-    """Folders an administrator may train on: those directly in the datasets folder, and snapshots."""
+    """Folders an administrator may train on: those directly in this host's datasets folder, and
+    the reviewed-scan snapshots of the datasets storage (ml.snapshot_store: a bucket when one is
+    configured, so a web server without the datasets folder still lists them)."""
+    from ml import snapshot_store
+    from portal.file_storage import StoreUnavailable
+
     root = datasets_root()
-    if not root.is_dir():
-        return []
-    folders = [entry.name for entry in visible_entries(root) if entry.is_dir() and entry.name != "snapshots"]
-    if snapshots_dir().is_dir():
-        folders += [f"snapshots/{entry.name}" for entry in visible_entries(snapshots_dir()) if entry.is_dir()]
-    return folders
+    folders = [entry.name for entry in visible_entries(root) if entry.is_dir() and entry.name != "snapshots"] if root.is_dir() else []
+    try:
+        return folders + [f"snapshots/{name}" for name in snapshot_store.names()]
+    except StoreUnavailable:  # the page still answers; the snapshots come back with the store
+        return folders
 
 
 def evaluation_set():
@@ -89,7 +95,10 @@ def external_evaluation_set():
 
 
 def configured_evaluation_sets():
-    """Every folder a version is measured on when it is registered or evaluated."""
+    """Every folder a version is measured on when it is registered or evaluated. On a server
+    without the datasets folder, the configured ones, as named: the training worker checks them."""
+    if not on_this_host():
+        return [dataset_path(name) for name in (settings.ML_EVALUATION_SET, settings.ML_EXTERNAL_EVALUATION_SET) if name]
     return [path for path in (evaluation_set(), external_evaluation_set()) if path is not None]
 
 

@@ -96,8 +96,8 @@ def artifact_file(relative, sha256):
     if not artifact.is_file():
         stem = Path(relative).with_suffix("")
         for companion in (f"{stem}.json", f"{stem}.splits.json"):  # its record, and the splits the export is checked on
-            _download(companion, folder / Path(companion).name, required=False)
-        _download(Path(relative).as_posix(), artifact, expected_sha256=sha256)
+            download(companion, folder / Path(companion).name, required=False)
+        download(Path(relative).as_posix(), artifact, expected_sha256=sha256)
     return artifact
 
 
@@ -110,30 +110,32 @@ def export_folder(relative, files):
     folder = _root() / "cache" / "exports" / hashlib.sha256("".join(sorted(files.values())).encode()).hexdigest()[:32]
     if not (folder / "export.json").is_file():
         for name, digest in files.items():
-            _download(f"{Path(relative).as_posix()}/{name}", folder / name, expected_sha256=digest)
-        _download(f"{Path(relative).as_posix()}/export.json", folder / "export.json")  # last: its presence says the folder is whole
+            download(f"{Path(relative).as_posix()}/{name}", folder / name, expected_sha256=digest)
+        download(f"{Path(relative).as_posix()}/export.json", folder / "export.json")  # last: its presence says the folder is whole
     return folder
 
 
-def _download(key, target, *, expected_sha256=None, required=True):
+def download(key, target, *, expected_sha256=None, required=True, alias=MODELS):
+    """Copy one stored file to `target` on this host, whole or not at all (a .part file renamed),
+    refused (ModelFileMismatch) unless its sha256 is `expected_sha256` when one is given."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.part")
     digest = hashlib.sha256()
     try:
-        with answering(f"downloading {key}"), named(MODELS).open(key, "rb") as source, open(partial, "wb") as out:
+        with answering(f"downloading {key}"), named(alias).open(key, "rb") as source, open(partial, "wb") as out:
             for chunk in iter(lambda: source.read(1 << 20), b""):
                 digest.update(chunk)
                 out.write(chunk)
     except FileNotFoundError:
         partial.unlink(missing_ok=True)
         if required:
-            raise FileNotFoundError(f"The model file {key} is not in the model store.") from None
+            raise FileNotFoundError(f"{key} is not in the {alias} storage.") from None
         return
     if expected_sha256 and digest.hexdigest() != expected_sha256:
         partial.unlink(missing_ok=True)
-        raise ModelFileMismatch(f"{key} downloaded from the model store has sha256 {digest.hexdigest()}, not the recorded {expected_sha256}; it was not kept.")
+        raise ModelFileMismatch(f"{key} downloaded from the {alias} storage has sha256 {digest.hexdigest()}, not the recorded {expected_sha256}; it was not kept.")
     partial.replace(target)
-    logger.info("Fetched %s from the model store into %s", key, target)
+    logger.info("Fetched %s from the %s storage into %s", key, alias, target)
 
 
 def forget_cache():

@@ -97,5 +97,10 @@ def comparison(fingerprint):
     return [ComparedVersion(version, evaluations.get(version.pk)) for version in versions_for_comparison()]
 
 
+def latest_fingerprint(dataset_path):
+    """The fingerprint of the folder's files when a version was last measured on it; None before any."""
+    return Evaluation.objects.filter(dataset_path=dataset_path).order_by("-id").values_list("dataset_fingerprint", flat=True).first()
+
+
 def evaluations_of(version):
     return Evaluation.objects.filter(version=version).select_related("created_by")

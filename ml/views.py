@@ -4,6 +4,7 @@ Every view here is for administrators only; anyone else gets 403 before the requ
 (so a clinician gets 403, not 405, from a POST-only address too).
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404
@@ -27,6 +28,10 @@ def _evaluation_set(request=None):
     """(display name, fingerprint) of the configured evaluation set, or (None, None). A folder the
     engine cannot read is reported on the page rather than breaking it."""
     path = datasets.evaluation_set()
+    if path is None and settings.ML_EVALUATION_SET and not datasets.on_this_host():
+        # A web server without the datasets folder: the set as the training worker last measured it.
+        shown = datasets.display_path(settings.ML_EVALUATION_SET)
+        return shown, selectors.latest_fingerprint(shown)
     if path is None:
         return None, None
     try:

@@ -89,7 +89,7 @@ def ensure_buckets():
     setup` calls it. Returns the buckets created. An AWS bucket is usually made by its owner, with
     its policy; creating one here is only the fallback, and it is private (no ACL, no policy)."""
     created = []
-    for alias in ("scans", "models"):
+    for alias in ("scans", "models", "datasets"):
         storage = storages[alias]
         if isinstance(storage, FileSystemStorage) or storage.bucket_name in created:
             continue

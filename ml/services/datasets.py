@@ -1,8 +1,9 @@
 """Dataset folders before training or evaluation uses them: checked so a refusal names what to
-fix, and the reviewed scans exported as a snapshot folder."""
+fix, and the reviewed scans exported as a snapshot folder (published by ml.snapshot_store)."""
 import csv
 import logging
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from ml import datasets as folders
+from ml import snapshot_store
 from ml.engine.decode.images import ImageDecodeError, detect_format, load_image_file
+from portal.file_storage import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +62,9 @@ def resolve_dataset_path(name, *, allow_outside_root=False):
     return path
 
 
-def _existing_folder(name, allow_outside_root):
+def _existing_folder(name, allow_outside_root, shown=None):
     path = resolve_dataset_path(name, allow_outside_root=allow_outside_root)
-    shown = folders.display_path(path)
+    shown = shown or folders.display_path(path)
     if not path.exists():
         raise TrainingRefused(f"The dataset folder “{shown}” does not exist in {folders.datasets_root()}.")
     if not path.is_dir():
@@ -102,18 +105,19 @@ def _check_class_folders(folder, shown):
     return {label: len(files) for label, files in classes.items()}
 
 
-def check_dataset_folder(name, *, allow_outside_root=False, seed=None, held_out_sources=()):
+def check_dataset_folder(name, *, allow_outside_root=False, seed=None, held_out_sources=(), shown=None):
     """Refuse, with a message an administrator can act on, a folder that training would choke on.
 
     The folder must exist and hold at least two class folders of images (`<class>/`, or
     `train/<class>/` and `test/<class>/`), readable by the decoder training uses, and be large
     enough for the engine to split it into train, validation and test (the same split, with the
     same seed, that training will make) once the films of `held_out_sources` are set aside; each
-    of those must name a source of the folder's manifest.
+    of those must name a source of the folder's manifest. `shown` is the folder's name in refusals
+    (a snapshot's name, for the copy checked in a temporary folder).
     """
     from ml.engine.data.splits import discover_dataset, held_out_counts
 
-    path, shown = _existing_folder(name, allow_outside_root)
+    path, shown = _existing_folder(name, allow_outside_root, shown)
     split_layout = (path / "train").is_dir() and (path / "test").is_dir()
     for folder, label in ([(path / "train", f"{shown}/train"), (path / "test", f"{shown}/test")] if split_layout else [(path, shown)]):
         _check_class_folders(folder, label)
@@ -157,42 +161,78 @@ def reviewed_images():
     return [row if isinstance(row, ReviewedImage) else ReviewedImage(*row) for row in function()]
 
 
-def export_dataset_snapshot(rows):
-    """Copy reviewed images into a new folder under DATASETS_ROOT/snapshots/, one sub-folder per
-    label, with a manifest.csv (filename, label, patient_id, origin) so the split can keep each
-    patient's images together. The folder is never changed afterwards: it is what the job trained on.
+def snapshot_name():
+    return f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
-    Returns (folder, warnings). A reviewed scan whose image is no longer in the scan storage is left
+
+def export_dataset_snapshot(rows, folder):
+    """Copy reviewed images into `folder` (a new, empty folder of this host's own; the caller
+    publishes it to the datasets storage once checked), one sub-folder per label, with a
+    manifest.csv (filename, label, patient_id, origin) so the split can keep each patient's images
+    together. What is published is never changed afterwards: it is what the job trained on.
+
+    Returns the warnings. A reviewed scan whose image is no longer in the scan storage is left
     out with a warning line (the job keeps it in its dataset summary and its log), rather than
     failing the whole request; the folder check that follows refuses a snapshot left too small."""
     rows = list(rows)
     if not rows:
         raise TrainingRefused("No scans have been reviewed yet: clinicians must agree or disagree with AI results before those scans can be used for training.")
-    folder = folders.snapshots_dir() / f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    try:
-        folder.mkdir(parents=True)
-    except OSError as error:  # e.g. docker-compose mounts the datasets read-only on the web server
-        logger.warning("The reviewed-scans snapshot %s could not be made: %s", folder, error)
-        raise TrainingRefused("The reviewed scans cannot be exported on this server: its datasets folder cannot be written. "
-                              "Ask the operator to give this server write access to PORTAL_DATASETS_ROOT, or train on a dataset folder.") from error
+    folder = Path(folder)
     warnings = []
+    with open(folder / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_FIELDS)
+        for row in rows:
+            source = Path(row.image_path)
+            if not row.label or "/" in row.label or row.label.startswith("."):
+                raise TrainingRefused(f"A reviewed scan has an unusable label “{row.label}”.")
+            target = folder / row.label / source.name
+            target.parent.mkdir(exist_ok=True)
+            try:
+                shutil.copyfile(source, target)
+            except FileNotFoundError:
+                warnings.append(f"The image of a reviewed scan ({source.name}, patient {row.patient_id}) is missing from the scan storage; it was left out.")
+                continue
+            writer.writerow([f"{row.label}/{source.name}", row.label, row.patient_id, row.origin])
+    return warnings
+
+
+def publish_reviewed_snapshot(*, seed, held_out_sources=()):
+    """Export the reviewed scans into a temporary folder of this host's own, check it as training
+    will read it, and publish it to the datasets storage (ml.snapshot_store), so the training
+    worker needs no folder shared with this server. Returns (`snapshots/<name>`, summary); the
+    summary records the published files (`snapshot`) the worker checks before training."""
+    name = snapshot_name()
+    shown = f"{snapshot_store.PREFIX}/{name}"
+    with tempfile.TemporaryDirectory(prefix="snapshot-") as temporary:
+        folder = Path(temporary) / name
+        folder.mkdir()
+        export_warnings = export_dataset_snapshot(reviewed_images(), folder)
+        try:
+            check = check_dataset_folder(folder, allow_outside_root=True, seed=seed, held_out_sources=held_out_sources, shown=shown)
+        except TrainingRefused as refusal:
+            raise TrainingRefused(f"The reviewed scans cannot be used for training yet. {refusal}") from refusal
+        try:
+            recorded = snapshot_store.publish(folder, name)
+        except StoreUnavailable as error:
+            logger.warning("The reviewed-scans snapshot %s could not be published: %s", name, error)
+            raise TrainingRefused("The reviewed scans cannot be exported now: the file store did not answer. Try again in a minute.") from error
+        except OSError as error:  # a local datasets folder this server cannot write
+            logger.warning("The reviewed-scans snapshot %s could not be published: %s", name, error)
+            raise TrainingRefused("The reviewed scans cannot be exported on this server: its datasets folder cannot be written. "
+                                  "Ask the operator to give this server write access to PORTAL_DATASETS_ROOT, or to configure an object store.") from error
+    summary = {**check.summary(), "path": shown, "snapshot": recorded}
+    summary["warnings"] = export_warnings + summary.get("warnings", [])
+    return shown, summary
+
+
+def snapshot_folder(dataset_path, recorded):
+    """The local folder of a published snapshot (fetched into this host's cache from a bucket),
+    checked against what was `recorded` when it was published; TrainingRefused names the problem."""
+    name = snapshot_store.name_of(dataset_path)
     try:
-        with open(folder / "manifest.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(MANIFEST_FIELDS)
-            for row in rows:
-                source = Path(row.image_path)
-                if not row.label or "/" in row.label or row.label.startswith("."):
-                    raise TrainingRefused(f"A reviewed scan has an unusable label “{row.label}”.")
-                target = folder / row.label / source.name
-                target.parent.mkdir(exist_ok=True)
-                try:
-                    shutil.copyfile(source, target)
-                except FileNotFoundError:
-                    warnings.append(f"The image of a reviewed scan ({source.name}, patient {row.patient_id}) is missing from the scan storage; it was left out.")
-                    continue
-                writer.writerow([f"{row.label}/{source.name}", row.label, row.patient_id, row.origin])
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return folder, warnings
+        return snapshot_store.fetch(name, recorded)
+    except snapshot_store.SnapshotUnusable as error:
+        raise TrainingRefused(str(error)) from error
+    except StoreUnavailable as error:
+        raise TrainingRefused(f"The snapshot “{dataset_path}” cannot be read now: the file store did not answer. Try again in a minute.") from error

@@ -14,7 +14,7 @@ from ml import datasets as folders
 from ml import model_store, runtime
 from ml.models import Evaluation, EvaluationRun, ModelVersion
 
-from .datasets import TrainingRefused, check_evaluation_folder
+from .datasets import DatasetCheck, TrainingRefused, check_evaluation_folder, resolve_dataset_path
 from .generalisation import measure_shortcuts
 
 logger = logging.getLogger(__name__)
@@ -29,9 +29,13 @@ class EvaluationError(Exception):
 def _checked_folder(data_dir, allow_outside_root):
     if data_dir is None:
         data_dir = folders.evaluation_set()
+        if data_dir is None and not folders.on_this_host():
+            data_dir = settings.ML_EVALUATION_SET or None  # named here, checked by the worker
         if data_dir is None:
             raise EvaluationError(NO_EVALUATION_SET)
     try:
+        if not folders.on_this_host():  # a web server without the datasets folder: the worker checks it (_measure)
+            return DatasetCheck(path=resolve_dataset_path(data_dir, allow_outside_root=allow_outside_root))
         return check_evaluation_folder(data_dir, allow_outside_root=allow_outside_root)
     except TrainingRefused as refusal:
         raise EvaluationError(str(refusal)) from refusal

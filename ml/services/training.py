@@ -19,7 +19,8 @@ from ml import datasets as folders
 from ml.engine import BACKBONES
 from ml.models import TrainingJob
 
-from .datasets import TrainingRefused, check_dataset_folder, export_dataset_snapshot, resolve_dataset_path, reviewed_images
+from .datasets import TrainingRefused, publish_reviewed_snapshot
+from .training_data import checked_folder, dataset_dir
 from .serving import prepare_serving
 from .versions import register_version
 from .weights import resolve_weights
@@ -50,8 +51,9 @@ def start_training_job(
     """Check everything a worker would need, then record the job and queue it once committed.
 
     Nothing is written when a check fails: the refusal names what to fix. For the reviewed-scans
-    source the scans are first exported into a snapshot folder, which is then checked like any
-    other dataset folder (and removed again if refused). `preset` names an engine preset
+    source the scans are first exported into a temporary snapshot folder, checked like any other
+    dataset folder, and published to the datasets storage (ml.snapshot_store) only once accepted;
+    the training worker fetches it from there. `preset` names an engine preset
     (TrainConfig.preset) whose other settings the job keeps; `held_out_sources` names sources of
     the folder's manifest kept out of training and measured apart (kept as their full names);
     `enqueue=False` is for a caller that runs the job itself with execute_training_job.
@@ -60,32 +62,25 @@ def start_training_job(
     if image_size is None and backbone in BACKBONES:
         image_size = BACKBONES[backbone].default_size
     resolved_weights = _check_parameters(backbone=backbone, epochs=epochs, image_size=image_size, weights=weights, batch_size=batch_size)
-    snapshot, export_warnings = None, []
-    if source == TrainingJob.Source.REVIEWED_SCANS:
-        snapshot, export_warnings = export_dataset_snapshot(reviewed_images())
-        dataset = str(snapshot)
-        allow_outside_root = False
-    elif source != TrainingJob.Source.FOLDER:
-        raise TrainingRefused(f"Unknown data source “{source}”.")
     seed = settings.ML_TRAINING_SEED if seed is None else int(seed)
-    try:
-        check = check_dataset_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=tuple(held_out_sources or ()))
-    except TrainingRefused as refusal:
-        if snapshot is not None:
-            shutil.rmtree(snapshot, ignore_errors=True)
-            raise TrainingRefused(f"The reviewed scans cannot be used for training yet. {refusal}") from refusal
-        raise
-    summary = check.summary()
-    summary["warnings"] = export_warnings + summary.get("warnings", [])
+    held_out_sources = tuple(held_out_sources or ())
+    if source == TrainingJob.Source.REVIEWED_SCANS:
+        dataset_path, summary = publish_reviewed_snapshot(seed=seed, held_out_sources=held_out_sources)
+    elif source == TrainingJob.Source.FOLDER:
+        dataset_path, summary = checked_folder(dataset, allow_outside_root=allow_outside_root, seed=seed, held_out_sources=held_out_sources)
+    else:
+        raise TrainingRefused(f"Unknown data source “{source}”.")
     parameters = {
         "backbone": backbone, "epochs": int(epochs), "image_size": int(image_size), "batch_size": int(batch_size),
         "weights": resolved_weights or "none", "seed": seed, **({"preset": preset} if preset else {}),
         **({"held_out_sources": summary["held_out"]["sources"]} if summary.get("held_out") else {}),
+        # Named as given when the training worker checks the folder (it resolves them then).
+        **({"held_out_sources": list(held_out_sources)} if summary.get("checked_on_worker") and held_out_sources else {}),
     }
     with transaction.atomic():
         job = TrainingJob.objects.create(
             source=source,
-            dataset_path=folders.display_path(check.path),
+            dataset_path=dataset_path,
             parameters=parameters,
             dataset_summary=summary,
             # The log starts with what the data check warned about; the worker logs it again when it starts.
@@ -236,8 +231,8 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
     try:
         from ml.engine import TrainingCancelled, train
 
+        data_dir = dataset_dir(job)  # first: a folder checked here may resolve the held-out sources
         config = _config(job.parameters)
-        data_dir = resolve_dataset_path(job.dataset_path, allow_outside_root=True)
         logger.info("Training job %s: %s at %spx, %s epochs, weights %s, on %s %s", job.pk, config.backbone, config.image_size,
                     config.epochs, job.parameters["weights"], job.dataset_path, job.dataset_summary.get("classes", ""))
         for warning in job.dataset_summary.get("warnings", []):
@@ -264,7 +259,8 @@ def _train(job, output_dir, stop_training, log_tail, on_progress):
     except Exception as error:
         shutil.rmtree(output_dir, ignore_errors=True)
         logger.error("Training job %s failed:\n%s", job.pk, traceback.format_exc())
-        lifecycle.finish(job, TrainingJob.Status.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000])
+        reason = str(error) if isinstance(error, TrainingRefused) else f"{type(error).__name__}: {error}"  # a refusal is already a sentence
+        lifecycle.finish(job, TrainingJob.Status.FAILED, failure_reason=reason[:2000])
         return None
     if on_progress:
         on_progress(f"registered candidate {version.label}")

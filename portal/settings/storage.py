@@ -1,6 +1,6 @@
-"""Where files live (Django's STORAGES): "scans" (films and heatmaps: PHI) and "models" (model
-artifacts, serving exports, evaluation plots and reports). Local private folders by default, so
-`make run` needs nothing; an S3 bucket (AWS S3, MinIO, SeaweedFS) when AWS_STORAGE_BUCKET_NAME is
+"""Where files live (Django's STORAGES): "scans" (films and heatmaps: PHI), "models" (model
+artifacts, serving exports, evaluation plots and reports) and "datasets" (reviewed-scan snapshots,
+pseudonymous films). Local private folders by default, so `make run` needs nothing; an S3 bucket (AWS S3, MinIO, SeaweedFS) when AWS_STORAGE_BUCKET_NAME is
 set, read with django-storages' own setting names so its documentation applies as written. Then web
 servers and workers on hosts that share no disk find the same files, and the local folders
 (PORTAL_SCAN_DIR, PORTAL_MODEL_DIR) only cache model files on each host."""
@@ -12,6 +12,8 @@ env = environ.Env()
 LOCAL_STORAGES = {
     "scans": {"BACKEND": "portal.file_storage.PrivateFolderStorage", "OPTIONS": {"setting": "SCAN_STORAGE_DIR"}},
     "models": {"BACKEND": "portal.file_storage.PrivateFolderStorage", "OPTIONS": {"setting": "MODEL_STORE_DIR"}},
+    # Reviewed-scan snapshots (snapshots/<name>/, ml.snapshot_store): pseudonymous films, so PHI too.
+    "datasets": {"BACKEND": "portal.file_storage.PrivateFolderStorage", "OPTIONS": {"setting": "DATASETS_ROOT"}},
 }
 
 
@@ -39,6 +41,7 @@ def object_store_settings(*, bucket, endpoint_url="", access_key="", secret_key=
             **_static_storages(),
             "scans": {"BACKEND": s3, "OPTIONS": {"location": "scans"}},
             "models": {"BACKEND": s3, "OPTIONS": {"location": "models"}},
+            "datasets": {"BACKEND": s3, "OPTIONS": {"location": "datasets"}},
         },
     }
 

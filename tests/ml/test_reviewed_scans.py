@@ -1,16 +1,19 @@
-"""Training on the scans clinicians reviewed: exported as a dataset snapshot with a manifest, then
-checked and queued like any dataset folder."""
+"""Training on the scans clinicians reviewed: exported as a dataset snapshot with a manifest,
+checked like any dataset folder, published to the datasets storage and queued. Runs on both
+backends: the session's folders, or SeaweedFS (PORTAL_TEST_OBJECT_STORE=seaweedfs), where the
+snapshot is read back as the training worker reads it (ml.snapshot_store.fetch)."""
 import csv
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from diagnosis import scan_intake
 from diagnosis import services as clinical
 from diagnosis.models import Patient, Prediction
+from ml import snapshot_store
 from ml.models import TrainingJob
+from tests.conftest import OBJECT_STORE
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -32,8 +35,24 @@ def review(clinician, scan, version, label, agrees, finding=None):
 
 
 def snapshot_folders():
-    snapshots = django_settings.DATASETS_ROOT / "snapshots"
-    return sorted(snapshots.iterdir()) if snapshots.exists() else []
+    """The snapshots in the datasets storage, read through the storage API (folder or bucket)."""
+    return snapshot_store.names()
+
+
+def published(job):
+    """The job's snapshot as the training worker gets it: fetched and checked against the job's record."""
+    return snapshot_store.fetch(snapshot_store.name_of(job.dataset_path), job.dataset_summary["snapshot"])
+
+
+def reviewed_set(clinician, site, version, count=18):
+    """`count` reviewed scans, half covid and half normal: enough for a snapshot training accepts."""
+    scans = []
+    for number in range(count):
+        label = "covid" if number < count // 2 else "normal"
+        scan, _ = scan_with_result(clinician, site, number, label, True)
+        review(clinician, scan, version, label, True)
+        scans.append(scan)
+    return scans
 
 
 FORM = {"source": "reviewed_scans", "backbone": "xception", "epochs": 1, "image_size": 71, "batch_size": 4, "weights": "none"}
@@ -59,8 +78,9 @@ def test_reviewed_scans_become_a_snapshot_with_a_manifest_and_a_queued_job(admin
     assert job.dataset_path.startswith("snapshots/")
     assert job.dataset_summary["classes"] == {"covid": 9, "normal": 9}
     assert job.dataset_summary["grouped_by_patient"] is True
+    assert job.dataset_summary["path"] == job.dataset_path and job.dataset_summary["snapshot"]["files"] == 19  # 18 images and the manifest
 
-    folder = django_settings.DATASETS_ROOT / job.dataset_path
+    folder = published(job)
     with open(folder / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["filename", "label", "patient_id", "origin"]
@@ -94,7 +114,7 @@ def test_the_clinicians_finding_is_the_label_and_indeterminate_scans_are_left_ou
     assert admin_client.post(reverse("ml:job_create"), FORM).status_code == 302
     job = TrainingJob.objects.get()
     assert job.dataset_summary["classes"] == {"covid": 10, "normal": 10}
-    with open(django_settings.DATASETS_ROOT / job.dataset_path / "manifest.csv", newline="") as handle:
+    with open(published(job) / "manifest.csv", newline="") as handle:
         assert {row["filename"].split("/")[-1]: row["label"] for row in csv.DictReader(handle)} == expected
 
 
@@ -142,7 +162,7 @@ def test_a_reviewed_scan_whose_image_is_gone_is_left_out_with_a_warning_the_job_
     assert job.dataset_summary["warnings"][0] == sentence
     assert sentence in job.log_tail
     assert sentence in admin_client.get(reverse("ml:job_detail", args=[job.pk])).content.decode()
-    manifest = (django_settings.DATASETS_ROOT / job.dataset_path / "manifest.csv").read_text()
+    manifest = (published(job) / "manifest.csv").read_text()
     assert missing.stored_name.split("/")[-1] not in manifest
 
 
@@ -161,14 +181,23 @@ def test_when_every_reviewed_image_is_gone_the_job_is_refused_in_a_sentence(admi
     assert not TrainingJob.objects.exists() and snapshot_folders() == snapshots_before
 
 
-def test_a_datasets_folder_this_server_cannot_write_is_a_sentence_not_a_500(admin_client, clinician, site_a, make_version, settings, tmp_path):
-    # docker-compose mounts the datasets read-only on the web server; the test server runs as root,
-    # so the folder is made unwritable the way root also finds it: a file where the folder should be.
-    scan, _ = scan_with_result(clinician, site_a, 1, "covid", True)
-    review(clinician, scan, make_version(), "covid", True)
+def test_a_datasets_folder_this_server_cannot_write_is_a_sentence_not_a_500_and_a_bucket_needs_none(
+    admin_client, clinician, site_a, make_version, settings, tmp_path,
+):
+    # The web server's datasets folder is unusable (the test server runs as root, so it is made
+    # unwritable the way root also finds it: a file where the folder should be). With the local
+    # datasets storage the snapshot has nowhere to go: a sentence. With a bucket the web server
+    # needs no datasets folder at all: the snapshot is built in a temporary folder and published.
+    reviewed_set(clinician, site_a, make_version())
     settings.DATASETS_ROOT = tmp_path / "a-file"
     settings.DATASETS_ROOT.write_text("not a folder")
     response = admin_client.post(reverse("ml:job_create"), FORM)
+    if OBJECT_STORE == "seaweedfs":
+        assert response.status_code == 302
+        job = TrainingJob.objects.get()
+        assert job.dataset_path in [f"snapshots/{name}" for name in snapshot_folders()]
+        assert job.dataset_path in admin_client.get(reverse("ml:job_create")).content.decode()  # listed from the bucket
+        return
     assert response.status_code == 400
     assert "The reviewed scans cannot be exported on this server: its datasets folder cannot be written." in response.content.decode()
     assert not TrainingJob.objects.exists()

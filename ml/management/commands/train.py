@@ -37,7 +37,7 @@ class Command(BaseCommand):
             )
         except services.TrainingRefused as refusal:
             raise CommandError(str(refusal)) from refusal
-        classes = ", ".join(f"{name} {count}" for name, count in job.dataset_summary["classes"].items())
+        classes = ", ".join(f"{name} {count}" for name, count in job.dataset_summary.get("classes", {}).items())
         self.stdout.write(f"Training job {job.pk}: {backbone} {job.parameters['image_size']}px, {epochs} epochs, weights {job.parameters['weights']}, on {job.dataset_path} ({classes})")
         job = services.execute_training_job(job.pk, on_progress=self.stdout.write)
         if job is None or job.status != TrainingJob.Status.SUCCEEDED:
