@@ -22,6 +22,7 @@ from diagnosis.services import record_audit
 
 from . import receiving
 from .models import DicomNode
+from .tcp import NO_DELAY
 
 logger = logging.getLogger(__name__)
 # pynetdicom logs every association and PDU at INFO; the listener logs what matters itself.
@@ -104,7 +105,7 @@ def application_entity():
     return ae
 
 
-HANDLERS = [(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo)]
+HANDLERS = [NO_DELAY, (evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo)]
 
 
 def serve():

@@ -23,6 +23,7 @@ from ml.engine.decode.dicom import RADIOGRAPH_MODALITIES
 
 from . import receiving
 from .models import DicomNode, ReceivedInstance
+from .tcp import NO_DELAY
 
 PENDING = (0xFF00, 0xFF01)
 STUDY_KEYS = ("StudyInstanceUID", "StudyDate", "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "AccessionNumber")
@@ -61,7 +62,7 @@ def _association(node, context):
     ae = AE(ae_title=settings.PORTAL_DICOM_AE_TITLE)
     ae.add_requested_context(context)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = settings.PORTAL_DICOM_TIMEOUT
-    association = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    association = ae.associate(node.host, node.port, ae_title=node.ae_title, evt_handlers=[NO_DELAY])
     if not association.is_established:
         how = "refused the association" if association.is_rejected else "did not answer"
         raise PacsUnavailable(f"The PACS {node.ae_title} at {node.host}:{node.port} {how}; try again later or ask IT.")

@@ -8,6 +8,7 @@ reference dataset), and take their UIDs from the caller: a send that is retried 
 instances again, so a PACS that stored one before a connection broke sees the same SOPInstanceUID,
 never a second copy. No Django here: pacs.sending gathers the facts from the database."""
 import copy
+import logging
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -16,6 +17,10 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+
+# highdicom logs six INFO lines per Secondary Capture it builds ("copy attributes of module ..."):
+# the worker's log is for what happened to a result, not how a dataset was put together.
+logging.getLogger("highdicom").setLevel(logging.WARNING)
 
 MANUFACTURER = "Chest X-ray portal"
 DECISION_SUPPORT = "Decision support, not a diagnosis"

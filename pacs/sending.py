@@ -28,6 +28,7 @@ from diagnosis.models import AuditEvent, Prediction, Site
 from diagnosis.services import record_audit
 from jobs import lifecycle
 from ml import trust
+from ml.engine import decode_image_bytes
 from portal import metrics
 
 from . import results, transport
@@ -74,14 +75,16 @@ def _send(send):
         raise NotToBeSent(f"The DICOM node {send.ae_title} was removed before the results were sent.")
     if not node.receives_results:
         raise NotToBeSent(f"The DICOM node {send.ae_title} no longer takes results.")
-    # Through the storage API: the film may be in a bucket, not on this host's disk.
-    header = pydicom.dcmread(io.BytesIO(storage.read(scan.stored_name)), stop_before_pixels=True)
+    # Through the storage API: the film may be in a bucket, not on this host's disk. Read once for
+    # both the header and the pixels (a second GET of the whole film from a bucket otherwise).
+    film = storage.read(scan.stored_name)
+    header = pydicom.dcmread(io.BytesIO(film), stop_before_pixels=True)
     if not header.get("StudyInstanceUID"):
         raise transport.ObjectRefused("The film's header has no Study Instance UID: there is no study to put the results in.")
     facts, uids = result_facts(prediction), results.ObjectUids(send.series_instance_uid, send.sc_instance_uid, send.sr_instance_uid)
     objects = []
     if send.sc_sent_at is None:
-        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, storage.load_pixels(scan.stored_name), _heatmap(prediction), facts, uids)))
+        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, decode_image_bytes(film, min_side=1).pixels, _heatmap(prediction), facts, uids)))
     if send.sr_sent_at is None:
         objects.append((STRUCTURED_REPORT, results.structured_report(header, facts, uids)))
     transport.store(node, objects, lambda name, dataset: _stored(send, scan, node, name, dataset))

@@ -13,6 +13,8 @@ from django.conf import settings
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 
+from .tcp import NO_DELAY
+
 logger = logging.getLogger(__name__)
 # pynetdicom logs every association and PDU at INFO; a send's outcome is the job's and the audit's to say.
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -51,7 +53,7 @@ def _c_store(node, objects, on_stored):
     ae.connection_timeout = ae.acse_timeout = settings.PORTAL_PACS_CONNECT_TIMEOUT
     ae.dimse_timeout = ae.network_timeout = settings.PORTAL_DICOM_TIMEOUT
     where = f"{node.ae_title} at {node.host}:{node.port}"
-    association = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    association = ae.associate(node.host, node.port, ae_title=node.ae_title, evt_handlers=[NO_DELAY])
     if association.is_rejected:
         raise NodeUnreachable(f"The PACS {where} rejected the association: it may not know the portal's AE title "
                               f"{settings.PORTAL_DICOM_AE_TITLE} or its address.")
