@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from diagnosis.models import Scan, SiteRemeasure
+from diagnosis.models import Scan, SitePrecisionCheck, SiteRemeasure
 from jobs import lifecycle
 from ml.models import DerivationRun, EvaluationRun, TrainingJob
 from pacs.models import ResultSend
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_every_kind_of_job_is_swept():
-    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun, SiteRemeasure, ResultSend}
+    assert set(lifecycle.job_models()) == {Scan, TrainingJob, EvaluationRun, DerivationRun, SiteRemeasure, SitePrecisionCheck, ResultSend}
 
 
 def test_only_a_queued_job_can_be_claimed_and_each_claim_is_an_attempt(clinician_scan):
