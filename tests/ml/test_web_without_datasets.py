@@ -4,6 +4,7 @@ checks the folder before it trains, and a folder it refuses fails the job with t
 sentence. The models page names the evaluation set by its setting, with the fingerprint the
 worker last measured, and "Evaluate" queues the run for the worker to check. No Keras here."""
 import re
+import uuid
 
 import pytest
 from django.urls import reverse
@@ -15,6 +16,14 @@ from tests.ml.test_reviewed_scans import FORM
 
 # The job's heartbeat thread has its own connection: the job rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def queues_no_worker_serves(monkeypatch):
+    """These tests run the jobs themselves (services.execute_*): their messages go to queues no worker
+    serves, so the session's worker (the PostgreSQL stream has one running) cannot take them first."""
+    for model in (TrainingJob, EvaluationRun):
+        monkeypatch.setattr(model, "queue", f"unserved-{model.__name__.lower()}-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture
