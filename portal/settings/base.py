@@ -183,18 +183,6 @@ ML_SHORTCUT_FILMS = 200
 ML_SHORTCUT_GRADCAM = 24
 # A site threshold is fitted only on at least this many reviewed scans of each class.
 ML_SITE_THRESHOLD_MIN_PER_CLASS = 20
-# Local validation before a site goes live (diagnosis.site_validation): the blind reads of each finding
-# a report needs before it is offered for a decision, and the targets below which going live needs an
-# override with a reason: the AUC's lower 95% bound and the specificity at the site's threshold.
-SITE_VALIDATION_MIN_PER_FINDING = env.int("PORTAL_SITE_VALIDATION_MIN_PER_FINDING", default=30)
-SITE_LIVE_MIN_AUC_LOWER_BOUND = env.float("PORTAL_SITE_LIVE_MIN_AUC_LOWER_BOUND", default=0.75)
-SITE_LIVE_MIN_SPECIFICITY = env.float("PORTAL_SITE_LIVE_MIN_SPECIFICITY", default=0.80)
-# A reduced-precision serving model (bf16, int8) is compared with Keras on a silent site's films
-# before it serves that site (diagnosis.site_precision): at least this many films, at most the
-# newest SITE_PRECISION_MAX_FILMS of its silent period. At 30 films one moved film already fails the
-# 1% per-film bound, so a check passes only with none moved and no label changed.
-SITE_PRECISION_MIN_FILMS = env.int("PORTAL_SITE_PRECISION_MIN_FILMS", default=30)
-SITE_PRECISION_MAX_FILMS = env.int("PORTAL_SITE_PRECISION_MAX_FILMS", default=500)
 # The seed that makes a job repeatable, how many images per class a dataset check decodes (the
 # rest are identified by their first bytes), and the log lines a job keeps.
 ML_TRAINING_SEED = 42
@@ -298,4 +286,5 @@ SPECTACULAR_SETTINGS = {
 from .security import *  # noqa: E402, F403
 from .dicom import *  # noqa: E402, F403
 from .storage import *  # noqa: E402, F403
+from .sites import *  # noqa: E402, F403
 from .observability import *  # noqa: E402, F403
