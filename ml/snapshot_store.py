@@ -5,7 +5,6 @@ SHA256SUMS file written last. The job row keeps the file count and the sha256 of
 training worker fetches the prefix into a folder of its own and checks every file against them
 before it trains. Keys are the snapshot's name, a label and the scan's generated file name: no
 patient name or record number."""
-import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from django.conf import settings
 from django.core.files import File
 
 from ml import model_store
+from ml.engine.model.artifact import file_sha256
 from portal.file_storage import StoreUnavailable, answering, is_local, named
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,6 @@ class SnapshotUnusable(Exception):
     """A published snapshot that is missing, incomplete or not what its job recorded."""
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _key(name, relative=""):
     return f"{PREFIX}/{name}/{relative}".rstrip("/")
 
@@ -46,7 +38,7 @@ def publish(folder, name):
     store does not answer; what was published before the failure is removed again."""
     folder = Path(folder)
     files = sorted(path for path in folder.rglob("*") if path.is_file())
-    lines = [f"{sha256_of(path)}  {path.relative_to(folder).as_posix()}\n" for path in files]
+    lines = [f"{file_sha256(path)}  {path.relative_to(folder).as_posix()}\n" for path in files]
     sums = folder / SUMS
     sums.write_text("".join(lines))
     try:
@@ -158,7 +150,7 @@ def record_of(folder):
     sums = Path(folder) / SUMS
     if not sums.is_file():
         return {}
-    return {"files": sum(1 for line in sums.read_text().splitlines() if line), "sha256": sha256_of(sums)}
+    return {"files": sum(1 for line in sums.read_text().splitlines() if line), "sha256": file_sha256(sums)}
 
 
 def _sums(folder, name):
@@ -175,7 +167,7 @@ def _verify(folder, recorded, name):
     where = f"The snapshot “{PREFIX}/{name}”"
     if not (folder / SUMS).is_file():
         raise SnapshotUnusable(f"{where} is not in the datasets storage (removed, or never published whole).")
-    if recorded.get("sha256") and sha256_of(folder / SUMS) != recorded["sha256"]:
+    if recorded.get("sha256") and file_sha256(folder / SUMS) != recorded["sha256"]:
         raise SnapshotUnusable(f"{where} is not the one this job recorded: its {SUMS} has changed.")
     entries = _sums(folder, name)
     if recorded.get("files") is not None and len(entries) != recorded["files"]:
@@ -186,5 +178,5 @@ def _verify(folder, recorded, name):
         extra, missing = sorted(present - listed), sorted(listed - present)
         raise SnapshotUnusable(f"{where} does not hold the files it lists (missing: {', '.join(missing[:3]) or 'none'}; unlisted: {', '.join(extra[:3]) or 'none'}).")
     for digest, relative in entries:
-        if sha256_of(folder / relative) != digest:
+        if file_sha256(folder / relative) != digest:
             raise SnapshotUnusable(f"{where}: {relative} is not the file that was published (its sha256 differs).")
