@@ -110,7 +110,10 @@ def _file(actor, instance, patient, confirm_identity_mismatch, reason, via, ip_a
 
 def file_to_patient(*, actor, instance, patient, confirm_identity_mismatch=False, identity_mismatch_reason="", via="web", ip_address=None):
     """File the instance under `patient` (views find both through pacs.selectors, so they are ones
-    the actor may see; the site is checked again here). Returns the new scan."""
+    the actor may see: None when the chosen patient is not; the site is checked again here).
+    Returns the new scan."""
+    if patient is None:
+        raise FilingRefused("That patient is not one of this site's patients you can see; nothing was filed.")
     if instance.node is not None and patient.site_id != instance.node.site_id:
         raise FilingRefused(f"{patient} is not a patient of {instance.node.site}, the site of {instance.ae_title}; nothing was filed.")
     reason = written_reason(identity_mismatch_reason)

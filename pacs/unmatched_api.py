@@ -111,8 +111,6 @@ class FileInstance(Settle):
     def post(self, request, *args, **kwargs):
         def write(instance, data):
             patient = selectors.patient_to_file_to(request.user, instance, data.pop("patient"))
-            if patient is None:
-                raise filing.FilingRefused("That patient is not one of this site's patients you can see; nothing was filed.")
             return filing.file_to_patient(actor=request.user, instance=instance, patient=patient, via="api", ip_address=client_ip(request), **data)
 
         return self.settle(write)

@@ -106,8 +106,6 @@ def _settle(request, instance_id, form, write, forms_key, done):
 def unmatched_file(request, instance_id):
     def write(instance, form):
         patient = selectors.patient_to_file_to(request.user, instance, form.cleaned_data["patient"])
-        if patient is None:
-            raise filing.FilingRefused("That patient is not one of this site's patients you can see; nothing was filed.")
         return filing.file_to_patient(actor=request.user, instance=instance, patient=patient, ip_address=client_ip(request), **form.confirmation())
 
     return _settle(request, instance_id, FileToPatientForm(request.POST), write, "file_form", _filed)
