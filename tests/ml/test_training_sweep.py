@@ -70,6 +70,9 @@ def test_a_job_queued_while_the_broker_was_down_is_sent_by_the_sweep(admin_clien
     assert job.status == TrainingJob.Status.QUEUED and job.enqueued_at is None
 
     assert [row.pk for row in lifecycle.sweep().sent] == [job.pk]
-    assert TrainingJob.objects.get(pk=job.pk).enqueued_at is not None
+    # Sent: marked enqueued, unless the worker claimed it first (the mark only applies to a queued
+    # job, and a fast worker wins that race: seen in a quiet CI rehearsal).
+    sent = TrainingJob.objects.get(pk=job.pk)
+    assert sent.enqueued_at is not None or sent.status != TrainingJob.Status.QUEUED
     wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status="running").exists(), timeout=120, message="the worker to take the re-sent job")
     os.killpg(own_training_worker.pid, signal.SIGKILL)  # no need to finish the training
