@@ -10,13 +10,18 @@ the upload and stores it (and, on local folders only, leaves the decoded copy fo
 worker reads the film (the decoded copy, else the stored film decoded), prepares it, runs one
 forward pass, draws and stores the heatmap; the web process then serves the film (decoded, as PNG)
 and the heatmap. The store is a `weed server -s3` on loopback (tests/seaweedfs.py), on the same
-machine as everything else, as the issue's target asks. No database is touched."""
+machine as everything else, as the issue's target asks. No database is touched.
+
+Where a difference comes from is reported from the timed scans themselves: each step's median per
+backend ("parts_ms"), and every S3 request the bucket's scans sent, counted per scan and timed from
+botocore's before-call to after-call (a GetObject's body is read after that, in the step)."""
 from __future__ import annotations
 
 import argparse
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -63,18 +68,29 @@ def main():
         with override_settings(**store.settings()):
             bucket = {alias: storages.create_storage(settings.STORAGES[alias]) for alias in ("scans", "models")}
         stored = []  # (backend, names): removed after the timing, which is the scan's path and not the bench's clean-up
-        on = lambda backend: lambda: (storages._storages.update(backend), stored.append((backend, one_scan(film, predictor))))  # noqa: E731
-        local_seconds, bucket_seconds = paired_medians(on(local), on(bucket), repeats)
+        steps = {"local": StepClock(), "seaweedfs": StepClock()}
+        requests = RequestClock([storage.connection.meta.client for storage in bucket.values()])
+
+        def on(backend, label):
+            def scan():
+                storages._storages.update(backend)
+                stored.append((backend, one_scan(film, predictor, steps[label])))
+            return scan
+
+        local_seconds, bucket_seconds = paired_medians(on(local, "local"), on(bucket, "seaweedfs"), repeats)
+        requests.stop()
         remove(stored)
-        parts = {"local": part_times(film, predictor, local, repeats), "seaweedfs": part_times(film, predictor, bucket, repeats)}
     finally:
         store.stop()
+    scans = repeats + 1  # the warm-up's scan sent its requests too
     report = {
         "cpu": cpu_description(), "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-        "image_size": size, "film": "1024 px PNG", "repeats": repeats, "runtime": predictor.runtime, "precision": predictor.precision,
+        "image_size": size, "film": f"1024 px PNG, {len(film) // 1000} kB", "repeats": repeats, "runtime": predictor.runtime,
+        "precision": predictor.precision,
         "per_scan_ms": {"local_folders": round(local_seconds * 1000, 1), "seaweedfs": round(bucket_seconds * 1000, 1)},
         "ratio_seaweedfs_to_local": round(bucket_seconds / local_seconds, 3), "target": "<= 1.10",
-        "parts_ms": parts,
+        "parts_ms": {label: clock.medians_ms() for label, clock in steps.items()},
+        "s3_requests_per_scan": requests.per_scan(scans),
     }
     print(json.dumps(report, indent=2))
 
@@ -107,35 +123,44 @@ def upload(film):
     return name
 
 
-def analyse(name, predictor):
-    """The worker: read the film, one forward pass, store the heatmap."""
+def read_film(name):
+    """The worker reads the film: the decoded copy the upload left, else the stored film decoded."""
     from diagnosis import storage
-    from diagnosis.inference import grey_png
 
     pixels = storage.take_decoded(name)
-    if pixels is None:
-        pixels = storage.load_pixels(name)
+    return storage.load_pixels(name) if pixels is None else pixels
+
+
+def heatmap_png(pixels, predictor):
+    """The worker's own work, the same on both backends: prepare, one forward pass, draw the heatmap."""
+    from diagnosis.inference import grey_png
+
     prepared = predictor.prepare(pixels)
     (result,) = predictor.interpret([prepared], predictor.forward_prepared([prepared]))
-    return storage.write(grey_png(result["heatmap"]), "png")
+    return grey_png(result["heatmap"])
 
 
-def serve(name, heatmap):
-    """The web process serves the film (decoded, as PNG: diagnosis.scan_views.scan_image) and the heatmap."""
+def serve_film(name):
+    """The web process serves the film decoded, as PNG (diagnosis.scan_views.scan_image)."""
     from PIL import Image
 
     from diagnosis import storage
 
     Image.fromarray(storage.load_pixels(name)).save(io.BytesIO(), format="PNG")
-    return storage.read(heatmap)
 
 
-def one_scan(film, predictor):
-    """Store, analyse, serve: what one scan costs. Its files are removed later, untimed (the portal
-    never deletes a film on a scan's path; two DELETEs were 15-20 ms of the bucket's share)."""
-    name = upload(film)
-    heatmap = analyse(name, predictor)
-    serve(name, heatmap)
+def one_scan(film, predictor, clock):
+    """Store, analyse, serve: what one scan costs, step by step. Its files are removed later,
+    untimed (the portal never deletes a film on a scan's path; two DELETEs were 15-20 ms of the
+    bucket's share)."""
+    from diagnosis import storage
+
+    name = clock.step("web: decode and store the upload", upload, film)
+    pixels = clock.step("worker: read the film", read_film, name)
+    png = clock.step("worker: prepare, forward pass, heatmap", heatmap_png, pixels, predictor)
+    heatmap = clock.step("worker: store the heatmap", storage.write, png, "png")
+    clock.step("web: serve the film as PNG", serve_film, name)
+    clock.step("web: serve the heatmap", storage.read, heatmap)
     return name, heatmap
 
 
@@ -151,26 +176,48 @@ def remove(stored):
             storage.delete(name)
 
 
-def part_times(film, predictor, backend, repeats):
-    """Median ms of each step, to see where a difference comes from."""
-    import statistics
+class StepClock:
+    """Each step's seconds over the scans of one backend."""
 
-    from django.core.files.storage import storages
+    def __init__(self):
+        self.seconds = {}
 
-    storages._storages.update(backend)
-    steps = {"upload": [], "worker": [], "serve": []}
-    for _ in range(repeats):
+    def step(self, label, function, *args):
         started = time.perf_counter()
-        name = upload(film)
-        stored = time.perf_counter()
-        heatmap = analyse(name, predictor)
-        analysed = time.perf_counter()
-        serve(name, heatmap)
-        served = time.perf_counter()
-        steps["upload"].append(stored - started)
-        steps["worker"].append(analysed - stored)
-        steps["serve"].append(served - analysed)
-    return {step: round(statistics.median(values) * 1000, 1) for step, values in steps.items()}
+        result = function(*args)
+        self.seconds.setdefault(label, []).append(time.perf_counter() - started)
+        return result
+
+    def medians_ms(self):
+        return {label: round(statistics.median(values) * 1000, 1) for label, values in self.seconds.items()}
+
+
+class RequestClock:
+    """Every S3 operation the given boto3 clients call, with its time from botocore's before-call
+    to after-call (request built, signed, sent, answer's headers parsed)."""
+
+    def __init__(self, clients):
+        self.clients = clients
+        self.seconds = {}
+        self.started = {}
+        for client in clients:
+            client.meta.events.register("before-call.s3", self.before)
+            client.meta.events.register("after-call.s3", self.after)
+
+    def before(self, model, **_):
+        self.started[model.name] = time.perf_counter()
+
+    def after(self, model, **_):
+        self.seconds.setdefault(model.name, []).append(time.perf_counter() - self.started.pop(model.name))
+
+    def stop(self):
+        for client in self.clients:
+            client.meta.events.unregister("before-call.s3", self.before)
+            client.meta.events.unregister("after-call.s3", self.after)
+
+    def per_scan(self, scans):
+        return {operation: {"count": round(len(values) / scans, 2), "median_ms": round(statistics.median(values) * 1000, 2)}
+                for operation, values in self.seconds.items()}
 
 
 if __name__ == "__main__":
