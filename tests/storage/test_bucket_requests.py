@@ -2,10 +2,14 @@
 event hook sees each call): storing a film or a heatmap is one PutObject, reading one
 back is one GetObject, with no HeadObject before it. A file above the multipart threshold still
 goes through django-storages' multipart upload and reads back whole; a missing object is
-FileNotFoundError, as with a local folder."""
+FileNotFoundError, as with a local folder. Each PutObject carries a CRC32 the store checks, so a
+body altered on the way is refused and nothing is stored."""
+import base64
 import os
+import zlib
 
 import pytest
+from botocore.exceptions import ClientError
 from django.core.files.storage import storages
 
 from diagnosis import storage
@@ -50,3 +54,36 @@ def test_a_file_above_the_multipart_threshold_goes_in_parts_and_reads_back_whole
     model_store.publish(path)
     assert "CreateMultipartUpload" in sent and "PutObject" not in sent
     assert model_store.read("artifact.bin") == data
+
+
+
+def test_a_film_is_sent_with_the_crc32_of_its_body(own_store):
+    """boto3's checksums are kept (portal/settings/storage.py): the store checks the body against
+    them, where SeaweedFS does not check the SHA-256 in the signature."""
+    sent = []
+    client = storages["scans"].connection.meta.client
+    hook = lambda request, **_: sent.append(dict(request.headers))  # noqa: E731
+    client.meta.events.register("before-send.s3.PutObject", hook)
+    try:
+        film = png_bytes(seed=4)
+        storage.write(film, "png")
+    finally:
+        client.meta.events.unregister("before-send.s3.PutObject", hook)
+    (headers,) = sent
+    assert base64.b64decode(headers["x-amz-checksum-crc32"]) == zlib.crc32(film).to_bytes(4, "big")
+
+
+def test_a_body_altered_on_the_way_is_refused_and_nothing_is_stored(own_store):
+    client = storages["scans"].connection.meta.client
+
+    def alter(request, **_):
+        body = request.body.read() if hasattr(request.body, "read") else request.body
+        request.body = bytes(reversed(body))
+
+    client.meta.events.register("before-send.s3.PutObject", alter)
+    try:
+        with pytest.raises(ClientError, match="BadDigest"):
+            storage.write(png_bytes(seed=5), "png")
+    finally:
+        client.meta.events.unregister("before-send.s3.PutObject", alter)
+    assert own_store.keys("scans/") == []
