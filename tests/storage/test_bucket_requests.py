@@ -56,7 +56,6 @@ def test_a_file_above_the_multipart_threshold_goes_in_parts_and_reads_back_whole
     assert model_store.read("artifact.bin") == data
 
 
-
 def test_a_film_is_sent_with_the_crc32_of_its_body(own_store):
     """boto3's checksums are kept (portal/settings/storage.py): the store checks the body against
     them, where SeaweedFS does not check the SHA-256 in the signature."""
