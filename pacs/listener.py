@@ -3,8 +3,8 @@ with pynetdicom, under the AE title and port of the settings.
 
 An association is accepted only from a registered node that may send, calling with its own AE
 title from its own host; any other is rejected before a byte of data is sent, and audited. Each
-instance goes through pacs.receiving; pynetdicom runs every association in a thread of its own,
-so each handler closes its database connection when it is done."""
+instance goes through pacs.receiving. pynetdicom runs every association in a thread of its own, with
+a database connection of its own that lasts as long as the association (on_association_end)."""
 import logging
 import signal
 import socket
@@ -12,7 +12,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
@@ -91,7 +91,23 @@ def on_store(event):
             return receiving.CANNOT_UNDERSTAND
         return receiving.receive(node, event.encoded_dataset(), peer_ip=peer_ip)
     finally:
-        close_old_connections()
+        _close_if_broken()
+
+
+def _close_if_broken():
+    """After each instance, what close_old_connections does after a web request, less the age rule:
+    with SQLite (CONN_MAX_AGE 0) that rule reopened the connection for every instance, about 7 ms
+    of CPU each (docs/pacs.md, "Listener CPU"). The association keeps it until it ends; one that saw
+    an error and no longer answers is closed here, so the next instance opens a fresh one."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()
+
+
+def on_association_end(event):
+    """EVT_RELEASED and EVT_ABORTED (a peer that drops the connection is an A-P-ABORT) run in the
+    association's thread, the one whose connection this closes."""
+    connections.close_all()
 
 
 def on_echo(event):
@@ -111,7 +127,8 @@ def application_entity():
     return ae
 
 
-HANDLERS = [NO_DELAY, (evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo)]
+HANDLERS = [NO_DELAY, (evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo),
+            (evt.EVT_RELEASED, on_association_end), (evt.EVT_ABORTED, on_association_end)]
 
 
 def serve():
