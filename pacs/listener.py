@@ -3,8 +3,9 @@ with pynetdicom, under the AE title and port of the settings.
 
 An association is accepted only from a registered node that may send, calling with its own AE
 title from its own host; any other is rejected before a byte of data is sent, and audited. Each
-instance goes through pacs.receiving; pynetdicom runs every association in a thread of its own,
-so each handler closes its database connection when it is done."""
+instance goes through pacs.receiving. pynetdicom runs every association in a thread of its own, with
+a database connection of its own that lasts as long as the association (on_association_end)."""
+import ctypes
 import logging
 import signal
 import socket
@@ -12,7 +13,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
@@ -28,6 +29,12 @@ logger = logging.getLogger(__name__)
 # pynetdicom logs every association and PDU at INFO; the listener logs what matters itself.
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 REJECTED_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED = 0x01, 0x01, 0x03
+# The largest PDU a sender may send us (AE.maximum_pdu_size). pynetdicom handles each PDU in several
+# passes of its reactor, so its default of 16 kB costs 130 rounds for a 2 MB film; 256 kB cut its
+# CPU for receiving one from about 18 to 10 ms, while 1 MB and more cost more again (the reads then
+# outrun a pynetdicom sender and wait on the socket). Measured in docs/pacs.md ("Listener CPU").
+MAXIMUM_PDU_SIZE = 256 * 1024
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h, for mallopt(3)
 
 
 def host_addresses(host):
@@ -86,7 +93,23 @@ def on_store(event):
             return receiving.CANNOT_UNDERSTAND
         return receiving.receive(node, event.encoded_dataset(), peer_ip=peer_ip)
     finally:
-        close_old_connections()
+        _close_if_broken()
+
+
+def _close_if_broken():
+    """After each instance, what close_old_connections does after a web request, less the age rule:
+    with SQLite (CONN_MAX_AGE 0) that rule reopened the connection for every instance, about 7 ms
+    of CPU each (docs/pacs.md, "Listener CPU"). The association keeps it until it ends; one that saw
+    an error and no longer answers is closed here, so the next instance opens a fresh one."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()
+
+
+def on_association_end(event):
+    """EVT_RELEASED and EVT_ABORTED (a peer that drops the connection is an A-P-ABORT) run in the
+    association's thread, the one whose connection this closes."""
+    connections.close_all()
 
 
 def on_echo(event):
@@ -102,15 +125,34 @@ def application_entity():
         ae.add_supported_context(context.abstract_syntax, syntaxes)
     ae.add_supported_context(Verification)
     ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = settings.PORTAL_DICOM_TIMEOUT
+    ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
     return ae
 
 
-HANDLERS = [NO_DELAY, (evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo)]
+HANDLERS = [NO_DELAY, (evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo),
+            (evt.EVT_RELEASED, on_association_end), (evt.EVT_ABORTED, on_association_end)]
+
+
+def keep_freed_memory():
+    """A received film passes through several buffers of its size (pynetdicom's PDUs and dataset, the
+    intake's copy, the pixels). By default glibc's malloc gives such blocks back to the system when
+    they are freed, and the next film takes them again a page at a time: 2,550 page faults per 2 MB
+    film, roughly 10-20 ms of the listener's CPU on the bench machine (docs/pacs.md, "Listener CPU").
+    Blocks up to 32 MB now come from the heap, and up to 64 MB of freed memory per malloc arena
+    (threads spread over several) stays in the process for the next film: about 5 faults per film. Only glibc has
+    mallopt(3); another C library (musl, macOS) keeps its own behaviour."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter itself runs on
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
+    mallopt(M_TRIM_THRESHOLD, 64 * 2**20)
 
 
 def serve():
     """Listen until SIGTERM or SIGINT (blocks). Every instance acknowledged was committed first, so
     stopping in the middle of an association loses nothing the sender was told was stored."""
+    keep_freed_memory()
     server = application_entity().start_server((settings.PORTAL_DICOM_HOST, settings.PORTAL_DICOM_PORT), block=False, evt_handlers=HANDLERS)
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -45,23 +45,22 @@ def read_header(data):
         return None, f"The data is not a readable DICOM dataset ({type(error).__name__})."
 
 
-def _match(node, header):
-    """(patient, None) when the header's PatientID is a record of the node's site and nothing in the
-    header disagrees with it; (None, why) otherwise."""
-    patient_id = read_identity(header).patient_id.strip()
+def _match(node, ident):
+    """(patient, None) when the header's PatientID (`ident`, its DicomIdentity) is a record of the
+    node's site and nothing in the header disagrees with it; (None, why) otherwise."""
+    patient_id = ident.patient_id.strip()
     if not patient_id:
         return None, "The header has no PatientID."
     patient = Patient.objects.filter(site=node.site, medical_record_number__iexact=patient_id).first()
     if patient is None:
         return None, f"No patient with record number {patient_id} at {node.site}."
-    differences = identity.mismatches(identity.header_patient_of_upload(read_identity(header)), patient)
+    differences = identity.mismatches(identity.header_patient_of_upload(ident), patient)
     if differences:
         return None, identity.mismatch_sentence(differences)
     return patient, None
 
 
-def _instance(node, header, uids, outcome, reason=""):
-    ident = read_identity(header)
+def _instance(node, ident, uids, outcome, reason=""):
     return ReceivedInstance.objects.create(node=node, ae_title=node.ae_title, outcome=outcome, reason=reason,
                                            header_patient_id=ident.patient_id[:64], header_patient_name=ident.patient_name[:200],
                                            header_birth_date=identity.header_date(ident.patient_birth_date),
@@ -100,19 +99,20 @@ def receive(node, data, peer_ip=None, via="dicom"):
 
 def _file(node, header, data, uids, peer_ip, via):
     reason = routing.skip_reason(header)
+    ident = read_identity(header)
     if reason:
         with transaction.atomic():
-            _instance(node, header, uids, ReceivedInstance.Outcome.SKIPPED, reason)
+            _instance(node, ident, uids, ReceivedInstance.Outcome.SKIPPED, reason)
             _audit(node, peer_ip, "skipped", uids, reason, via=via)
         return SUCCESS
     upload = SimpleUploadedFile(f"{uids['sop_instance_uid']}.dcm", data, content_type="application/dicom")
-    patient, reason = _match(node, header)
+    patient, reason = _match(node, ident)
     if patient is None:
         image = scan_intake.validate_upload(upload)  # decoded like any upload: a broken file is refused, not kept
         stored_name = storage.write(image.data, image.format)
         try:
             with transaction.atomic():
-                received = _instance(node, header, uids, ReceivedInstance.Outcome.UNMATCHED, reason)
+                received = _instance(node, ident, uids, ReceivedInstance.Outcome.UNMATCHED, reason)
                 received.stored_name = stored_name
                 received.save(update_fields=["stored_name"])
                 _audit(node, peer_ip, "unmatched", uids, reason, via=via)
@@ -121,7 +121,7 @@ def _file(node, header, data, uids, peer_ip, via):
             raise
         return SUCCESS
     with transaction.atomic():
-        received = _instance(node, header, uids, ReceivedInstance.Outcome.ANALYSED)
+        received = _instance(node, ident, uids, ReceivedInstance.Outcome.ANALYSED)
         (scan,) = scan_intake.submit_scans(actor=None, patient=patient, uploaded_files=[upload], via=via, ip_address=peer_ip)
         received.scan = scan
         received.save(update_fields=["scan"])
