@@ -7,8 +7,8 @@ engine's own batch-1 forward pass measured in the same run.
 Its own PostgreSQL and Redis databases (bench/portal_setup.py: `portal_bench_pacs` and 11 unless
 told), a random-init Xception version served as a worker serves it (bf16 forced where the CPU has
 it, as bench/portal_e2e.py explains; --fp32 keeps fp32), Orthanc (Debian's package) on free
-loopback ports naming the portal's listener as a modality, `bin/portal dicom-listener` and
-`bin/portal inference-worker`. Each study is one 1024 x 1024 12-bit CR film: uploaded to Orthanc
+loopback ports naming the portal's listener as a modality, `bin/portal dicom-listener`,
+`bin/portal inference-worker` and `bin/portal pacs-worker` (the send). Each study is one 1024 x 1024 12-bit CR film: uploaded to Orthanc
 (not timed), then timed from Orthanc's store-to-modality call to the moment Orthanc confirmed the
 SR's C-STORE (ResultSend.sr_sent_at, polled every 10 ms), one study at a time; the first is a
 warm-up (the worker's model load, imports). Then, with the worker idle, the engine the worker runs

@@ -2,8 +2,9 @@
 its own PostgreSQL and Redis databases (bench/portal_setup.py) with a random-init Xception version
 served as a worker serves it, a live site with one patient, Orthanc (Debian's package) on free
 loopback ports naming the portal's listener as a modality and registered as a node that takes
-results, `bin/portal dicom-listener` and `bin/portal inference-worker`; and the engine the worker
-runs, timed in the bench's process while the worker is stopped."""
+results, `bin/portal dicom-listener`, `bin/portal pacs-worker` (the sends back to Orthanc) and
+`bin/portal inference-worker`, as `make run` starts them; and the engine the inference worker runs,
+timed in the bench's process while that worker is stopped."""
 from __future__ import annotations
 
 import json
@@ -79,11 +80,11 @@ class Portal:
     folder: Path
     orthanc_url: str
     serving: object
-    processes: list = field(default_factory=list)
+    processes: dict = field(default_factory=dict)  # by bin/portal role, and "orthanc"
 
     def stop_worker(self):
         """Stop the (idle) inference worker, so the engine is timed alone."""
-        stop(self.processes.pop())
+        stop(self.processes.pop("inference-worker"))
 
 
 @contextmanager
@@ -112,19 +113,20 @@ def portal_with_orthanc(args, batch_size):
     serving, _ = register_version(args.size, folder / "artifact", args.fp32)
     site = Site.objects.create(name="Bench", code="bench", mode=Site.Mode.LIVE)
     Patient.objects.create(site=site, medical_record_number="B-1", family_name="Bench", given_name="Film")
-    processes = []
+    processes = {}
     try:
-        orthanc, orthanc_url, orthanc_dicom_port = start_orthanc(folder, listener_port, args.orthanc_nodelay)
-        processes.append(orthanc)
+        processes["orthanc"], orthanc_url, orthanc_dicom_port = start_orthanc(folder, listener_port, args.orthanc_nodelay)
         DicomNode.objects.create(ae_title="ORTHANC_BENCH", host="127.0.0.1", port=orthanc_dicom_port, site=site, receives_results=True)
         # The listener says it is ready at INFO; the bench's environment logs warnings only.
-        processes.append(start("dicom-listener", {**env, "PORTAL_LOG_LEVEL": "INFO"}, folder / "dicom-listener.log"))
-        processes.append(start("inference-worker", env, folder / "inference-worker.log"))
-        wait_for_log(folder / "dicom-listener.log", "DICOM listener ready", processes[-2], "The listener")
-        wait_for_log(folder / "inference-worker.log", " ready.", processes[-1], "The worker")
+        processes["dicom-listener"] = start("dicom-listener", {**env, "PORTAL_LOG_LEVEL": "INFO"}, folder / "dicom-listener.log")
+        for worker in ("pacs-worker", "inference-worker"):
+            processes[worker] = start(worker, env, folder / f"{worker}.log")
+        wait_for_log(folder / "dicom-listener.log", "DICOM listener ready", processes["dicom-listener"], "The listener")
+        for worker in ("pacs-worker", "inference-worker"):
+            wait_for_log(folder / f"{worker}.log", " ready.", processes[worker], f"The {worker}")
         yield Portal(folder, orthanc_url, serving, processes)
     finally:
-        for process in reversed(processes):
+        for process in reversed(processes.values()):
             stop(process)
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -96,7 +96,9 @@ class ResultSend(Job):
         CANCELLED = "cancelled", "Not sent"
 
     task_name = "pacs.tasks.send_result"
-    queue = "inference"
+    # Their own queue and worker (`bin/portal pacs-worker`): a send never waits behind a batch of
+    # scans, and the inference worker never spends its time building and storing DICOM objects.
+    queue = "pacs"
 
     prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="pacs_sends")
     node = models.ForeignKey(DicomNode, null=True, on_delete=models.SET_NULL, related_name="result_sends")

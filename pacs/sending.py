@@ -7,12 +7,16 @@ reached (the job goes back to the queue with `next_try_at`; the sweep leaves it 
 each object is marked sent the moment the node confirmed it, so a retry sends only what is left,
 and a send that ended as sent is never claimed again. The objects' UIDs are fixed on the row: if a
 worker dies after the PACS stored an object and before that was recorded, the retry stores the
-same instance again, which a PACS keeps once.
+same instance again, which a PACS keeps once. The sends run on their own worker (`bin/portal
+pacs-worker`, queue "pacs"); one that finds other sends due to the same node claims them too
+(jobs.lifecycle.claim_queued) and stores all their objects over one association, each send still
+marked object by object and finished on its own.
 
 A silent site's results are never sent (diagnosis.ai_visibility): none is queued for it, and one
 queued before its site went back to silent is not sent."""
 import io
 import logging
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pydicom
@@ -45,28 +49,95 @@ class NotToBeSent(Exception):
 
 
 def execute_send(send_id):
-    """Run one queued send in this process; the send as it ended (or went back to wait), None when it was not queued."""
+    """Run one queued send in this process, with the other sends due to the same node (up to
+    PORTAL_PACS_SENDS_PER_ASSOCIATION in all) over one association; the send as it ended (or went
+    back to wait), None when it was not queued. Each of them ends on its own: a refused object
+    fails its send only, and the others go on."""
     send = lifecycle.claim(ResultSend, send_id)
     if send is None:
         return None
-    with lifecycle.heartbeat(send):
-        try:
-            _send(send)
-        except transport.NodeUnreachable as error:
-            _try_again_later(send, str(error))
-        except transport.ObjectRefused as error:
-            lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=str(error))
-        except NotToBeSent as error:
-            lifecycle.finish(send, ResultSend.Status.CANCELLED, failure_reason=str(error))
-        except Exception:
-            logger.exception("Sending the results of prediction %s to %s failed", send.prediction_id, send.ae_title)
-            lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=INTERNAL_ERROR)
-        else:
-            lifecycle.finish(send, ResultSend.Status.SENT, failure_reason="", last_error="")
+    sends = [send, *_claim_more_for(send)]
+    with ExitStack() as beating:
+        for each in sends:
+            beating.enter_context(lifecycle.heartbeat(each))
+        _send_together(sends)
     return ResultSend.objects.get(pk=send.pk)
 
 
-def _send(send):
+def _claim_more_for(send):
+    """The other sends due to the same node, oldest first; their own messages then claim nothing."""
+    more = settings.PORTAL_PACS_SENDS_PER_ASSOCIATION - 1
+    if send.node_id is None or more < 1:
+        return []
+    due = ResultSend.objects.filter(ResultSend.due(), node_id=send.node_id).exclude(pk=send.pk).order_by("created_at")
+    return lifecycle.claim_queued(due, more)
+
+
+def _send_together(sends):
+    ready = []  # (send, scan, its objects still to store)
+    for send in sends:
+        try:
+            scan, objects = _objects_of(send)
+        except Exception as error:
+            _end_with(send, error)
+            continue
+        if objects:
+            ready.append((send, scan, objects))
+        else:
+            lifecycle.finish(send, ResultSend.Status.SENT, failure_reason="", last_error="")
+    while ready:
+        ready = _store(ready)
+
+
+def _store(ready):
+    """Store the objects of the `ready` sends over one association, each send finished as soon as
+    the node confirmed its last object; returns the sends still to store: those after an object
+    the node refused (that object's send fails), to go over a new association. Empty otherwise."""
+    node = ready[0][0].node
+    owner = {str(dataset.SOPInstanceUID): (send, scan) for send, scan, objects in ready for _, dataset in objects}
+    left = {send.pk: len(objects) for send, _, objects in ready}
+    stored = set()
+
+    def on_stored(name, dataset):
+        send, scan = owner[str(dataset.SOPInstanceUID)]
+        _stored(send, scan, node, name, dataset)
+        stored.add(str(dataset.SOPInstanceUID))
+        left[send.pk] -= 1
+        if not left[send.pk]:
+            lifecycle.finish(send, ResultSend.Status.SENT, failure_reason="", last_error="")
+
+    try:
+        transport.store(node, [each for _, _, objects in ready for each in objects], on_stored)
+    except transport.NodeUnreachable as error:
+        found_down_at = timezone.now()  # one time for all: sends with the same tries come due together again
+        for send, _, _ in ready:
+            if left[send.pk]:
+                _try_again_later(send, str(error), found_down_at)
+    except transport.ObjectRefused as error:
+        refused = next(send for send, _, objects in ready for _, dataset in objects if str(dataset.SOPInstanceUID) not in stored)
+        lifecycle.finish(refused, ResultSend.Status.FAILED, failure_reason=str(error))
+        return [(send, scan, [(name, dataset) for name, dataset in objects if str(dataset.SOPInstanceUID) not in stored])
+                for send, scan, objects in ready if left[send.pk] and send is not refused]
+    except Exception as error:
+        for send, _, _ in ready:
+            if left[send.pk]:
+                _end_with(send, error)
+    return []
+
+
+def _end_with(send, error):
+    """End a send that could not be made or stored, with the sentence its error calls for."""
+    if isinstance(error, NotToBeSent):
+        lifecycle.finish(send, ResultSend.Status.CANCELLED, failure_reason=str(error))
+    elif isinstance(error, transport.ObjectRefused):
+        lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=str(error))
+    else:
+        logger.error("Sending the results of prediction %s to %s failed", send.prediction_id, send.ae_title, exc_info=error)
+        lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=INTERNAL_ERROR)
+
+
+def _objects_of(send):
+    """(the scan, the (name, dataset) of each object of the send not stored yet)."""
     prediction = Prediction.objects.select_related("scan__patient__site", "model_version").get(pk=send.prediction_id)
     scan, node = prediction.scan, send.node
     if scan.patient.site.mode != Site.Mode.LIVE:
@@ -87,7 +158,7 @@ def _send(send):
         objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, decode_image_bytes(film, min_side=1).pixels, _heatmap(prediction), facts, uids)))
     if send.sr_sent_at is None:
         objects.append((STRUCTURED_REPORT, results.structured_report(header, facts, uids)))
-    transport.store(node, objects, lambda name, dataset: _stored(send, scan, node, name, dataset))
+    return scan, objects
 
 
 def result_facts(prediction):
@@ -131,15 +202,15 @@ def retry_delay(tries):
     return min(settings.PORTAL_PACS_RETRY_FIRST_SECONDS * 2 ** min(tries, 20), settings.PORTAL_PACS_RETRY_MAX_SECONDS)
 
 
-def _try_again_later(send, reason):
+def _try_again_later(send, reason, found_down_at):
     """Back to the queue until next_try_at, or failed once the node has been unreachable too long."""
     give_up_at = send.created_at + timedelta(hours=settings.PORTAL_PACS_GIVE_UP_HOURS)
-    if timezone.now() >= give_up_at:
+    if found_down_at >= give_up_at:
         lifecycle.finish(send, ResultSend.Status.FAILED,
                          failure_reason=f"{reason} Gave up after {settings.PORTAL_PACS_GIVE_UP_HOURS} hours of tries.")
         return
     delay = retry_delay(send.tries)
-    next_try_at = timezone.now() + timedelta(seconds=delay)
+    next_try_at = found_down_at + timedelta(seconds=delay)
     # attempts counts the claims a dying worker may cost (the sweep fails a job after
     # JOB_MAX_ATTEMPTS of them); an attempt that ended by finding the node down is not one.
     waiting = ResultSend.objects.filter(pk=send.pk, status=ResultSend.Status.RUNNING, attempts=send.attempts).update(

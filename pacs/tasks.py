@@ -2,7 +2,7 @@
 from celery import shared_task
 
 
-# On the inference queue: the worker that makes a result sends it, without loading anything more.
+# On the pacs queue (ResultSend.queue), served by `bin/portal pacs-worker`, which loads no TensorFlow.
 # acks_late as the other jobs; a worker that dies mid-send leaves the job to the heartbeat sweep.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
 def send_result(send_id):

@@ -4,7 +4,7 @@
 
 1. `bin/portal setup`. On the first run it creates the administrator and hands its one-time
    password to this process through a pipe (PORTAL_CREDENTIALS_FD), never a file or the log.
-2. `bin/portal web`, `inference-worker`, `training-worker`, `beat` and `dicom-listener`, each in a process group of
+2. `bin/portal web`, `inference-worker`, `pacs-worker`, `training-worker`, `beat` and `dicom-listener`, each in a process group of
    its own (with its children: gunicorn's and Celery's pool processes), each line of their output
    prefixed with the process's name.
 3. Once the web server listens and every worker said it is ready, a framed box, printed last: the
@@ -37,6 +37,7 @@ READY_TIMEOUT_SECONDS = 180
 PROCESSES = {
     "web": "Listening at:",
     "inference-worker": " ready.",
+    "pacs-worker": " ready.",
     "training-worker": " ready.",
     "beat": "beat: Starting",
     "dicom-listener": "DICOM listener ready",

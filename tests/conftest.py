@@ -172,7 +172,12 @@ def worker_environment():
 CELERY = [sys.executable, "-m", "celery", "-A", "portal"]
 
 
-def start_celery_worker(log_path, queues="inference,training", extra_env=None):
+# The session's worker serves every queue: a test that waits for a result's SC and SR in Orthanc
+# needs the pacs queue served (bin/portal runs it as a worker of its own).
+SESSION_QUEUES = "inference,training,pacs"
+
+
+def start_celery_worker(log_path, queues=SESSION_QUEUES, extra_env=None):
     """Start `celery worker` as its own process group and wait until it says it is ready."""
     env = {**worker_environment(), **(extra_env or {})}
     with open(log_path, "wb") as log:
@@ -210,7 +215,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, private_storage):
     its metrics as bin/portal's would, at `process.metrics_url` behind WORKER_METRICS_TOKEN."""
     with django_db_blocker.unblock():
         env = worker_environment()
-    subprocess.run([*CELERY, "purge", "-f", "-Q", "inference,training"], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
+    subprocess.run([*CELERY, "purge", "-f", "-Q", SESSION_QUEUES], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=60)
     metrics_dir, metrics_port = private_storage / "worker-metrics", free_port()
     metrics_dir.mkdir()
     with django_db_blocker.unblock():

@@ -240,6 +240,7 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.*": {"queue": "inference"},
     "ml.tasks.*": {"queue": "training"},
     "jobs.tasks.*": {"queue": "inference"},
+    "pacs.tasks.*": {"queue": "pacs"},
 }
 CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "jobs.tasks.sweep_jobs", "schedule": 30.0}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

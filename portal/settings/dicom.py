@@ -18,5 +18,8 @@ PORTAL_PACS_RETRY_FIRST_SECONDS = env.int("PORTAL_PACS_RETRY_FIRST_SECONDS", def
 PORTAL_PACS_RETRY_MAX_SECONDS = env.int("PORTAL_PACS_RETRY_MAX_SECONDS", default=600)
 PORTAL_PACS_GIVE_UP_HOURS = env.int("PORTAL_PACS_GIVE_UP_HOURS", default=72)
 # How long opening an association or a DICOMweb request to a node may take (seconds): short, as
-# the sends run on the inference worker.
+# the PACS worker sends nothing else while it waits for a node that is down.
 PORTAL_PACS_CONNECT_TIMEOUT = env.int("PORTAL_PACS_CONNECT_TIMEOUT", default=5)
+# A send worker that takes a send also takes the other sends due to the same node, up to this
+# many in all, and stores their objects over one association (pacs.sending; 1: one at a time).
+PORTAL_PACS_SENDS_PER_ASSOCIATION = env.int("PORTAL_PACS_SENDS_PER_ASSOCIATION", default=8)

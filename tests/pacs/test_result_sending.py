@@ -147,6 +147,48 @@ def test_the_results_go_by_stow_rs_to_a_node_with_a_dicomweb_url(orthanc, analys
 
 
 @needs_orthanc
+def test_sends_due_to_the_same_node_go_together_and_each_is_stored_once(orthanc, analysed, node):
+    predictions = [analysed(probability=p) for p in (0.9, 0.2, 0.7)]
+    node.port = orthanc.dicom_port
+    node.save()
+    first, *others = ResultSend.objects.order_by("created_at")
+    assert sending.execute_send(first.pk).status == ResultSend.Status.SENT
+    sends = {send.prediction_id: send for send in ResultSend.objects.all()}
+    assert {send.status for send in sends.values()} == {ResultSend.Status.SENT}, "the one message sent all three"
+    assert len({(send.worker, send.started_at) for send in sends.values() if send.pk != first.pk}) == 1, "claimed together"
+    assert all(send.attempts == 1 and send.sc_sent_at and send.sr_sent_at for send in sends.values())
+    assert [sending.execute_send(send.pk) for send in others] == [None, None], "their own messages claim nothing"
+    for prediction in predictions:
+        send = sends[prediction.pk]
+        assert orthanc.instances_of_study(prediction.scan.study_instance_uid) == {
+            "1.2.840.10008.5.1.4.1.1.7": [send.sc_instance_uid], "1.2.840.10008.5.1.4.1.1.88.33": [send.sr_instance_uid]}
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).count() == 6
+
+
+@needs_orthanc
+def test_a_node_that_refuses_fails_each_send_taken_with_it_with_its_answer(orthanc, analysed, node):
+    analysed()
+    analysed()
+    node.dicomweb_url = f"{orthanc.url}/no-such-service/"
+    node.save()
+    sending.execute_send(ResultSend.objects.order_by("created_at").first().pk)
+    assert [(send.status, send.tries) for send in ResultSend.objects.all()] == [(ResultSend.Status.FAILED, 0)] * 2
+    assert {send.failure_reason for send in ResultSend.objects.all()} == {
+        f"The DICOMweb service of {ORTHANC_AET} refused the Secondary Capture (HTTP 404)."}
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).exists()
+
+
+def test_sends_to_a_node_that_is_down_wait_together_for_the_same_next_try(analysed, settings):
+    settings.PORTAL_PACS_RETRY_FIRST_SECONDS = 30
+    analysed()
+    analysed()
+    sending.execute_send(ResultSend.objects.order_by("created_at").first().pk)
+    waiting = list(ResultSend.objects.all())
+    assert [(send.status, send.tries) for send in waiting] == [(ResultSend.Status.QUEUED, 1)] * 2
+    assert waiting[0].next_try_at == waiting[1].next_try_at, "the first of them due takes the other along"
+
+
+@needs_orthanc
 def test_a_retry_after_the_first_object_was_stored_sends_only_the_other(orthanc, analysed, node):
     prediction = analysed()
     node.port = orthanc.dicom_port

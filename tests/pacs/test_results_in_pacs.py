@@ -4,6 +4,7 @@ result back, and the Secondary Capture and the SR are found in the film's study 
 QIDO-RS and read back by WADO-RS. A real film from ../shared/data/dicom where it is present (its
 patient identity replaced in memory by the test patient's), otherwise a film made here."""
 import io
+import json
 
 import pydicom
 import pytest
@@ -89,6 +90,24 @@ def test_results_wait_while_the_pacs_is_down_and_are_stored_once_when_it_is_back
     stored = orthanc.instances_of_study(ReceivedInstance.objects.get().study_instance_uid)
     assert stored[SECONDARY_CAPTURE] == [send.sc_instance_uid] and stored[COMPREHENSIVE_SR] == [send.sr_instance_uid]
     assert sent_rows().count() == 2 and ResultSend.objects.count() == 1
+
+
+def test_several_results_queued_while_the_pacs_is_down_each_reach_it_once_when_it_is_back(
+        orthanc, results_node, patient, active_model_version, celery_worker_process):
+    results_node.port = free_port()  # nothing listens there: the PACS is down
+    results_node.save()
+    films = [orthanc.upload(radiograph(patient_id=patient.medical_record_number, name="OKAFOR^Ada", seed=seed)) for seed in (1, 2, 3)]
+    assert orthanc.post("/modalities/portal/store", json.dumps({"Resources": films, "Synchronous": True}).encode())[0] == 200
+    wait_for(lambda: ResultSend.objects.filter(tries__gte=1, status=ResultSend.Status.QUEUED).count() == 3, timeout=240,
+             message="three sends waiting for the PACS")
+
+    results_node.port = orthanc.dicom_port  # the PACS is back
+    results_node.save()
+    wait_for(lambda: ResultSend.objects.filter(status=ResultSend.Status.SENT).count() == 3, timeout=120, message="the three to be sent")
+    for send in ResultSend.objects.select_related("prediction__scan"):
+        stored = orthanc.instances_of_study(send.prediction.scan.study_instance_uid)
+        assert stored[SECONDARY_CAPTURE] == [send.sc_instance_uid] and stored[COMPREHENSIVE_SR] == [send.sr_instance_uid]
+    assert sent_rows().count() == 6, "each object sent once"
 
 
 def test_a_silent_site_s_film_is_analysed_and_nothing_goes_back_to_the_pacs(

@@ -30,6 +30,7 @@ case "$1" in
     trap '' TERM INT
     echo "inference@host ready."
     while true; do sleep 1; done ;;
+  pacs-worker) echo "pacs@host ready."; exec sleep 600 ;;
   training-worker) echo "training@host ready."; exec sleep 600 ;;
   beat) echo "beat: Starting..."; exec sleep 600 ;;
   dicom-listener) echo "INFO pacs.listener: DICOM listener ready: AE title CXR_PORTAL on 127.0.0.1:11112"; exec sleep 600 ;;
@@ -79,7 +80,7 @@ def test_the_password_comes_last_framed_and_ctrl_c_stops_every_process(launcher)
     assert any("Applying diagnosis" in line for line in output[:box_top]), "setup's output comes before"
     assert any(line.startswith("inference-worker | inference@host ready.") for line in output), "each line says which process wrote it"
     started = [int(pid) for pid in pids.read_text().split()]
-    assert len(started) == 6, "setup, web, two workers, beat and the DICOM listener"
+    assert len(started) == 7, "setup, web, three workers, beat and the DICOM listener"
 
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the launcher's process group
     assert process.wait(timeout=30) == 0
