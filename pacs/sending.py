@@ -153,11 +153,13 @@ def _objects_of(send):
     if not header.get("StudyInstanceUID"):
         raise transport.ObjectRefused("The film's header has no Study Instance UID: there is no study to put the results in.")
     facts, uids = result_facts(prediction), results.ObjectUids(send.series_instance_uid, send.sc_instance_uid, send.sr_instance_uid)
+    # The SR first: it is the result itself (finding, probability, threshold, version), a few kB
+    # that reporting systems read; the 3.5 MB picture of it follows over the same association.
     objects = []
-    if send.sc_sent_at is None:
-        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, decode_image_bytes(film, min_side=1).pixels, _heatmap(prediction), facts, uids)))
     if send.sr_sent_at is None:
         objects.append((STRUCTURED_REPORT, results.structured_report(header, facts, uids)))
+    if send.sc_sent_at is None:
+        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, decode_image_bytes(film, min_side=1).pixels, _heatmap(prediction), facts, uids)))
     return scan, objects
 
 

@@ -130,7 +130,7 @@ def test_the_results_are_stored_in_orthanc_by_c_store_once_in_the_film_s_study(o
     assert (report.PatientID, report.AccessionNumber) == (prediction.scan.patient.medical_record_number, "ACC-5")
     sent_rows = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).order_by("id")
     assert [(row.details["object"], row.details["ae_title"], row.details["over"], row.scan_id) for row in sent_rows] == [
-        ("Secondary Capture", ORTHANC_AET, "C-STORE", prediction.scan_id), ("Structured Report", ORTHANC_AET, "C-STORE", prediction.scan_id)]
+        ("Structured Report", ORTHANC_AET, "C-STORE", prediction.scan_id), ("Secondary Capture", ORTHANC_AET, "C-STORE", prediction.scan_id)]
 
 
 @needs_orthanc
@@ -174,7 +174,7 @@ def test_a_node_that_refuses_fails_each_send_taken_with_it_with_its_answer(ortha
     sending.execute_send(ResultSend.objects.order_by("created_at").first().pk)
     assert [(send.status, send.tries) for send in ResultSend.objects.all()] == [(ResultSend.Status.FAILED, 0)] * 2
     assert {send.failure_reason for send in ResultSend.objects.all()} == {
-        f"The DICOMweb service of {ORTHANC_AET} refused the Secondary Capture (HTTP 404)."}
+        f"The DICOMweb service of {ORTHANC_AET} refused the Structured Report (HTTP 404)."}
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).exists()
 
 
@@ -193,10 +193,10 @@ def test_a_retry_after_the_first_object_was_stored_sends_only_the_other(orthanc,
     prediction = analysed()
     node.port = orthanc.dicom_port
     node.save()
-    ResultSend.objects.update(sc_sent_at=timezone.now())  # as if the worker died after the PACS confirmed the capture
+    ResultSend.objects.update(sr_sent_at=timezone.now())  # as if the worker died after the PACS confirmed the SR, sent first
     send = sending.execute_send(ResultSend.objects.get().pk)
     assert send.status == ResultSend.Status.SENT
-    assert orthanc.instances_of_study(prediction.scan.study_instance_uid) == {"1.2.840.10008.5.1.4.1.1.88.33": [send.sr_instance_uid]}
+    assert orthanc.instances_of_study(prediction.scan.study_instance_uid) == {"1.2.840.10008.5.1.4.1.1.7": [send.sc_instance_uid]}
 
 
 @needs_orthanc
@@ -206,5 +206,5 @@ def test_a_node_that_refuses_the_objects_fails_the_send_at_once_with_its_answer(
     node.save()
     send = sending.execute_send(ResultSend.objects.get().pk)
     assert send.status == ResultSend.Status.FAILED and send.tries == 0
-    assert send.status_sentence == f"Failed to send to PACS {ORTHANC_AET}: The DICOMweb service of {ORTHANC_AET} refused the Secondary Capture (HTTP 404)."
+    assert send.status_sentence == f"Failed to send to PACS {ORTHANC_AET}: The DICOMweb service of {ORTHANC_AET} refused the Structured Report (HTTP 404)."
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).exists()

@@ -69,7 +69,7 @@ def test_a_film_from_orthanc_comes_back_into_its_study_as_a_secondary_capture_an
     assert capture.pixel_array.ndim == 3 and capture.PatientID == film.scan.patient.medical_record_number
 
     assert [(row.details["object"], row.details["ae_title"]) for row in sent_rows()] == [
-        ("Secondary Capture", ORTHANC_AET), ("Structured Report", ORTHANC_AET)]
+        ("Structured Report", ORTHANC_AET), ("Secondary Capture", ORTHANC_AET)]
     page = clinician_client.get(f"/patients/{patient.pk}/").content.decode()
     assert f"Sent to PACS {ORTHANC_AET} at " in page and film.study_instance_uid in page
 
