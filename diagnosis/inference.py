@@ -57,7 +57,7 @@ def analyse_scan(scan_id):
     batch = _with_sites([scan, *_claim_backlog(settings.INFERENCE_BATCH_SIZE - 1)])
     answered = {}
     with ExitStack() as task:
-        beating = task.enter_context(_heartbeats(batch))
+        beating = task.enter_context(lifecycle.heartbeats(batch))
         try:
             version, predictor = runtime.active_predictor()
         except NoActiveModelVersion as error:
@@ -77,7 +77,7 @@ def analyse_scan(scan_id):
             passes = [(chosen, *group, _forward_pass(chosen, *group)) for chosen, *group in _by_precision(version, predictor, scans, films)]
             go_on = len(batch) == settings.INFERENCE_BATCH_SIZE and time.monotonic() - started < DRAIN_SECONDS and _still_active(version)
             following = _with_sites(_claim_backlog(settings.INFERENCE_BATCH_SIZE)) if go_on else []
-            following_beating = task.enter_context(_heartbeats(following))
+            following_beating = task.enter_context(lifecycle.heartbeats(following))
             preparing = _prepare(following, predictor)  # read and prepared while this batch is recorded
             for chosen, scans, films, passed in passes:
                 if passed:
@@ -117,14 +117,6 @@ def _claim_backlog(size):
 def _with_sites(scans):
     prefetch_related_objects(scans, "patient__site")  # two queries for the batch, not two per scan
     return scans
-
-
-def _heartbeats(scans):
-    """The scans' heartbeats, running until the returned stack is closed."""
-    beating = ExitStack()
-    for each in scans:
-        beating.enter_context(lifecycle.heartbeat(each))
-    return beating
 
 
 def _prepare(scans, predictor):

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from celery import current_app
@@ -237,6 +237,15 @@ def heartbeat(job, on_beat=None):
     finally:
         with _lock:
             _beating.pop(key, None)
+
+
+def heartbeats(jobs):
+    """heartbeat() for each of `jobs` (a batch claimed together), until the returned stack is closed
+    or its block ends."""
+    beating = ExitStack()
+    for job in jobs:
+        beating.enter_context(heartbeat(job))
+    return beating
 
 
 def _beat_until_idle():

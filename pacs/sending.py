@@ -16,7 +16,6 @@ A silent site's results are never sent (diagnosis.ai_visibility): none is queued
 queued before its site went back to silent is not sent."""
 import io
 import logging
-from contextlib import ExitStack
 from datetime import timedelta
 
 import pydicom
@@ -57,9 +56,7 @@ def execute_send(send_id):
     if send is None:
         return None
     sends = [send, *_claim_more_for(send)]
-    with ExitStack() as beating:
-        for each in sends:
-            beating.enter_context(lifecycle.heartbeat(each))
+    with lifecycle.heartbeats(sends):
         _send_together(sends)
     return ResultSend.objects.get(pk=send.pk)
 
@@ -115,7 +112,7 @@ def _store(ready):
                 _try_again_later(send, str(error), found_down_at)
     except transport.ObjectRefused as error:
         refused = next(send for send, _, objects in ready for _, dataset in objects if str(dataset.SOPInstanceUID) not in stored)
-        lifecycle.finish(refused, ResultSend.Status.FAILED, failure_reason=str(error))
+        _end_with(refused, error)
         return [(send, scan, [(name, dataset) for name, dataset in objects if str(dataset.SOPInstanceUID) not in stored])
                 for send, scan, objects in ready if left[send.pk] and send is not refused]
     except Exception as error:
