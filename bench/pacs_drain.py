@@ -40,13 +40,12 @@ POLL_SECONDS = 1.0  # the stamps give the end; polling more often would take the
 def session_cpu_seconds(session):
     """CPU seconds of every live process of a session (a worker and its pool children)."""
     total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in (int(entry.name) for entry in Path("/proc").glob("[0-9]*")):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if os.getsid(pid) == session:
+                total += cpu_seconds(pid)
         except OSError:
             continue  # ended meanwhile
-        if int(fields[3]) == session:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
