@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--artifact", type=Path, help="a trained model.keras (bench/train_cxr.py's): the same table for it, beside the "
                         "random-weights one, with which precision its check accepted and why (bench/trained_model.py)")
+    parser.add_argument("--keep-fp32", default="", help="with --artifact: blocks its int8 model keeps in fp32, e.g. 'block2,block14' "
+                        "(bench/precision_blocks.py says which)")
     parser.add_argument("--no-portal", action="store_true", help="skip the portal end to end (needs PostgreSQL and Redis)")
     parser.add_argument("--portal-args", default="", help="passed to bench/portal_e2e.py, e.g. "
                         "'--database NAME --redis-db N --port PORT' so that two runs can share the machine")
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
     if args.artifact:
         from bench.trained_model import measure
 
-        report["trained"] = measure(args.artifact, repeats)
+        report["trained"] = measure(args.artifact, repeats, tuple(filter(None, args.keep_fp32.split(","))))
     if not args.no_portal:
         report["portal"] = portal_end_to_end(size, args.quick, folder, args.portal_args.split())
     report["load_average_after"] = os.getloadavg()[0]  # the machine is shared: how busy it was

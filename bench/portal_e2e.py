@@ -1,6 +1,7 @@
 """The portal end to end: HTTP upload, the inference worker, the result, on PostgreSQL + Redis.
 
     nice .venv/bin/python bench/portal_e2e.py [--quick] [--fp32 | --int8] [--json FILE]
+        [--artifact model.keras [--int8 --keep-fp32 block2,block14] [--silent-films N]]
         [--database NAME] [--redis-db N] [--port PORT]   # two runs on one machine need their own
     (bench/inference.py runs it and sets its figures against the engine and the original path)
 
@@ -35,6 +36,13 @@ says so; `--fp32` keeps fp32), to measure the portal at the precision a validate
 version, promoted), quantised on generated films and forced past the check in the same way: the
 portal at the speed an int8 version that passed its check would get. The real validation
 (ml/engine/serve/export.py and int8.py, ml/services/derivation.py) is untouched.
+`--artifact model.keras` measures a model trained by bench/train_cxr.py instead (issue 26): it is
+registered and its serving export checked for real; with `--int8 [--keep-fp32 blocks]` its int8
+version is derived through the unchanged check (a refusal ends the bench with its sentence). A
+reduced precision serves a site only after the site's own check (diagnosis.site_precision), so the
+bench's site first has a silent period of `--silent-films` of the model's test films, read in fp32,
+then that check; the report says what it found and which runtime and precision made each backlog's
+predictions.
 A lone or first scan's result is seen by polling the database every 10 ms (polling the API would
 load the 2 cores the worker needs); a backlog's times come from the scans' finished_at stamps
 (written by the worker, committed a few ms later with the rest of their batch), so the bench
@@ -45,6 +53,7 @@ folder removed.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -59,7 +68,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.portal_results import call_sizes, counted_after, last_result, percentile, predict_ms_per_scan, wait_until_finished, worker_calls  # noqa: E402
 from bench.portal_setup import (FORCED_BF16, FORCED_INT8, Client, Services, add_service_arguments, clinician_and_patient,  # noqa: E402
-                                environment, fresh_database_and_queue, register_version, scan_files, services_from, start, stop)
+                                environment, fresh_database_and_queue, register_trained_version, register_version, scan_files,
+                                services_from, start, stop)
 
 # A backlog's times come from the database's finished_at stamps, so its end need not be seen at
 # once: polling a 200-scan query every 10 ms took about a fifth of a core (2.4 ms of Python a poll).
@@ -107,8 +117,35 @@ def drained_backlog(client, files: list[bytes], env: dict, logs: Path, processes
             "outside_ms_per_scan": 1000 * seconds / len(counted) - predict_ms, "ids": ids}
 
 
+def silent_period_checked(client, artifact: Path, n_films: int) -> dict:
+    """A reduced precision serves a site only once it held against Keras on that site's own films
+    (diagnosis.site_precision), so before the trained model's backlogs the bench's site has its
+    silent period: `n_films` of the model's own test films uploaded and read (in fp32, as the rule
+    serves a site not yet checked), then the site's check, run as its job runs, in this process."""
+    from PIL import Image
+
+    from diagnosis import site_precision
+    from diagnosis.models import Site
+    from ml.engine import load_image_file
+    from ml.selectors import active_version
+
+    data = Path(json.loads(artifact.with_suffix(".json").read_text())["dataset"]["path"])
+    uploads = []
+    for relpath in json.loads(artifact.with_suffix(".splits.json").read_text())["test"][:n_films]:
+        png = io.BytesIO()
+        Image.fromarray(load_image_file(data / relpath)).save(png, format="PNG")
+        uploads.append(client.upload(png.getvalue()))
+    wait_until_finished(uploads, 120 + 2 * len(uploads))
+    version, site = active_version(), Site.objects.get(code="bench")
+    job, = site_precision.start_checks(version, sites=[site], via="bench", enqueue=False)
+    check = site_precision.execute_check(job.pk)
+    return {"films": len(uploads), "status": check.status, "failure_reason": check.failure_reason,
+            "served_in": site_precision.summary(version, site)["served_in"], "sentence": site_precision.summary(version, site)["sentence"]}
+
+
 def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: bool = False, harmonised: bool = False,
-        int8: bool = False, services: Services = Services()) -> dict:
+        int8: bool = False, services: Services = Services(), artifact: Path | None = None, keep_fp32: tuple[str, ...] = (),
+        silent_films: int = 100) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None))
     env = environment(data_dir, batch_size, services)
     os.environ.update(env)
@@ -123,13 +160,19 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
 
     create_folders(settings)  # as `bin/portal setup` does
     call_command("migrate", verbosity=0)
-    serving, model = register_version(size, data_dir / "artifact", fp32, harmonised, int8)
+    if artifact:
+        serving, model = register_trained_version(artifact, int8, keep_fp32)
+        size, spec = serving.version.input_size, serving.version.preprocessing
+        harmonised = spec.get("crop", "none") != "none" or spec.get("intensity", "none") != "none"
+    else:
+        serving, model = register_version(size, data_dir / "artifact", fp32, harmonised, int8)
     patient = clinician_and_patient()
     files = scan_files(1 + lone + 2 * backlog)
     from diagnosis.models import Prediction, Scan
 
     report = {"image_size": size, "backlog": backlog, "lone": lone, "batch_size": batch_size, "harmonised": harmonised,
-              "runtime": f"{serving.runtime} {serving.precision}", "precision_note": serving.reason}
+              "runtime": f"{serving.runtime} {serving.precision}", "precision_note": serving.reason,
+              "artifact": str(artifact or ""), "kept_fp32": list(keep_fp32)}
     processes = []
     try:
         processes.append(start("web", env, logs / "web.log"))
@@ -139,6 +182,8 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
         worker = start("inference-worker", env, logs / "worker.log")
         processes.append(worker)
         report["first_scan_s"] = wait_until_finished([first], 300) - spawned
+        if artifact and serving.precision != "fp32":
+            report["site_check"] = silent_period_checked(client, artifact, silent_films)
 
         latencies = []
         for data in files[1:1 + lone]:
@@ -160,7 +205,9 @@ def run(size: int, backlog: int, lone: int, batch_size: int, logs: Path, fp32: b
         racing = racing_backlog(client, files[1 + lone + backlog:])  # the fresh worker of the drain, now warm
         report["failed"] = Scan.objects.filter(status="failed").count()
         for name, figures in (("racing", racing), ("drain", drained)):
-            figures["predictions"] = Prediction.objects.filter(scan__in=figures.pop("ids")).count()
+            answered = Prediction.objects.filter(scan__in=figures.pop("ids"))
+            figures["predictions"] = answered.count()
+            figures["runtimes"] = sorted(set(answered.values_list("runtime", "precision")))
             report[name] = figures
         report["runtimes_recorded"] = sorted(set(Prediction.objects.values_list("runtime", "precision")))
     finally:
@@ -178,6 +225,12 @@ def print_report(report: dict) -> None:
         print(f"  {FORCED_BF16} (--fp32 keeps fp32)")
     if FORCED_INT8 in report.get("precision_note", ""):
         print(f"  {FORCED_INT8}")
+    if report.get("artifact"):
+        print(f"  trained model {report['artifact']}{' with ' + ', '.join(report['kept_fp32']) + ' kept in fp32' if report.get('kept_fp32') else ''}: "
+              f"{report['precision_note']}")
+    if "site_check" in report:
+        check = report["site_check"]
+        print(f"  the site's own check on its {check['films']} silent-period films: {check['failure_reason'] or check['sentence']}")
     print(f"  first scan after the worker process starts: {report['first_scan_s']:.2f} s")
     lone = report["lone_ms"]
     print(f"  lone scans ({report['lone']}): upload-to-result p50 {lone['p50']:.0f} ms, p95 {lone['p95']:.0f} ms")
@@ -185,14 +238,14 @@ def print_report(report: dict) -> None:
     racing = report["racing"]
     print(f"  backlog of {backlog}, uploads racing the worker: {racing['scans_per_s']:.2f} scans/s (first upload to last result, "
           f"{racing['seconds']:.1f} s, of which the uploads took {racing['upload_s']:.1f} s on the same cores; "
-          f"{racing['predictions']} predictions in calls of {racing['calls']})")
+          f"{racing['predictions']} predictions in calls of {racing['calls']}, made by {racing['runtimes']})")
     print(f"    per scan {1000 * racing['seconds'] / backlog:.0f} ms: the worker's timed model call "
           f"(inference_ms) {racing['predict_ms_per_scan']:.1f} ms, everything else {racing['outside_ms_per_scan']:.1f} ms")
     drain = report["drain"]
     print(f"  backlog of {backlog}, a standing backlog drained (uploaded in {drain['upload_s']:.1f} s with no worker, then a "
           f"fresh worker): {drain['scans_per_s']:.2f} scans/s ({drain['counted']} scans of its second call to its last in "
           f"{drain['seconds']:.1f} s; its first call of {drain['first_call_scans']} done {drain['first_call_done_s']:.2f} s "
-          f"after the process was spawned; {drain['predictions']} predictions in calls of {drain['calls']})")
+          f"after the process was spawned; {drain['predictions']} predictions in calls of {drain['calls']}, made by {drain['runtimes']})")
     print(f"    per scan {1000 * drain['seconds'] / drain['counted']:.0f} ms: the worker's timed model call "
           f"(inference_ms) {drain['predict_ms_per_scan']:.1f} ms, everything else {drain['outside_ms_per_scan']:.1f} ms")
     baselines = report["baselines"]
@@ -215,6 +268,11 @@ def main(argv=None) -> int:
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp32", action="store_true", help=f"serve fp32 even where the CPU has bf16 (default: {FORCED_BF16})")
     precision.add_argument("--int8", action="store_true", help=f"serve the int8 version derived from it ({FORCED_INT8})")
+    parser.add_argument("--artifact", type=Path, help="a model trained by bench/train_cxr.py instead of random weights: registered and "
+                        "checked for real (with --int8, derived through the unchanged check); its site gets the reduced precision only "
+                        "after its own check on --silent-films of the model's test films")
+    parser.add_argument("--keep-fp32", default="", help="with --artifact --int8: blocks kept in fp32, e.g. 'block2,block14'")
+    parser.add_argument("--silent-films", type=int, default=100, help="with --artifact: the site's silent period (default 100)")
     parser.add_argument("--harmonised", action="store_true", help="the version harmonises its films as the cpu-scratch preset trains it "
                                                                   "(body crop, equalisation): default, a plain resize")
     add_service_arguments(parser, defaults)
@@ -227,7 +285,7 @@ def main(argv=None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     report = run(args.image_size or (71 if args.quick else 299), backlog,
                  args.lone or (4 if args.quick else 20), args.batch_size, args.logs, args.fp32, args.harmonised, args.int8,
-                 services_from(args))
+                 services_from(args), args.artifact, tuple(filter(None, args.keep_fp32.split(","))), args.silent_films)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

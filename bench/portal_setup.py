@@ -110,6 +110,32 @@ def register_version(size: int, folder: Path, fp32: bool, harmonised: bool = Fal
     return serving, model
 
 
+def register_trained_version(artifact: Path, int8: bool, keep_fp32: tuple[str, ...] = ()):
+    """A model trained by bench/train_cxr.py, registered as the portal registers a trained model,
+    its serving export made and checked against Keras for real; with `int8`, its int8 version
+    derived as `manage.py derive_int8 --keep-fp32` derives one, through the unchanged check.
+    Nothing is forced: a refusal ends the bench with its sentence. Returns the active version's
+    ServingExport and the Keras model (the original path runs it)."""
+    from ml import services
+    from ml.engine import load_artifact
+    from ml.services.derivation import DerivationRefused, derive_int8
+
+    model, record = load_artifact(artifact)
+    version = services.register_version(artifact_path=artifact, record=record)
+    serving = services.prepare_serving(version)
+    if not serving.accepted:
+        raise SystemExit(f"The serving export was refused: {serving.reason}")
+    if int8:
+        try:
+            version = derive_int8(version, via="bench", keep_fp32=keep_fp32)
+        except DerivationRefused as refusal:
+            raise SystemExit(f"The int8 version was refused, so this bench measures nothing in int8: {refusal}") from refusal
+        serving = version.serving_export
+    # The bench's portal has no evaluation set to compare versions on, so the safeguards object.
+    services.promote_version(version.pk, reason="bench: a trained model's serving speed", override=True)
+    return serving, model
+
+
 def derived_int8_version(parent, serving, quick: bool):
     """The int8 version of `parent`, registered as ml.services.derivation registers one, but
     quantised on generated films and accepted without its check (random weights have no labels)."""

@@ -59,10 +59,13 @@ def films_of(artifact: Path) -> dict:
             "described": f"{len(images)} test films of {data}", "styles": {name: style.to_dict() for name, style in styles.items()}}
 
 
-def measure(artifact, repeats: int) -> dict:
-    """Export, check, quantise and time the trained model; plain data for the report."""
+def measure(artifact, repeats: int, keep_fp32: tuple[str, ...] = ()) -> dict:
+    """Export, check, quantise and time the trained model; plain data for the report. `keep_fp32`
+    names blocks (ml.engine.serve.blocks) left in fp32 in its int8 model, as `manage.py derive_int8
+    --keep-fp32` leaves them."""
     from bench.ceilings import median_time
     from ml.engine import export_serving_model, quantise_int8, resize_images, validate_export, validate_int8
+    from ml.engine.serve.blocks import block_operations
     from ml.engine.serve.serving import ServingPredictor, available_cores, bf16_supported
 
     artifact = Path(artifact)
@@ -71,10 +74,15 @@ def measure(artifact, repeats: int) -> dict:
     started = time.perf_counter()
     export_serving_model(artifact, folder / "fp32")
     fp32_check = validate_export(folder / "fp32", artifact, films["images"], films["labels"], shifted=films["parts"])
-    quantise_int8(folder / "fp32", folder / "int8", films["calibration"], calibrated_on=f"{len(films['calibration'])} training films")
+    blocks = block_operations(folder / "fp32" / "serving.xml") if keep_fp32 else {}
+    unknown = [block for block in keep_fp32 if block not in blocks]
+    if unknown:
+        raise SystemExit(f"The serving model has no block {', '.join(unknown)}; its blocks are {', '.join(blocks)}.")
+    quantise_int8(folder / "fp32", folder / "int8", films["calibration"], calibrated_on=f"{len(films['calibration'])} training films",
+                  keep_fp32=tuple(name for block in keep_fp32 for name in blocks[block]))
     int8_check = validate_int8(folder / "int8", folder / "fp32", artifact, films["images"], films["labels"], shifted=films["parts"])
     report = {
-        "artifact": str(artifact), "image_size": films["record"]["preprocessing"]["image_size"],
+        "artifact": str(artifact), "kept_fp32": list(keep_fp32), "image_size": films["record"]["preprocessing"]["image_size"],
         "validated_on": films["described"], "parts": list(films["parts"]), "prepare_s": time.perf_counter() - started,
         "serving_check": {key: fp32_check[key] for key in ("accepted", "runtime", "precision", "reason", "checks")},
         "int8_check": {key: int8_check[key] for key in ("accepted", "reason", "checks")},
@@ -110,7 +118,8 @@ def print_trained(trained: dict) -> None:
         print(f"{name:14s} batch  1: {row['batch1']['latency_ms']:7.0f} ms   batch 16: {row['batch16']['images_per_s']:6.2f} images/s "
               f"({row['batch16']['vs_fp32']:.2f}x OpenVINO fp32 in this run); check: {row['check']}")
     print(f"served precision: {trained['serving_check']['runtime']} {trained['serving_check']['precision']}: {trained['serving_check']['reason']}")
-    print(f"int8: {trained['int8_check']['reason']}")
+    kept = f" (blocks kept in fp32: {', '.join(trained['kept_fp32'])})" if trained.get("kept_fp32") else ""
+    print(f"int8{kept}: {trained['int8_check']['reason']}")
     for name, part in trained["int8_check"]["checks"].get("int8", {}).get("parts", {}).items():
         print(f"  int8 on the {name} ({part['n_films']}): {part['flip_fraction']:.1%} labels flipped, {part['n_moved']} films moved by > 0.05 "
               f"(largest {part['largest_move']:.3f}){'' if part['passed'] else ': FAILED'}")
