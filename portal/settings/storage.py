@@ -54,11 +54,15 @@ def _client_config():
     is its default since botocore 1.36: a CRC32 with each PutObject, checked on each GetObject
     that has one): they are what makes SeaweedFS refuse a body altered on the way (BadDigest);
     it does not check the SHA-256 in the signature (tests/storage/test_bucket_requests.py).
-    "when_required" would save 0.2-0.3 ms of a request's 5-8 ms, 5 requests a scan (bench/object_store.py)."""
+    "when_required" would save 0.2-0.3 ms of a request's 5-8 ms, 5 requests a scan (bench/object_store.py).
+
+    One client serves every thread of a process (portal.bucket_storage.BucketStorage.client): its
+    pool keeps a connection for each thread that may call at once (a worker's heatmap writers, one
+    per scan of a batch, default 8, and its preparers), where boto3's 10 would open and drop extra ones."""
     from botocore.config import Config
 
     return Config(connect_timeout=env.float("PORTAL_S3_CONNECT_TIMEOUT", default=3.0), read_timeout=env.float("PORTAL_S3_READ_TIMEOUT", default=30.0),
-                  retries={"max_attempts": env.int("PORTAL_S3_ATTEMPTS", default=2), "mode": "standard"},
+                  retries={"max_attempts": env.int("PORTAL_S3_ATTEMPTS", default=2), "mode": "standard"}, max_pool_connections=32,
                   request_checksum_calculation="when_supported", response_checksum_validation="when_supported")
 
 

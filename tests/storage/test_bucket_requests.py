@@ -7,6 +7,7 @@ body altered on the way is refused and nothing is stored."""
 import base64
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -37,6 +38,17 @@ def test_a_film_is_stored_and_read_back_with_one_request_each(sent):
     assert storage.read(name) == film
     assert storage.load_pixels(name).ndim == 2
     assert sent == ["PutObject", "GetObject", "GetObject"]
+
+
+def test_threads_read_and_write_through_the_process_client(sent):
+    """A worker reads films and writes heatmaps in thread pools: their requests go through the
+    client this thread made (the hook sees them), not one new client per thread."""
+    name = storage.write(png_bytes(seed=6), "png")
+    with ThreadPoolExecutor(3) as pool:
+        assert set(pool.map(lambda _: storage.read(name), range(3))) == {storage.read(name)}
+        written = list(pool.map(lambda seed: storage.write(png_bytes(seed=seed), "png"), range(7, 10)))
+    assert sent == ["PutObject"] + ["GetObject"] * 4 + ["PutObject"] * 3
+    assert [storage.read(each) for each in written] == [png_bytes(seed=seed) for seed in range(7, 10)]
 
 
 def test_a_missing_object_is_file_not_found_after_one_request(sent):
