@@ -9,8 +9,9 @@ The setup is bench/pacs_setup.py's (its own PostgreSQL and Redis databases: `por
 and 11 unless told). One study goes through first as a warm-up (the worker's model load, imports).
 Then N distinct 1024 x 1024 12-bit CR films are uploaded to Orthanc (not timed) and Orthanc is
 asked to send them all to the portal in one call (Orthanc's job: one association); the clock runs
-from that call to the last SR Orthanc confirmed (ResultSend.sr_sent_at; the database is polled once
-a second, the stamps give the end). The worker runs with PORTAL_INFERENCE_BATCH_SIZE = --batch.
+from that call to the last object Orthanc confirmed (ResultSend.sc_sent_at and sr_sent_at: the SR
+goes first, the Secondary Capture after it; the database is polled once a second, the stamps give
+the end). The worker runs with PORTAL_INFERENCE_BATCH_SIZE = --batch.
 The sends run on `bin/portal pacs-worker`, as `make run` starts it. Then, with the inference worker
 stopped, the engine it runs (same export and precision) is timed at that batch size in this
 process: its images/s is the baseline. Also reported: the CPU time per instance over the drain of
@@ -49,14 +50,15 @@ def session_cpu_seconds(session):
     return total
 
 
-def wait_for_srs(count, timeout, folder):
+def wait_for_results(count, timeout, folder):
+    """Until `count` results have both objects in Orthanc."""
     from pacs.models import ResultSend
 
     deadline = time.monotonic() + timeout
-    while ResultSend.objects.filter(sr_sent_at__isnull=False).count() < count:
+    while ResultSend.objects.filter(sr_sent_at__isnull=False, sc_sent_at__isnull=False).count() < count:
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {ResultSend.objects.filter(sr_sent_at__isnull=False).count()} of {count} SRs in Orthanc "
-                             f"after {timeout} s; see {folder}")
+            done = ResultSend.objects.filter(sr_sent_at__isnull=False, sc_sent_at__isnull=False).count()
+            raise SystemExit(f"only {done} of {count} results with their SR and Secondary Capture in Orthanc after {timeout} s; see {folder}")
         time.sleep(POLL_SECONDS)
 
 
@@ -73,7 +75,7 @@ def main():
         from pacs.models import ReceivedInstance, ResultSend
 
         store_to_portal(portal.orthanc_url, [post(f"{portal.orthanc_url}/instances", film(1024, 0, "B-1"))["ID"]])
-        wait_for_srs(1, 300, portal.folder)  # the warm-up
+        wait_for_results(1, 300, portal.folder)  # the warm-up
         instances = [post(f"{portal.orthanc_url}/instances", film(1024, seed, "B-1"))["ID"] for seed in range(1, count + 1)]
         listener = portal.processes["dicom-listener"]
         roles = ("inference-worker", "pacs-worker", "orthanc")
@@ -81,10 +83,10 @@ def main():
         roles_before = {role: session_cpu_seconds(portal.processes[role].pid) for role in roles}
         started = time.time()
         store_to_portal(portal.orthanc_url, instances, synchronous=False)
-        wait_for_srs(count + 1, 120 + 10 * count, portal.folder)
+        wait_for_results(count + 1, 120 + 10 * count, portal.folder)
         listener_ms = (cpu_seconds(listener.pid) - cpu_before) * 1000 / count
         roles_ms = {role: (session_cpu_seconds(portal.processes[role].pid) - roles_before[role]) * 1000 / count for role in roles}
-        drained = max(ResultSend.objects.values_list("sr_sent_at", flat=True)).timestamp() - started
+        drained = max(max(pair) for pair in ResultSend.objects.values_list("sr_sent_at", "sc_sent_at")).timestamp() - started
         received = max(ReceivedInstance.objects.values_list("received_at", flat=True)).timestamp() - started
         analysed = max(Prediction.objects.values_list("created_at", flat=True)).timestamp() - started
         failed = ResultSend.objects.exclude(status=ResultSend.Status.SENT).count()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.dicom_listener import film  # noqa: E402
+from bench.dicom_listener import cpu_model, film  # noqa: E402
 from bench.pacs_setup import add_arguments, engine_ms, portal_with_orthanc, post, store_to_portal  # noqa: E402
 
 TARGET_EXTRA_MS = 500.0
@@ -36,8 +36,8 @@ TARGET_EXTRA_MS = 500.0
 # Where a lone study's time goes, from the timestamps its rows carry (each the end of a stage).
 STAGES = (("listener: C-STORE until the instance row", "received_at"), ("listener: intake, commit, scan queued", "scan_enqueued"),
           ("queue: worker takes the scan", "scan_started"), ("worker: prepare, forward pass, record", "scan_finished"),
-          ("queue: worker takes the send", "send_started"), ("send: build SR and SC, C-STORE the SR", "sr_sent"),
-          ("send: C-STORE the SC (after the target)", "sc_sent"))
+          ("queue: worker takes the send", "send_started"), ("send: build the SR, C-STORE it", "sr_sent"),
+          ("send: build the SC, C-STORE it (after the target)", "sc_sent"))
 
 
 def stage_times(started, send):
@@ -81,7 +81,7 @@ def main():
         portal.stop_worker()
         engine, runtime = engine_ms(portal.serving, 1)
     p50 = statistics.median(latencies)
-    print(f"{args.studies} lone studies (1024 x 1024 12-bit CR), {args.size} px Xception, {runtime}, on {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(f"{args.studies} lone studies (1024 x 1024 12-bit CR), {args.size} px Xception, {runtime}, on {os.cpu_count()} CPUs ({cpu_model()}), load {os.getloadavg()[0]:.2f}")
     print(f"C-STORE from Orthanc to the SR stored in Orthanc: p50 {p50:.0f} ms, min {min(latencies):.0f}, max {max(latencies):.0f}")
     print(f"  ... and to its Secondary Capture stored too (sent after the SR): p50 {statistics.median(both):.0f} ms")
     print(f"engine batch-1 forward pass (same run, worker idle): {engine:.0f} ms")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import highdicom as hd
 import numpy as np
+import pydicom
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.sr.codedict import codes
@@ -124,16 +125,47 @@ def secondary_capture(header, film, heatmap, facts, uids):
     return capture
 
 
-def structured_report(header, facts, uids):
-    """The Comprehensive SR (pydicom Dataset) of the result, referencing the analysed image."""
+def structured_report(header, facts, uids, *, tracking_uid=None, device_uid=None):
+    """The Comprehensive SR (pydicom Dataset) of the result, referencing the analysed image; the
+    tracking and device UIDs are new ones unless given.
+
+    highdicom makes both parts: its templates the content tree (TID 1500), and ComprehensiveSR the
+    document around it (patient, study, series, evidence, flags), given the tree's root container
+    with one of its items. Given the whole tree, ComprehensiveSR deep-copies it, reads it back into
+    highdicom's objects and searches it three times, most of the SR's CPU (25 ms in all, 10 ms
+    this way, docs/pacs.md), for checks the tree from highdicom's templates passes by construction
+    (every instance it references is the evidence; no 3D coordinates). The dataset is the same
+    element for element as ComprehensiveSR given the whole tree (tests/pacs/test_results.py builds
+    both and compares them). A plain pydicom Dataset: highdicom's own view of the tree (its
+    `content`) would hold only the item it was given."""
     header = reference(header)
+    root = measurement_report(header, facts, tracking_uid or hd.UID(), device_uid or hd.UID())[0]
+    bare_root = pydicom.Dataset()
+    for element in root:
+        if element.keyword != "ContentSequence":
+            bare_root.add(element)
+    bare_root.ContentSequence = [root.ContentSequence[0]]
+    document = hd.sr.ComprehensiveSR(evidence=[header], content=bare_root, **document_arguments(header, uids))
+    document.ContentSequence = root.ContentSequence
+    document.SeriesDescription = f"AI result (decision support) {facts.version}"
+    return _plain(document)
+
+
+def document_arguments(header, uids):
+    """ComprehensiveSR's arguments besides the evidence and the content."""
+    return dict(series_instance_uid=uids.series, series_number=_series_number(header), sop_instance_uid=uids.structured_report,
+                instance_number=2, manufacturer=MANUFACTURER, is_complete=True)
+
+
+def measurement_report(header, facts, tracking_uid, device_uid):
+    """The SR's content tree (highdicom's MeasurementReport, TID 1500) for `header` as reference() gives it."""
     algorithm = hd.sr.AlgorithmIdentification(
         name="Chest X-ray portal COVID-19 model", version=facts.version,
         parameters=[f"Validation: {facts.validation}", f"Threshold: {facts.threshold_origin}", DECISION_SUPPORT]
         + ([DEMO] if facts.demo else []),
     )
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="AI result"),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid, identifier="AI result"),
         finding_type=COVID_19, algorithm_id=algorithm,
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(header)],
         measurements=[hd.sr.Measurement(name=PROBABILITY, value=round(facts.probability, 4), unit=NO_UNITS, algorithm_id=algorithm),
@@ -141,17 +173,19 @@ def structured_report(header, facts, uids):
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=COVID_19, value=PRESENT if facts.positive else ABSENT)],
     )
     device = hd.sr.ObserverContext(observer_type=codes.DCM.Device, observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=hd.UID(), name=MANUFACTURER, model_name=f"COVID-19 model {facts.version}"))
-    report = hd.sr.MeasurementReport(
+        uid=device_uid, name=MANUFACTURER, model_name=f"COVID-19 model {facts.version}"))
+    return hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
         procedure_reported=CHEST_X_RAY, imaging_measurements=[group],
     )
-    sr = hd.sr.ComprehensiveSR(
-        evidence=[header], content=report[0], series_instance_uid=uids.series, series_number=_series_number(header),
-        sop_instance_uid=uids.structured_report, instance_number=2, manufacturer=MANUFACTURER, is_complete=True,
-    )
-    sr.SeriesDescription = f"AI result (decision support) {facts.version}"
-    return sr
+
+
+def _plain(document):
+    """The document's elements, file meta and preamble in a pydicom Dataset (dicomweb-client writes
+    what it sends as a file: without the preamble a PACS keeps and serves a file without one)."""
+    plain = pydicom.Dataset(document)
+    plain.file_meta, plain.preamble = document.file_meta, document.preamble
+    return plain
 
 
 # The patient and study attributes the new objects copy: type 2 (present, possibly empty) in

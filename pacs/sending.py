@@ -14,6 +14,7 @@ marked object by object and finished on its own.
 
 A silent site's results are never sent (diagnosis.ai_visibility): none is queued for it, and one
 queued before its site went back to silent is not sent."""
+import dataclasses
 import io
 import logging
 from datetime import timedelta
@@ -24,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 from diagnosis import storage
 from diagnosis.ai_visibility import withheld_sentence
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 SECONDARY_CAPTURE, STRUCTURED_REPORT = "Secondary Capture", "Structured Report"
 INTERNAL_ERROR = "Making or sending the results failed because of an internal error; IT has the details in the worker log."
+PARTLY_SENT = ("The {stored} is in the PACS, but making the {name} failed because of an internal error; IT has the details "
+               "in the worker log.")
 
 
 class NotToBeSent(Exception):
@@ -87,39 +91,64 @@ def _send_together(sends):
 
 
 def _store(ready):
-    """Store the objects of the `ready` sends over one association, each send finished as soon as
-    the node confirmed its last object; returns the sends still to store: those after an object
-    the node refused (that object's send fails), to go over a new association. Empty otherwise."""
+    """Store the objects of the `ready` sends over one association, each made just before its
+    C-STORE and each send finished as soon as the node confirmed its last object; returns the sends
+    still to store: those after an object the node refused (that object's send fails), to go over a
+    new association. Empty otherwise. An object that cannot be made ends its own send only (the
+    objects of it already stored stay recorded as stored), and the others go on."""
     node = ready[0][0].node
-    owner = {str(dataset.SOPInstanceUID): (send, scan) for send, scan, objects in ready for _, dataset in objects}
+    owner = {each.sop_instance_uid: (send, scan) for send, scan, objects in ready for each in objects}
     left = {send.pk: len(objects) for send, _, objects in ready}
-    stored = set()
+    done = set()  # the UIDs stored, or left out because their send ended
+    ended = set()  # the sends ended on the way: an object of theirs could not be made
 
     def on_stored(name, dataset):
         send, scan = owner[str(dataset.SOPInstanceUID)]
         _stored(send, scan, node, name, dataset)
-        stored.add(str(dataset.SOPInstanceUID))
+        done.add(str(dataset.SOPInstanceUID))
         left[send.pk] -= 1
         if not left[send.pk]:
             lifecycle.finish(send, ResultSend.Status.SENT, failure_reason="", last_error="")
 
+    def made_for(send, each):
+        def make():
+            if send.pk not in ended:
+                try:
+                    return each.make()
+                except Exception as error:
+                    ended.add(send.pk)
+                    _end_with(send, _NotMade(each.name, send, error))
+            done.add(each.sop_instance_uid)
+            return None
+        return dataclasses.replace(each, make=make)
+
     try:
-        transport.store(node, [each for _, _, objects in ready for each in objects], on_stored)
+        transport.store(node, [made_for(send, each) for send, _, objects in ready for each in objects], on_stored)
     except transport.NodeUnreachable as error:
         found_down_at = timezone.now()  # one time for all: sends with the same tries come due together again
         for send, _, _ in ready:
-            if left[send.pk]:
+            if left[send.pk] and send.pk not in ended:
                 _try_again_later(send, str(error), found_down_at)
     except transport.ObjectRefused as error:
-        refused = next(send for send, _, objects in ready for _, dataset in objects if str(dataset.SOPInstanceUID) not in stored)
+        refused = next(send for send, _, objects in ready for each in objects if each.sop_instance_uid not in done)
         _end_with(refused, error)
-        return [(send, scan, [(name, dataset) for name, dataset in objects if str(dataset.SOPInstanceUID) not in stored])
-                for send, scan, objects in ready if left[send.pk] and send is not refused]
+        return [(send, scan, [each for each in objects if each.sop_instance_uid not in done])
+                for send, scan, objects in ready if left[send.pk] and send is not refused and send.pk not in ended]
     except Exception as error:
         for send, _, _ in ready:
-            if left[send.pk]:
+            if left[send.pk] and send.pk not in ended:
                 _end_with(send, error)
     return []
+
+
+class _NotMade(Exception):
+    """An object of a send could not be made (an internal error), perhaps after others of it were
+    stored: those stay recorded as stored, and a send of the same row later sends only the rest."""
+
+    def __init__(self, name, send, error):
+        super().__init__(f"Making the {name} failed")
+        self.name, self.error = name, error
+        self.stored = [other for other, at in ((STRUCTURED_REPORT, send.sr_sent_at), (SECONDARY_CAPTURE, send.sc_sent_at)) if at]
 
 
 def _end_with(send, error):
@@ -128,13 +157,17 @@ def _end_with(send, error):
         lifecycle.finish(send, ResultSend.Status.CANCELLED, failure_reason=str(error))
     elif isinstance(error, transport.ObjectRefused):
         lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=str(error))
+    elif isinstance(error, _NotMade):
+        logger.error("Making the %s of prediction %s for %s failed", error.name, send.prediction_id, send.ae_title, exc_info=error.error)
+        reason = PARTLY_SENT.format(stored=" and the ".join(error.stored), name=error.name) if error.stored else INTERNAL_ERROR
+        lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=reason)
     else:
         logger.error("Sending the results of prediction %s to %s failed", send.prediction_id, send.ae_title, exc_info=error)
         lifecycle.finish(send, ResultSend.Status.FAILED, failure_reason=INTERNAL_ERROR)
 
 
 def _objects_of(send):
-    """(the scan, the (name, dataset) of each object of the send not stored yet)."""
+    """(the scan, a transport.Outgoing for each object of the send not stored yet)."""
     prediction = Prediction.objects.select_related("scan__patient__site", "model_version").get(pk=send.prediction_id)
     scan, node = prediction.scan, send.node
     if scan.patient.site.mode != Site.Mode.LIVE:
@@ -151,12 +184,15 @@ def _objects_of(send):
         raise transport.ObjectRefused("The film's header has no Study Instance UID: there is no study to put the results in.")
     facts, uids = result_facts(prediction), results.ObjectUids(send.series_instance_uid, send.sc_instance_uid, send.sr_instance_uid)
     # The SR first: it is the result itself (finding, probability, threshold, version), a few kB
-    # that reporting systems read; the 3.5 MB picture of it follows over the same association.
+    # that reporting systems read. The 3.5 MB picture is made only once the SR is stored (the
+    # film's decode and the capture, about 50 ms) and follows over the same association.
     objects = []
     if send.sr_sent_at is None:
-        objects.append((STRUCTURED_REPORT, results.structured_report(header, facts, uids)))
+        objects.append(transport.Outgoing(STRUCTURED_REPORT, ComprehensiveSRStorage, uids.structured_report,
+                                          lambda: results.structured_report(header, facts, uids)))
     if send.sc_sent_at is None:
-        objects.append((SECONDARY_CAPTURE, results.secondary_capture(header, decode_image_bytes(film, min_side=1).pixels, _heatmap(prediction), facts, uids)))
+        objects.append(transport.Outgoing(SECONDARY_CAPTURE, SecondaryCaptureImageStorage, uids.secondary_capture, lambda: results.secondary_capture(
+            header, decode_image_bytes(film, min_side=1).pixels, _heatmap(prediction), facts, uids)))
     return scan, objects
 
 

@@ -6,6 +6,8 @@ dropped association, a PACS out of resources, an HTTP 5xx) heals by waiting, so 
 again later; ObjectRefused (the PACS understood the object and said no) will not, so the send
 fails with the PACS's answer in a sentence for a person to act on."""
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -36,9 +38,22 @@ def _out_of_resources(status):
     return 0xA700 <= status <= 0xA7FF
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """An object to store, made only when its turn comes: the objects before it are in the node
+    sooner, and do not wait for it to be made. `make()` returns the dataset, or None to skip it
+    (its caller decided it is not to be sent after all). The SOP class is known beforehand: the
+    association proposes a presentation context for each class it will carry."""
+
+    name: str  # in the sentences: "Structured Report", "Secondary Capture"
+    sop_class_uid: str
+    sop_instance_uid: str
+    make: Callable
+
+
 def store(node, objects, on_stored):
-    """Store each (name, dataset) of `objects` in the node, in order; `on_stored(name, dataset)` is
-    called as soon as the node confirmed one, before the next is sent. Raises NodeUnreachable or
+    """Make and store each Outgoing of `objects` in the node, in order; `on_stored(name, dataset)`
+    is called as soon as the node confirmed one, before the next is made. Raises NodeUnreachable or
     ObjectRefused for the first that was not stored."""
     if node.dicomweb_url:
         _stow(node, objects, on_stored)
@@ -48,7 +63,7 @@ def store(node, objects, on_stored):
 
 def _c_store(node, objects, on_stored):
     ae = AE(ae_title=settings.PORTAL_DICOM_AE_TITLE)
-    for sop_class in {str(dataset.SOPClassUID) for _, dataset in objects}:
+    for sop_class in {str(each.sop_class_uid) for each in objects}:
         ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     ae.connection_timeout = ae.acse_timeout = settings.PORTAL_PACS_CONNECT_TIMEOUT
     ae.dimse_timeout = ae.network_timeout = settings.PORTAL_DICOM_TIMEOUT
@@ -60,7 +75,10 @@ def _c_store(node, objects, on_stored):
     if not association.is_established:
         raise NodeUnreachable(f"The PACS {where} did not answer (connection refused, timed out or aborted).")
     try:
-        for name, dataset in objects:
+        for each in objects:
+            name, dataset = each.name, each.make()
+            if dataset is None:
+                continue
             answer = association.send_c_store(dataset)
             if "Status" not in answer:
                 raise NodeUnreachable(f"The connection to the PACS {where} was lost while sending the {name}.")
@@ -77,7 +95,10 @@ def _c_store(node, objects, on_stored):
 
 def _stow(node, objects, on_stored):
     client = DICOMwebClient(url=node.dicomweb_url.rstrip("/"), timeout=(settings.PORTAL_PACS_CONNECT_TIMEOUT, settings.PORTAL_DICOM_TIMEOUT))
-    for name, dataset in objects:
+    for each in objects:
+        name, dataset = each.name, each.make()
+        if dataset is None:
+            continue
         try:
             answer = client.store_instances(datasets=[dataset], study_instance_uid=dataset.StudyInstanceUID)
         except (requests.ConnectionError, requests.Timeout):

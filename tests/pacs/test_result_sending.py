@@ -208,3 +208,25 @@ def test_a_node_that_refuses_the_objects_fails_the_send_at_once_with_its_answer(
     assert send.status == ResultSend.Status.FAILED and send.tries == 0
     assert send.status_sentence == f"Failed to send to PACS {ORTHANC_AET}: The DICOMweb service of {ORTHANC_AET} refused the Structured Report (HTTP 404)."
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT).exists()
+
+
+@needs_orthanc
+def test_a_capture_that_cannot_be_made_after_the_sr_is_stored_fails_its_send_only_with_the_sr_recorded(
+        orthanc, analysed, node):
+    broken, whole = analysed(probability=0.9), analysed(probability=0.2)
+    node.port = orthanc.dicom_port
+    node.save()
+    storage.delete(broken.heatmap_name)  # the capture is made after the SR is stored: its map is gone from the store by then
+    first = ResultSend.objects.get(prediction=broken)
+    sending.execute_send(first.pk)
+    first.refresh_from_db()
+    assert first.status == ResultSend.Status.FAILED and first.sr_sent_at and not first.sc_sent_at
+    assert first.failure_reason == ("The Structured Report is in the PACS, but making the Secondary Capture failed because of an internal "
+                                    "error; IT has the details in the worker log.")
+    assert orthanc.instances_of_study(broken.scan.study_instance_uid) == {"1.2.840.10008.5.1.4.1.1.88.33": [first.sr_instance_uid]}
+    other = ResultSend.objects.get(prediction=whole)
+    assert other.status == ResultSend.Status.SENT, "the send taken along over the same association goes on"
+    assert orthanc.instances_of_study(whole.scan.study_instance_uid) == {
+        "1.2.840.10008.5.1.4.1.1.7": [other.sc_instance_uid], "1.2.840.10008.5.1.4.1.1.88.33": [other.sr_instance_uid]}
+    sent = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SENT, scan=broken.scan).values_list("details__object", flat=True)
+    assert list(sent) == ["Structured Report"]

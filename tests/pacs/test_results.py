@@ -3,6 +3,7 @@ Secondary Capture with the result burned in and the SR with the finding coded, i
 study, a new series, the patient copied from the film's header."""
 import io
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -75,6 +76,32 @@ def test_the_sr_codes_the_finding_with_probability_threshold_version_validation_
     assert "Validation: not validated on independent sources" in reading["parameters"]
     assert "Decision support, not a diagnosis" in reading["parameters"]
     assert reading["references"] == {film_header.SOPInstanceUID}
+
+
+@pytest.mark.parametrize("facts", [FACTS, results.ResultFacts(**{**FACTS.__dict__, "positive": False, "probability": 0.12, "demo": True,
+                                                                  "threshold_origin": "site threshold", "threshold": 0.35})])
+def test_the_sr_is_element_for_element_the_one_comprehensive_sr_makes_from_the_whole_tree(film_header, uids, facts):
+    film_header.Manufacturer, film_header.ManufacturerModelName = "ACME", "CR-1"  # also copied, as contributing equipment
+    tracking, device = generate_uid(), generate_uid()
+    made = results.structured_report(film_header, facts, uids, tracking_uid=tracking, device_uid=device)
+    header = results.reference(film_header)
+    whole = hd.sr.ComprehensiveSR(evidence=[header], content=results.measurement_report(header, facts, tracking, device)[0],
+                                  **results.document_arguments(header, uids))
+    whole.SeriesDescription = f"AI result (decision support) {facts.version}"
+    for document in (made, whole):  # the clock is read as each is made
+        document.ContentDate = document.InstanceCreationDate = "20261208"
+        document.ContentTime = document.InstanceCreationTime = "120000"
+        for equipment in document.ContributingEquipmentSequence:
+            equipment.ContributionDateTime = "20261208120000"
+    assert len(made.ContributingEquipmentSequence) == 2
+    assert encoded(made) == encoded(whole)
+
+
+def encoded(dataset):
+    """As dicomweb-client writes what it sends: with the preamble only where the dataset has one."""
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset)
+    return buffer.getvalue()
 
 
 def test_a_negative_result_is_coded_absent(film_header, uids):
