@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.conf import settings
 
@@ -65,3 +67,22 @@ class PromoteForm(forms.Form):
     override = forms.BooleanField(
         required=False, label="Override the safeguards: I have read the concerns above and take responsibility (a reason is required)",
     )
+
+
+class DerivationForm(forms.Form):
+    """The int8 derivation's one option: the blocks (ml.engine.serve.blocks, "block1" to "block14"
+    for Xception) its int8 model leaves in fp32, for a model whose whole network in int8 is refused
+    (bench/precision_blocks.py says which). Whether each exists is the derivation's to say: it
+    answers with the model's own block names."""
+
+    keep_fp32 = forms.CharField(
+        required=False, max_length=200, label="Blocks to keep in fp32 (optional)",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. block1", "size": 16}),
+    )
+
+    def clean_keep_fp32(self):
+        names = [name.strip() for name in self.cleaned_data["keep_fp32"].split(",") if name.strip()]
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9 -]{1,40}", name):
+                raise forms.ValidationError(f"“{name[:40]}” is not a block name: give names such as block1 or block14, separated by commas.")
+        return list(dict.fromkeys(names))

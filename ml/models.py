@@ -234,6 +234,7 @@ class DerivationRun(Job):
 
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="derivation_runs")
     precision = models.CharField(max_length=8, default="int8")
+    keep_fp32 = models.JSONField(default=list, blank=True)  # backbone blocks left in fp32 (ml.engine.serve.blocks), e.g. ["block1"]
     derived = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

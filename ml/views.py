@@ -16,7 +16,7 @@ from jobs import lifecycle
 
 from . import datasets, model_store, selectors, services, trust
 from .audit import client_ip
-from .forms import PromoteForm, TrainingJobForm
+from .forms import DerivationForm, PromoteForm, TrainingJobForm
 from .models import ModelVersion, TrainingJob
 
 
@@ -162,12 +162,17 @@ def version_derive_int8(request, version_id):
     """Queue the int8 derivation for the training worker; its outcome (a new candidate, or the one
     sentence why not) appears on this version's page."""
     version = version_or_404(version_id)
+    form = DerivationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["keep_fp32"]))
+        return redirect("ml:version_detail", version_id=version.pk)
+    kept = form.cleaned_data["keep_fp32"]
     try:
-        services.start_derivation(version, request.user, ip_address=client_ip(request))
+        services.start_derivation(version, request.user, keep_fp32=kept, ip_address=client_ip(request))
     except lifecycle.AlreadyUnderway as running:
         return _already_underway(request, version, str(running))
-    messages.success(request, f"The int8 version of {version.label} will be made and checked against Keras by the training worker; "
-                              "the outcome appears below.")
+    messages.success(request, f"The int8 version of {version.label}{' with ' + ', '.join(kept) + ' kept in fp32' if kept else ''} will be "
+                              "made and checked against Keras by the training worker; the outcome appears below.")
     return redirect("ml:version_detail", version_id=version.pk)
 
 

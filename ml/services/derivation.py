@@ -36,9 +36,10 @@ def derived_versions_of(version):
     return ModelVersion.objects.filter(record__derived_from=version.label)
 
 
-def start_derivation(parent, actor=None, *, enqueue=True, via=None, ip_address=None):
+def start_derivation(parent, actor=None, *, keep_fp32=(), enqueue=True, via=None, ip_address=None):
     """Queue the int8 derivation of `parent` for the training worker (the page's button), once
-    committed. The request is in the trail with its address; the worker's outcome is a row of its own.
+    committed, with the blocks `keep_fp32` left in fp32 (as `manage.py derive_int8 --keep-fp32`).
+    The request is in the trail with its address; the worker's outcome is a row of its own.
     One at a time per version: while one is queued or running, raises lifecycle.AlreadyUnderway."""
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(pk=parent.pk).first()  # two requests at once: one run
@@ -47,8 +48,9 @@ def start_derivation(parent, actor=None, *, enqueue=True, via=None, ip_address=N
             raise lifecycle.AlreadyUnderway(f"The int8 derivation of {parent.label} is already {running.status} (run {running.pk}); "
                                             "its outcome appears on the version's page.", running)
         run = DerivationRun.objects.create(version=parent, created_by=actor if actor is not None and actor.is_authenticated else None,
-                                           enqueued_at=None if enqueue else timezone.now())
-        audit.record(actor, "model.derivation_started", via=via, ip_address=ip_address, run=run.pk, version=parent.pk, label=parent.label)
+                                           keep_fp32=list(keep_fp32), enqueued_at=None if enqueue else timezone.now())
+        audit.record(actor, "model.derivation_started", via=via, ip_address=ip_address, run=run.pk, version=parent.pk, label=parent.label,
+                     keep_fp32=list(keep_fp32))
         if enqueue:
             lifecycle.enqueue_on_commit(run)
     return run
@@ -56,7 +58,7 @@ def start_derivation(parent, actor=None, *, enqueue=True, via=None, ip_address=N
 
 def execute_derivation(run_id):
     """Run one queued derivation in this process; the run as it ended, or None when it was not queued."""
-    run = lifecycle.run_to_end(DerivationRun, run_id, lambda run: {"derived": derive_int8(run.version, actor=run.created_by, via="worker")},
+    run = lifecycle.run_to_end(DerivationRun, run_id, lambda run: {"derived": derive_int8(run.version, actor=run.created_by, via="worker", keep_fp32=run.keep_fp32)},
                                refusals=DerivationRefused, unexpected_fails=False)
     if run is None:
         return None
