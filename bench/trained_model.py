@@ -65,7 +65,7 @@ def measure(artifact, repeats: int, keep_fp32: tuple[str, ...] = ()) -> dict:
     --keep-fp32` leaves them."""
     from bench.ceilings import median_time
     from ml.engine import export_serving_model, quantise_int8, resize_images, validate_export, validate_int8
-    from ml.engine.serve.blocks import block_operations
+    from ml.engine.serve.blocks import UnknownBlocks, kept_operations
     from ml.engine.serve.serving import ServingPredictor, available_cores, bf16_supported
 
     artifact = Path(artifact)
@@ -74,12 +74,12 @@ def measure(artifact, repeats: int, keep_fp32: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
     export_serving_model(artifact, folder / "fp32")
     fp32_check = validate_export(folder / "fp32", artifact, films["images"], films["labels"], shifted=films["parts"])
-    blocks = block_operations(folder / "fp32" / "serving.xml") if keep_fp32 else {}
-    unknown = [block for block in keep_fp32 if block not in blocks]
-    if unknown:
-        raise SystemExit(f"The serving model has no block {', '.join(unknown)}; its blocks are {', '.join(blocks)}.")
+    try:
+        kept = kept_operations(folder / "fp32" / "serving.xml", keep_fp32)
+    except UnknownBlocks as unknown:
+        raise SystemExit(f"The serving model {unknown}.") from None
     quantise_int8(folder / "fp32", folder / "int8", films["calibration"], calibrated_on=f"{len(films['calibration'])} training films",
-                  keep_fp32=tuple(name for block in keep_fp32 for name in blocks[block]))
+                  keep_fp32=kept)
     int8_check = validate_int8(folder / "int8", folder / "fp32", artifact, films["images"], films["labels"], shifted=films["parts"])
     report = {
         "artifact": str(artifact), "kept_fp32": list(keep_fp32), "image_size": films["record"]["preprocessing"]["image_size"],

@@ -80,7 +80,7 @@ def derive_int8(parent, *, actor=None, via=None, keep_fp32=()):
 
 
 def _derive_int8(parent, actor, via, keep_fp32):
-    from ml.engine.serve.blocks import block_operations
+    from ml.engine.serve.blocks import UnknownBlocks, kept_operations
     from ml.engine.serve.int8 import INT8_CALIBRATION_IMAGES, quantise_int8, validate_int8
 
     if parent.precision != "fp32":
@@ -103,13 +103,12 @@ def _derive_int8(parent, actor, via, keep_fp32):
     work_dir = Path(settings.MODEL_STORE_DIR) / "serving" / f"{parent.label}-int8-{uuid.uuid4().hex[:8]}"
     try:
         try:
-            blocks = block_operations(fp32_dir / "serving.xml") if keep_fp32 else {}
-            unknown = [block for block in keep_fp32 if block not in blocks]
-            if unknown:
-                raise DerivationRefused(f"{parent.label}'s serving model has no block {', '.join(unknown)}; its blocks are "
-                                        f"{', '.join(blocks)}.")
+            try:
+                kept = kept_operations(fp32_dir / "serving.xml", keep_fp32)
+            except UnknownBlocks as unknown:
+                raise DerivationRefused(f"{parent.label}'s serving model {unknown}.") from None
             record = quantise_int8(fp32_dir, work_dir, calibration_images, expected_files=serving.record.get("files"),
-                                   calibrated_on=calibrated_on, keep_fp32=tuple(name for block in keep_fp32 for name in blocks[block]))
+                                   calibrated_on=calibrated_on, keep_fp32=kept)
             validation = validate_int8(work_dir, fp32_dir, runtime.artifact_path(parent), images, labels, expected_sha256=parent.sha256,
                                        shifted=shifted_validation_parts(parent, images, labels))
         except DerivationRefused:

@@ -35,3 +35,23 @@ def block_operations(xml_path) -> dict[str, list[str]]:
             blocks[block], start = names[start:start + count], start + count
         return blocks
     return {f"operations {i + 1}-{min(i + RUN, len(names))}": names[i:i + RUN] for i in range(0, len(names), RUN)}
+
+
+class UnknownBlocks(ValueError):
+    """Blocks asked for that the serving model does not have; the message names the ones it has."""
+
+    def __init__(self, unknown, blocks):
+        super().__init__(f"has no block {', '.join(unknown)}; its blocks are {', '.join(blocks)}")
+
+
+def kept_operations(xml_path, kept_blocks) -> tuple[str, ...]:
+    """The weighted operations of `kept_blocks`, as quantise_int8's `keep_fp32` takes them: the one
+    translation from block names (`manage.py derive_int8 --keep-fp32`, the version page, the benches)
+    to the IR's operations. Raises UnknownBlocks for a block the model does not have."""
+    if not kept_blocks:
+        return ()
+    blocks = block_operations(xml_path)
+    unknown = [block for block in kept_blocks if block not in blocks]
+    if unknown:
+        raise UnknownBlocks(unknown, blocks)
+    return tuple(name for block in kept_blocks for name in blocks[block])
