@@ -29,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from ml.engine.serve.serving import cpu_description  # noqa: E402
+
 TARGET_EXTRA_MS = 15.0
 
 
@@ -56,13 +58,6 @@ def film(side, seed, patient_id):
 def cpu_seconds(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def cpu_model():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "CPU model unknown"
 
 
 def free_port():
@@ -138,7 +133,7 @@ def main():
         listener.terminate()
         listener.wait()
 
-    print(f"{args.rounds} rounds of {args.films} films of {args.side} x {args.side}, 12 bits, on {os.cpu_count()} CPUs ({cpu_model()}), "
+    print(f"{args.rounds} rounds of {args.films} films of {args.side} x {args.side}, 12 bits, on {os.cpu_count()} CPUs ({cpu_description()['model']}), "
           f"load {os.getloadavg()[0]:.2f}")
     for number, (listener_ms, upload_ms) in enumerate(rounds, 1):
         print(f"round {number}: listener {listener_ms:.1f} ms per instance (pynetdicom, routing, matching and the intake), "

@@ -27,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.dicom_listener import cpu_model, film  # noqa: E402
+from bench.dicom_listener import film  # noqa: E402
+from ml.engine.serve.serving import cpu_description  # noqa: E402
 from bench.pacs_setup import add_arguments, engine_ms, portal_with_orthanc, post, store_to_portal  # noqa: E402
 
 TARGET_EXTRA_MS = 500.0
@@ -81,7 +82,7 @@ def main():
         portal.stop_worker()
         engine, runtime = engine_ms(portal.serving, 1)
     p50 = statistics.median(latencies)
-    print(f"{args.studies} lone studies (1024 x 1024 12-bit CR), {args.size} px Xception, {runtime}, on {os.cpu_count()} CPUs ({cpu_model()}), load {os.getloadavg()[0]:.2f}")
+    print(f"{args.studies} lone studies (1024 x 1024 12-bit CR), {args.size} px Xception, {runtime}, on {os.cpu_count()} CPUs ({cpu_description()['model']}), load {os.getloadavg()[0]:.2f}")
     print(f"C-STORE from Orthanc to the SR stored in Orthanc: p50 {p50:.0f} ms, min {min(latencies):.0f}, max {max(latencies):.0f}")
     print(f"  ... and to its Secondary Capture stored too (sent after the SR): p50 {statistics.median(both):.0f} ms")
     print(f"engine batch-1 forward pass (same run, worker idle): {engine:.0f} ms")
