@@ -75,10 +75,7 @@ class DerivationForm(forms.Form):
     (bench/precision_blocks.py says which). Whether each exists is the derivation's to say: it
     answers with the model's own block names."""
 
-    keep_fp32 = forms.CharField(
-        required=False, max_length=200, label="Blocks to keep in fp32 (optional)",
-        widget=forms.TextInput(attrs={"placeholder": "e.g. block1", "size": 16}),
-    )
+    keep_fp32 = forms.CharField(required=False, max_length=200)  # the field's markup is the version page's
 
     def clean_keep_fp32(self):
         names = [name.strip() for name in self.cleaned_data["keep_fp32"].split(",") if name.strip()]
